@@ -1,0 +1,226 @@
+"""NIfTI reading and writing through nibabel, with strokesynth's dtype and error policy.
+
+Dtype policy (the same for every layout):
+
+- In memory, images are float32 (NIfTI scaling applied) and labels are uint8 (int32 when a
+  label exceeds 255). Label files must hold non-negative integers (float files with integral
+  values are accepted).
+- On disk, a writer keeps the dtype the volume was read with (``Volume.disk_dtype``) when the
+  values fit it exactly (an int16 CT stays int16, a float64 DWI stays float64); otherwise images
+  are written as float32 and labels as uint8/int32 (a label's integer dtype is kept too).
+- The affine is written to both sform and qform (code 1, scanner) and read back from the sform.
+  NIfTI stores it in float32, so a read -> write -> read cycle reproduces it bit for bit.
+- Spatial units are mm; a 4D series stores its frame interval ``dt`` in seconds in pixdim[4].
+- Trailing singleton axes beyond the third are dropped on read ((x, y, z, 1) -> (x, y, z)).
+
+Every failure (missing, truncated or non-NIfTI file, wrong dimensionality, NaN/Inf) raises a
+:class:`~strokesynth.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+
+from strokesynth.data.volume import Kind, Volume, label_array
+from strokesynth.errors import DataError
+from strokesynth.io.atomic import atomic_file
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError, ImageFileError)
+
+_TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+_SPACE_UNIT_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3}
+
+
+def is_nifti_name(path: str | os.PathLike) -> bool:
+    """Whether the file name ends in ``.nii`` or ``.nii.gz``."""
+    return str(path).endswith(NIFTI_SUFFIXES)
+
+
+def strip_nifti_suffix(name: str) -> str:
+    """``"dwi.nii.gz"`` -> ``"dwi"``."""
+    for suf in NIFTI_SUFFIXES:
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+class NiftiSource:
+    """Reads one NIfTI file's voxels on demand (see :class:`~strokesynth.data.volume.VolumeSource`).
+
+    Only the header is parsed at construction. ``read`` applies the dtype policy and checks
+    that the values are finite; ``read_slab`` reads a z-range, which for uncompressed ``.nii``
+    touches only those bytes.
+    """
+
+    def __init__(self, path: Path, image: nib.Nifti1Image, shape: tuple[int, ...], kind: Kind):
+        self.path = path
+        self._image = image
+        self.shape = shape
+        self.kind = kind
+
+    def _finish(self, raw: np.ndarray) -> np.ndarray:
+        where = str(self.path)
+        if self.kind == "label":
+            return label_array(np.asarray(raw), where)
+        arr = np.asarray(raw, dtype=np.float32)
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")
+        return arr
+
+    def _get(self, index: tuple) -> np.ndarray:
+        try:
+            raw = self._image.dataobj[index]
+        except _READ_ERRORS as exc:
+            raise DataError(self.path, f"cannot read voxel data, file truncated or corrupt ({_why(exc)})") from None
+        return raw
+
+    def read(self) -> np.ndarray:
+        raw = self._get(tuple(slice(None) for _ in self._image.shape))
+        return self._finish(np.reshape(raw, self.shape))
+
+    def read_slab(self, z: slice | int) -> np.ndarray:
+        extra = len(self._image.shape) - 3
+        raw = self._get((slice(None), slice(None), z) + (slice(None),) * extra)
+        target = self.shape[:2] + (() if isinstance(z, int) else (np.shape(raw)[2],)) + self.shape[3:]
+        return self._finish(np.reshape(raw, target))
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:160]
+
+
+def read_volume(
+    path: str | os.PathLike,
+    *,
+    kind: Kind = "image",
+    ndim: int | None = None,
+    meta: dict | None = None,
+) -> Volume:
+    """Open a NIfTI file as a lazy :class:`Volume` (only the header is read now).
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        kind: ``"image"`` or ``"label"`` (labels are checked to be non-negative integers).
+        ndim: 3 or 4 to require that dimensionality (after dropping trailing singleton axes).
+        meta: facts to attach (e.g. a JSON sidecar).
+
+    Raises:
+        DataError: the file is missing, not NIfTI, truncated, or has the wrong dimensionality.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if not path.is_file():
+        raise DataError(path, "not a file")
+    if not is_nifti_name(path):
+        raise DataError(path, "not a NIfTI file (expected .nii or .nii.gz)")
+    try:
+        image = nib.load(str(path))
+    except _READ_ERRORS as exc:
+        raise DataError(path, f"not a readable NIfTI file ({_why(exc)})") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise DataError(path, f"not a NIfTI-1/2 image (nibabel read it as {type(image).__name__})")
+    header = image.header
+    shape = tuple(int(s) for s in image.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) < 3:
+        raise DataError(path, f"{len(shape)}D image of shape {shape}; expected a 3D volume (x, y, z)")
+    if len(shape) > 4:
+        raise DataError(path, f"{len(shape)}D image of shape {shape}; at most 4D (x, y, z, t) is supported")
+    if ndim is not None and len(shape) != ndim:
+        want = "3D (x, y, z)" if ndim == 3 else "4D (x, y, z, t)"
+        raise DataError(path, f"expected a {want} volume, got {len(shape)}D of shape {shape}")
+    if min(shape) < 1:
+        raise DataError(path, f"empty image of shape {shape}")
+    _check_size(path, image)
+
+    space_unit, time_unit = header.get_xyzt_units()
+    scale = _SPACE_UNIT_MM.get(space_unit, 1.0)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if scale != 1.0:
+        affine[:3, :] *= scale
+    dt = None
+    if len(shape) == 4:
+        step = float(header.get_zooms()[3]) if len(header.get_zooms()) > 3 else 0.0
+        dt = step * _TIME_UNIT_SECONDS.get(time_unit, 1.0) if step > 0 else None
+    source = NiftiSource(path, image, shape, kind)
+    return Volume.from_source(
+        source,
+        affine,
+        kind=kind,
+        dt=dt,
+        spatial_unit="mm",
+        disk_dtype=header.get_data_dtype(),
+        meta=meta,
+    )
+
+
+def _check_size(path: Path, image: nib.Nifti1Image) -> None:
+    """Catch a truncated uncompressed ``.nii`` from its size alone (compressed ones fail on read)."""
+    if str(path).endswith(".gz"):
+        return
+    header = image.header
+    need = int(header.get_data_offset()) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+    have = path.stat().st_size
+    if have < need:
+        raise DataError(path, f"file truncated: {have} bytes, header needs {need}")
+
+
+def _disk_dtype(volume: Volume, array: np.ndarray) -> np.dtype:
+    want = volume.disk_dtype
+    if volume.kind == "label":
+        if want is not None and want.kind in "iu" and (not array.size or array.max() <= np.iinfo(want).max):
+            return want
+        return array.dtype
+    if want is None:
+        return np.dtype(np.float32)
+    if want.kind == "f":
+        return want
+    if want.kind in "iu":
+        info = np.iinfo(want)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            return np.dtype(np.float32)
+        if np.all(array == np.round(array)):
+            return want
+    return np.dtype(np.float32)
+
+
+def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
+    """Write ``volume`` to ``path`` (``.nii`` or ``.nii.gz``) atomically, with its affine.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if not is_nifti_name(path):
+        raise DataError(path, "output name must end in .nii or .nii.gz")
+    array = volume.array
+    dtype = _disk_dtype(volume, array)
+    data = array.astype(dtype, copy=False)
+    image = nib.Nifti1Image(data, volume.affine)
+    header = image.header
+    header.set_data_dtype(dtype)
+    header.set_sform(volume.affine, code=1)
+    header.set_qform(volume.affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    if volume.ndim == 4 and volume.dt:
+        zooms = list(header.get_zooms())
+        zooms[3] = volume.dt
+        header.set_zooms(zooms)
+    header["scl_slope"] = 1.0
+    header["scl_inter"] = 0.0
+    with atomic_file(path) as tmp:
+        nib.save(image, str(tmp))
+    return path
