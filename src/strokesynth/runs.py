@@ -1,0 +1,108 @@
+"""Run folders: one place per experiment for config, splits, logs, metrics and checkpoints.
+
+::
+
+    runs/<name>/
+      config.yaml        the resolved config (defaults + file + overrides)
+      splits.json        subject-level folds
+      run.log            the log
+      metrics/           per-epoch CSV and JSON
+      checkpoints/       model states (written atomically)
+      figures/           PNGs for the report
+      report.html
+
+A new run refuses a non-empty folder unless ``force`` is given; :meth:`RunDir.resume` reopens
+an existing one (to continue from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from strokesynth.config import save_config
+from strokesynth.errors import DataError, OutputError
+from strokesynth.io.atomic import ensure_writable_dir, write_json_atomic, write_text_atomic
+
+SUBDIRS = ("metrics", "checkpoints", "figures")
+
+
+class RunDir:
+    """A run folder (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, force: bool = False) -> RunDir:
+        """Make a fresh run folder; an existing non-empty one needs ``force`` (it is emptied)."""
+        path = Path(path)
+        if path.exists():
+            if not path.is_dir():
+                raise OutputError(path, "run path exists and is not a folder")
+            if any(path.iterdir()):
+                if not force:
+                    raise OutputError(path, "run folder exists and is not empty (use --force to replace it)")
+                for child in path.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+        ensure_writable_dir(path)
+        run = cls(path)
+        for sub in SUBDIRS:
+            (path / sub).mkdir(exist_ok=True)
+        return run
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> RunDir:
+        """Reopen an existing run folder (it must hold a config.yaml)."""
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise DataError(path, "not a run folder (no config.yaml)")
+        return cls(path)
+
+    def file(self, *parts: str) -> Path:
+        """A path inside the run folder."""
+        return self.path.joinpath(*parts)
+
+    def save_config(self, cfg: Any) -> None:
+        save_config(cfg, self.file("config.yaml"))
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        path = self.file(name)
+        write_json_atomic(path, obj)
+        return path
+
+    def load_json(self, name: str) -> Any:
+        return json.loads(self.file(name).read_text(encoding="utf-8"))
+
+    def save_table(self, name: str, rows: list[dict[str, Any]]) -> Path:
+        """Write ``rows`` as CSV (columns from the union of keys, in first-seen order)."""
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        path = self.file(name)
+        write_text_atomic(path, buf.getvalue())
+        return path
+
+    def logger(self, name: str = "strokesynth") -> logging.Logger:
+        """A logger that appends to ``run.log``."""
+        log = logging.getLogger(f"{name}.{self.path.resolve()}")
+        if not log.handlers:
+            handler = logging.FileHandler(self.file("run.log"), encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+        return log
