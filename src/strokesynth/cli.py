@@ -89,7 +89,8 @@ def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: s
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write the splits to.")
 @click.option("--folds", type=int, default=5, show_default=True, help="Number of folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subject shuffle.")
-@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True)
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+              help="Layout of DATASET; 'auto' detects it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing splits file.")
 def split(dataset: Path, out: Path, folds: int, seed: int, layout: str, force: bool) -> None:
     """Subject-level K-fold splits of DATASET (no subject in two folds), saved as JSON."""

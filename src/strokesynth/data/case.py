@@ -117,7 +117,7 @@ class Case:
             raise DataError(self.where, "case id is empty")
         if not self.modalities:
             raise DataError(self._where(), "case has no volumes")
-        ref: tuple[str, Volume] | None = None
+        shared: list[tuple[str, Volume, str]] = []
         for key in sorted(self.modalities):
             vol = self.modalities[key]
             where = str(vol.path) if vol.path is not None else f"{self._where()} [{key}]"
@@ -134,17 +134,23 @@ class Case:
                     where,
                     f"volume of shape {vol.shape} has a single slice along an axis; at least 2 are needed",
                 )
-            if key in self.own_grid:
-                continue
-            if ref is None:
-                ref = (key, vol)
-                continue
-            rkey, rvol = ref
-            if vol.spatial_shape != rvol.spatial_shape:
+            if key not in self.own_grid:
+                shared.append((key, vol, where))
+        if len(shared) < 2:
+            return
+        # the grid most volumes agree on is the reference, so the odd one out is named
+        shapes = [v.spatial_shape for _, v, _ in shared]
+        ref_shape = max(shapes, key=shapes.count)
+        for key, vol, where in shared:
+            if vol.spatial_shape != ref_shape:
+                rkey = next(k for k, v, _ in shared if v.spatial_shape == ref_shape)
                 raise DataError(
                     where,
-                    f"shape {vol.spatial_shape} of {key!r} does not match {rvol.spatial_shape} of {rkey!r}",
+                    f"shape {vol.spatial_shape} of {key!r} does not match {ref_shape} of {rkey!r}",
                 )
+        agree = [sum(np.allclose(v.affine, w.affine, atol=AFFINE_ATOL, rtol=0) for _, w, _ in shared) for _, v, _ in shared]
+        rkey, rvol, _ = shared[int(np.argmax(agree))]
+        for key, vol, where in shared:
             if not np.allclose(vol.affine, rvol.affine, atol=AFFINE_ATOL, rtol=0):
                 diff = float(np.abs(vol.affine - rvol.affine).max())
                 raise DataError(

@@ -1,0 +1,178 @@
+"""Bad input: one clear error line naming the file, non-zero exit, no traceback, nothing partial."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from strokesynth.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def first_file(root: Path, pattern: str) -> Path:
+    return sorted(root.rglob(pattern))[0]
+
+
+def convert_fails(capsys, src: Path, tmp_path: Path, *needles: str) -> None:
+    dest = tmp_path / "out"
+    code, _, err = run_cli(capsys, "convert", str(src), str(dest), "--to", "plain")
+    assert_user_error(code, err, *needles)
+    assert not dest.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no partial folder left
+
+
+def test_missing_modality(capsys, tmp_path, isles2018_dir):
+    folder = first_file(isles2018_dir, "SMIR.Brain.XX.O.CT_CBF.*")
+    shutil.rmtree(folder)
+    convert_fails(capsys, isles2018_dir, tmp_path, "missing modality CT_CBF", folder.parent.name)
+
+
+def test_unknown_modality_isles2018(capsys, tmp_path, isles2018_dir):
+    case_dir = first_file(isles2018_dir, "SMIR.Brain.XX.O.CT.*").parent
+    (case_dir / "SMIR.Brain.XX.O.CT_PET.999").mkdir()
+    convert_fails(capsys, isles2018_dir, tmp_path, "unknown ISLES 2018 modality 'CT_PET'", "SMIR.Brain.XX.O.CT_PET.999")
+
+
+def test_unknown_modality_plain(capsys, tmp_path, plain_dir):
+    src = first_file(plain_dir, "ct.nii.gz")
+    shutil.copy(src, src.with_name("pet.nii.gz"))
+    convert_fails(capsys, plain_dir, tmp_path, "unknown modality 'pet'", "pet.nii.gz")
+
+
+def _rewrite(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> None:
+    img = nib.load(str(path))
+    nib.save(nib.Nifti1Image(array, img.affine if affine is None else affine), str(path))
+
+
+def test_shape_mismatch(capsys, tmp_path, plain_dir):
+    path = first_file(plain_dir, "cbf.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj)
+    _rewrite(path, np.zeros((arr.shape[0] + 2,) + arr.shape[1:], np.float32))
+    convert_fails(capsys, plain_dir, tmp_path, "does not match", "cbf.nii.gz")
+
+
+def test_affine_mismatch(capsys, tmp_path, plain_dir):
+    path = first_file(plain_dir, "mtt.nii.gz")
+    img = nib.load(str(path))
+    affine = img.affine.copy()
+    affine[0, 3] += 3.0
+    _rewrite(path, np.asanyarray(img.dataobj), affine)
+    convert_fails(capsys, plain_dir, tmp_path, "affine of 'mtt'", "mtt.nii.gz")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_inf(capsys, tmp_path, plain_dir, value):
+    path = first_file(plain_dir, "cbv.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj).astype(np.float32)
+    arr[1, 1, 0] = value
+    _rewrite(path, arr)
+    convert_fails(capsys, plain_dir, tmp_path, "NaN/Inf", "cbv.nii.gz")
+    code, out, _ = run_cli(capsys, "check", str(plain_dir))
+    assert code == 1 and "NaN/Inf" in out and "cbv.nii.gz" in out
+
+
+def test_truncated_gz(capsys, tmp_path, plain_dir):
+    path = first_file(plain_dir, "dwi.nii.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    convert_fails(capsys, plain_dir, tmp_path, "truncated", "dwi.nii.gz")
+    code, out, _ = run_cli(capsys, "check", str(plain_dir))
+    assert code == 1 and "truncated" in out
+
+
+def test_truncated_uncompressed(capsys, tmp_path, isles2018_dir):
+    path = first_file(isles2018_dir, "SMIR.Brain.XX.O.CT_Tmax.*.nii")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    convert_fails(capsys, isles2018_dir, tmp_path, "truncated", path.name)
+
+
+def test_non_nifti_file(capsys, tmp_path, plain_dir):
+    path = first_file(plain_dir, "ct.nii.gz")
+    path.write_bytes(gzip.compress(b"this is not an image"))
+    convert_fails(capsys, plain_dir, tmp_path, "ct.nii.gz", "NIfTI")
+    path.write_text("plain text, not even gzip")
+    convert_fails(capsys, plain_dir, tmp_path, "ct.nii.gz")
+
+
+def test_4d_where_3d_expected(capsys, tmp_path, plain_dir):
+    path = first_file(plain_dir, "tmax.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj)
+    _rewrite(path, np.stack([arr, arr], axis=-1))
+    convert_fails(capsys, plain_dir, tmp_path, "tmax.nii.gz", "3D")
+
+
+def test_one_slice_volume(capsys, tmp_path, plain_dir):
+    case_dir = first_file(plain_dir, "ct.nii.gz").parent
+    for path in case_dir.glob("*.nii.gz"):
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+        _rewrite(path, np.ascontiguousarray(arr[:, :, :1]))
+    convert_fails(capsys, plain_dir, tmp_path, "single slice")
+
+
+def test_label_not_binary_is_a_check_problem(capsys, plain_dir):
+    path = first_file(plain_dir, "lesion.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj).astype(np.uint8)
+    arr[0, 0, 0] = 3
+    _rewrite(path, arr)
+    code, out, _ = run_cli(capsys, "check", str(plain_dir))
+    assert code == 1 and "expected 0/1" in out
+
+
+def test_empty_directory(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "check", str(empty))
+    assert_user_error(code, err, "empty folder", str(empty))
+    code, _, err = run_cli(capsys, "check", str(tmp_path / "nope"))
+    assert_user_error(code, err, "folder not found")
+
+
+def test_unwritable_output(capsys, tmp_path, plain_dir):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, "convert", str(plain_dir), str(blocker / "out"), "--to", "nnunet")
+    assert_user_error(code, err, "afile")
+    code, _, err = run_cli(capsys, "demo", "--out", str(blocker / "run"), "--subjects", "2", "--size", "16")
+    assert_user_error(code, err, "afile")
+
+
+def test_existing_output_not_overwritten(capsys, tmp_path, plain_dir):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("results")
+    code, _, err = run_cli(capsys, "convert", str(plain_dir), str(dest), "--to", "plain")
+    assert_user_error(code, err, "--force")
+    assert (dest / "keep.txt").read_text() == "results"
+    code, out, _ = run_cli(capsys, "convert", str(plain_dir), str(dest), "--to", "plain", "--force")
+    assert code == 0 and not (dest / "keep.txt").exists()
+
+
+def test_bad_config_and_splits(capsys, tmp_path, plain_dir):
+    out = tmp_path / "s.json"
+    code, _, err = run_cli(capsys, "split", str(plain_dir), "--out", str(out), "--folds", "50")
+    assert_user_error(code, err, "cannot fill 50 folds")
+    assert not out.exists()

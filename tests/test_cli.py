@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from strokesynth.cli import cli, main
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
+def test_every_command_has_help(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for name, command in cli.commands.items():
+        assert name in out
+        code, text, _ = run(capsys, name, "--help")
+        assert code == 0 and "Usage:" in text
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{name} {param.name} has no help"
+
+
+def test_demo_check_split_convert(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "demo/summary.json").read_text())
+    assert summary["cases"] >= 3 and summary["fold0_train_slices"] > 0
+    assert 0 < summary["train_lesion_fraction"] < 0.5
+    for name in ("config.yaml", "splits.json", "check.json", "figures/sample.png", "run.log"):
+        assert (tmp_path / "demo" / name).exists(), name
+    data = tmp_path / "demo/data"
+    code, out, _ = run(capsys, "check", str(data), "--json", str(tmp_path / "check.json"))
+    assert code == 0 and "no problems found" in out and "isles2018" in out
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert report["ok"] and report["n_subjects"] == 3
+    code, out, _ = run(capsys, "split", str(data), "--out", str(tmp_path / "s.json"), "--folds", "3")
+    assert code == 0 and (tmp_path / "s.json").exists()
+    code, out, _ = run(capsys, "convert", str(data), str(tmp_path / "nn"), "--to", "nnunet")
+    assert code == 0 and (tmp_path / "nn/dataset.json").exists()
+    code, out, _ = run(capsys, "check", str(tmp_path / "nn"), "--quick")
+    assert code == 0 and "nnunet" in out
+    # a second demo into the same folder is refused without --force
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48")
+    assert code == 2 and "--force" in err
+
+
+def test_console_script_entry_point(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "strokesynth.cli", "check", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

@@ -1,0 +1,52 @@
+import pytest
+import yaml
+
+from strokesynth.config import load_config, save_config, to_dict
+from strokesynth.data.config import DataConfig
+from strokesynth.errors import ConfigError, OutputError
+from strokesynth.runs import RunDir
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("modalities: [ct, cbf]\nsize: [128, 128]\naugment:\n  p: 1.0\nnormalization:\n  dwi: {method: window, low: 0, high: 500}\n")
+    cfg = load_config(DataConfig, path, ["seed=3", "augment.rotate_deg=5", "mode=resample"])
+    assert cfg.modalities == ["ct", "cbf"] and cfg.size == (128, 128) and cfg.seed == 3
+    assert cfg.augment.p == 1.0 and cfg.augment.rotate_deg == 5.0 and cfg.mode == "resample"
+    assert cfg.normalization["dwi"].high == 500 and cfg.normalization["ct"].method == "window"
+    save_config(cfg, tmp_path / "out.yaml")
+    again = load_config(DataConfig, tmp_path / "out.yaml")
+    assert to_dict(again) == to_dict(cfg)
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "text,override,message",
+    [
+        ("sizes: [1, 2]\n", None, "unknown key 'sizes'"),
+        ("seed: abc\n", None, "expected an integer"),
+        ("mode: stretch\n", None, "must be one of"),
+        ("augment: {p: 3}\n", None, "within"),
+        ("", "augment.nope=1", "unknown key 'nope'"),
+        ("", "seed", "key=value"),
+        ("[1, 2]\n", None, "mapping"),
+        ("a: [\n", None, "not valid YAML"),
+    ],
+)
+def test_config_errors(tmp_path, text, override, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(DataConfig, path, [override] if override else [])
+
+
+def test_run_dir_never_overwrites_without_force(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    run.save_json("metrics/m.json", {"dice": 0.5})
+    run.save_table("metrics/epochs.csv", [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5, "dice": 0.2}])
+    assert "epoch,loss,dice" in (tmp_path / "r/metrics/epochs.csv").read_text()
+    with pytest.raises(OutputError, match="--force"):
+        RunDir.create(tmp_path / "r")
+    assert (tmp_path / "r/metrics/m.json").exists()
+    RunDir.create(tmp_path / "r", force=True)
+    assert not (tmp_path / "r/metrics/m.json").exists()

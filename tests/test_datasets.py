@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from strokesynth.data.augment import AugmentConfig
+from strokesynth.data.config import DataConfig, fold_datasets
+from strokesynth.data.datasets import SliceDataset, VolumeDataset
+from strokesynth.data.geometry import PlaneGeometry
+from strokesynth.data.splits import subject_kfold
+from strokesynth.errors import DataError
+from strokesynth.io import open_cohort, write_volume
+
+MODS = ["ct", "cbf", "cbv", "mtt", "tmax"]
+
+
+@pytest.mark.parametrize("size", [(48, 40), (24, 24), (32, 32)])
+def test_slice_dataset_assemble_roundtrip(isles2018_dir, size):
+    cohort = open_cohort(isles2018_dir)
+    ds = SliceDataset(cohort.cases, MODS, size=size)
+    s = ds[0]
+    assert s["image"].shape == (5, *size) and s["image"].dtype == torch.float32
+    assert s["label"].shape == (1, *size) and s["label"].dtype == torch.int64
+    for ci, case in enumerate(cohort.cases):
+        items = ds.slices_of(ci)
+        assert len(items) == case.spatial_shape[2]
+        labels = torch.stack([ds[i]["label"] for i in items])
+        vol = ds.assemble(ci, labels, kind="label")
+        expected = case.label.array.copy()
+        if size[0] < 32:  # cropped: outside the crop comes back as 0
+            keep = np.zeros_like(expected, bool)
+            keep[4:28, 4:28] = True
+            expected[~keep] = 0
+        assert np.array_equal(vol.array, expected)
+        assert np.array_equal(vol.affine, case.affine)
+
+
+def test_prediction_written_with_input_affine(tmp_path, isles2018_dir):
+    cohort = open_cohort(isles2018_dir)
+    ds = SliceDataset(cohort.cases, MODS, size=(64, 64), mode="resample")
+    items = ds.slices_of(1)
+    probs = torch.stack([ds[i]["image"][1:2] for i in items])  # any per-slice map
+    vol = ds.assemble(1, probs)
+    path = write_volume(vol, tmp_path / "prob.nii.gz")
+    import nibabel as nib
+
+    assert np.allclose(nib.load(str(path)).affine, cohort.cases[1].affine, atol=1e-6)
+    assert vol.shape == cohort.cases[1].spatial_shape
+
+
+def test_cache_matches_memory_and_follows_file_changes(tmp_path, plain_dir):
+    cohort = open_cohort(plain_dir)
+    mem = SliceDataset(cohort.cases, MODS, size=(32, 32))
+    disk = SliceDataset(cohort.cases, MODS, size=(32, 32), cache_dir=tmp_path / "cache")
+    disk.prepare_cache()
+    assert len(list((tmp_path / "cache").glob("*_img.npy"))) == len(cohort)
+    for i in range(len(mem)):
+        a, b = mem[i], disk[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    # a changed input file gives a new cache entry, never a stale one
+    case = cohort.cases[0]
+    arr = case["cbf"].array * 0
+    write_volume(case["cbf"].with_array(arr), case["cbf"].path)
+    fresh = SliceDataset(open_cohort(plain_dir).cases, MODS, size=(32, 32), cache_dir=tmp_path / "cache")
+    assert float(fresh[0]["image"][1].abs().sum()) == 0.0
+
+
+def test_augmentation_deterministic_per_epoch(isles2018_dir):
+    cases = open_cohort(isles2018_dir).cases
+    a = SliceDataset(cases, MODS, size=(32, 32), augment=AugmentConfig(p=1.0), seed=5)
+    b = SliceDataset(cases, MODS, size=(32, 32), augment=AugmentConfig(p=1.0), seed=5)
+    assert torch.equal(a[3]["image"], b[3]["image"])
+    b.set_epoch(1)
+    assert not torch.equal(a[3]["image"], b[3]["image"])
+    # same result through a loader with workers
+    loader = DataLoader(a, batch_size=4, num_workers=2, shuffle=False)
+    first = next(iter(loader))
+    assert torch.equal(first["image"][3], a[3]["image"])
+
+
+def test_volume_dataset(isles2018_dir):
+    cases = open_cohort(isles2018_dir).cases
+    ds = VolumeDataset(cases, MODS + ["ctp"], size=(32, 32), z_multiple=4)
+    for i, case in enumerate(cases):
+        s = ds[i]
+        assert s["image"].shape[0] == 5 + case["ctp"].shape[3]
+        assert s["image"].shape[3] % 4 == 0 and s["z"] == case.spatial_shape[2]
+        vol = ds.assemble(i, s["label"], kind="label")
+        assert np.array_equal(vol.array, case.label.array)
+
+
+def test_dataset_refuses_missing_or_own_grid(isles22_dir):
+    cases = open_cohort(isles22_dir).cases
+    with pytest.raises(DataError, match="missing modality ct"):
+        SliceDataset(cases, ["ct"])
+    with pytest.raises(DataError, match="own grid"):
+        SliceDataset(cases, ["dwi", "flair"])
+    ds = SliceDataset(cases, ["dwi", "adc"], size=(128, 128))
+    assert ds[40]["image"].shape == (2, 128, 128)
+
+
+def test_fold_datasets(isles2018_dir):
+    cases = open_cohort(isles2018_dir).cases
+    cfg = DataConfig(size=(32, 32), folds=2)
+    splits = subject_kfold(cases, 2, 0)
+    train, val = fold_datasets(cases, cfg, splits, 0)
+    assert train.augment is not None and val.augment is None
+    assert {c.id for c in train.cases}.isdisjoint({c.id for c in val.cases})
+
+
+def test_plane_geometry_inverse():
+    x = torch.arange(2 * 7 * 9, dtype=torch.float32).reshape(2, 7, 9)
+    for target in [(12, 12), (7, 9), (5, 12), (4, 4)]:
+        g = PlaneGeometry((7, 9), target)
+        back = g.to_original(g.to_target(x))
+        kept = back != 0
+        assert torch.equal(back[kept], x[kept])
+        if target[0] >= 7 and target[1] >= 9:
+            assert torch.equal(back, x)
