@@ -117,3 +117,14 @@ def test_plane_geometry_inverse():
         assert torch.equal(back[kept], x[kept])
         if target[0] >= 7 and target[1] >= 9:
             assert torch.equal(back, x)
+
+
+def test_persistent_workers_follow_set_epoch(isles2018_dir):
+    cases = open_cohort(isles2018_dir).cases
+    ds = SliceDataset(cases, MODS, size=(32, 32), augment=AugmentConfig(p=1.0), seed=1)
+    loader = DataLoader(ds, batch_size=len(ds), num_workers=1, persistent_workers=True, shuffle=False)
+    first = next(iter(loader))["image"]
+    ds.set_epoch(4)
+    second = next(iter(loader))["image"]
+    assert not torch.equal(first, second)
+    assert torch.equal(second[2], ds[2]["image"])

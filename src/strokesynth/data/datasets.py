@@ -13,7 +13,8 @@ spatial transform (see :mod:`strokesynth.data.augment`), and give back per sampl
 :meth:`assemble` takes network outputs in target space and returns a
 :class:`~strokesynth.data.volume.Volume` on the case's own grid with its affine, ready to be
 written as NIfTI. Augmentation draws come from ``(seed, epoch, sample index)``, so a run is
-reproducible whatever the number of data-loader workers; call :meth:`set_epoch` each epoch.
+reproducible whatever the number of data-loader workers; call :meth:`set_epoch` each epoch
+(the epoch lives in shared memory, so persistent workers follow it).
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ class _CaseDataset(Dataset):
         self.store = ArrayStore(self.cases, self.modalities, normalization or Normalization(), label_key, cache_dir)
         self.augment = SpatialAugment(augment) if augment is not None else None
         self.seed = int(seed)
-        self.epoch = 0
+        # in shared memory, so persistent DataLoader workers see set_epoch() of the main process
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation draws for a new epoch."""
-        self.epoch = int(epoch)
+        """Change the augmentation draws for a new epoch (seen by persistent loader workers too)."""
+        self._epoch[0] = int(epoch)
 
     def geometry(self, index: int) -> PlaneGeometry:
         """In-plane geometry of case ``index``."""

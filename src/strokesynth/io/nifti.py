@@ -71,7 +71,10 @@ class NiftiSource:
         where = str(self.path)
         if self.kind == "label":
             return label_array(np.asarray(raw), where)
-        arr = np.asarray(raw, dtype=np.float32)
+        raw = np.asarray(raw)
+        arr = raw.astype(np.float32, copy=False)
+        if raw.dtype.kind in "iub":  # integers cannot hold NaN/Inf
+            return arr
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         if bad:
             raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")

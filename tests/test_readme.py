@@ -1,0 +1,34 @@
+"""The README's two commands exist, and CI runs exactly the test command."""
+
+from pathlib import Path
+
+import yaml
+
+from strokesynth.config import load_config, to_dict
+from strokesynth.data.config import DataConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _command_after(text: str, heading: str) -> str:
+    lines = text.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    return next(line.strip() for line in lines[i + 1 :] if line.startswith("    "))
+
+
+def test_readme_commands_and_ci():
+    readme = (ROOT / "README.md").read_text()
+    main_cmd = _command_after(readme, "Set up a fresh clone")
+    test_cmd = _command_after(readme, "Set up and run the tests")
+    for cmd in (main_cmd, test_cmd):
+        assert cmd.index("torch==2.13.0") < cmd.index("pip install -e")
+    assert "strokesynth demo" in main_cmd and "pytest" in test_cmd
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_cmd in [line.strip() for line in ci]
+    assert "5" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_shipped_data_config_is_the_default():
+    cfg = load_config(DataConfig, ROOT / "configs" / "data.yaml")
+    assert to_dict(cfg) == to_dict(DataConfig())
+    assert yaml.safe_load((ROOT / "configs" / "data.yaml").read_text())["folds"] == 5
