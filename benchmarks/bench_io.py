@@ -14,8 +14,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from _common import best_of, isles_sized_case, report
 from strokesynth.io import open_cohort, write_cohort
+
+from _common import best_of, isles_sized_case, report
 
 
 def main() -> None:

@@ -21,11 +21,12 @@ import torch
 from monai.transforms import RandAffine, RandFlip
 from torch.utils.data import DataLoader
 
-from _common import isles_sized_case, report
 from strokesynth.data.augment import AugmentConfig
 from strokesynth.data.datasets import SliceDataset
 from strokesynth.data.normalize import Normalization
 from strokesynth.io import open_cohort, write_cohort
+
+from _common import isles_sized_case, report
 
 MODS = ["ct", "cbf", "cbv", "mtt", "tmax"]
 MOD_DIR = {"ct": "CT", "cbf": "CT_CBF", "cbv": "CT_CBV", "mtt": "CT_MTT", "tmax": "CT_Tmax", "lesion": "OT"}
