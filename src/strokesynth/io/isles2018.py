@@ -126,7 +126,7 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
         folder = safe_name(case.id)
         unsupported = sorted(set(case.modalities) - set(KEY_TO_MOD))
         if unsupported:
-            raise OutputError(case.where or case.id, f"modality {', '.join(unsupported)} has no ISLES 2018 folder")
+            raise OutputError(case.where or case.id, f"no ISLES 2018 folder for {', '.join(unsupported)}")
         case.require(MOD_TO_KEY[m] for m in REQUIRED)
         targets = {}
         for key in sorted(case.modalities, key=lambda k: list(KEY_TO_MOD).index(k)):

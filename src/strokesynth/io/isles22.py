@@ -140,7 +140,10 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
     for case in cases:
         unsupported = sorted(set(case.modalities) - set(KEY_TO_SUFFIX) - {LABEL_KEY})
         if unsupported:
-            raise OutputError(case.where or case.id, f"modality {', '.join(unsupported)} has no ISLES'22 file name")
+            raise OutputError(
+                case.where or case.id,
+                f"no ISLES'22 file name for {', '.join(unsupported)} (it holds {', '.join(KEY_TO_SUFFIX)}, lesion)",
+            )
         sub, ses = _entities(case, counters)
         layout_id = f"{sub}_{ses}"
         if layout_id in used:

@@ -135,7 +135,7 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta, modalities: list[str
     if not keys:
         raise OutputError(root, "no 3D image modality common to all cases to export")
     for key in keys:
-        spec = get_modality(key)
+        spec = get_modality(key, "--modalities")
         if spec.kind != "image" or spec.ndim != 3:
             raise OutputError(root, f"modality {key!r} cannot be an nnU-Net channel (3D images only)")
     n_train = 0
