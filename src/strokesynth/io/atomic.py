@@ -77,9 +77,9 @@ def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path
             cannot be written.
     """
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise OutputError(dest, "output path exists and is not a folder")
     if dest.exists() and not force:
-        if not dest.is_dir():
-            raise OutputError(dest, "output path exists and is not a folder")
         if any(dest.iterdir()):
             raise OutputError(dest, "output folder exists and is not empty (use --force to replace it)")
     ensure_writable_dir(dest.parent)
