@@ -83,7 +83,7 @@ class Volume:
         if (array is None) == (source is None):
             raise ValueError("give exactly one of array or source")
         if array is not None:
-            array = _coerce(np.asarray(array), kind, where)
+            array = coerce_array(np.asarray(array), kind, where)
             shape = array.shape
         else:
             shape = tuple(source.shape)  # type: ignore[union-attr]
@@ -195,15 +195,20 @@ class Volume:
         return f"Volume({self.kind}, shape={self.shape}, spacing={sp} mm{dt}, {state}{src})"
 
 
-def _coerce(array: np.ndarray, kind: Kind, where: str) -> np.ndarray:
+def coerce_array(array: np.ndarray, kind: Kind, where: str) -> np.ndarray:
     """Apply the dtype policy: float32 images, integer labels; reject NaN/Inf and bad labels."""
-    if kind == "image":
-        out = array.astype(np.float32, copy=False)
-        bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
-        if bad:
-            raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")
-        return out
-    return label_array(array, where)
+    if kind == "label":
+        return label_array(array, where)
+    out = array.astype(np.float32, copy=False)
+    if array.dtype.kind not in "iub":  # integers cannot hold NaN/Inf
+        _check_finite(out, where)
+    return out
+
+
+def _check_finite(array: np.ndarray, where: str) -> None:
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")
 
 
 def label_array(array: np.ndarray, where: str) -> np.ndarray:
@@ -214,9 +219,7 @@ def label_array(array: np.ndarray, where: str) -> np.ndarray:
     if array.dtype.kind == "b":
         return array.astype(np.uint8)
     if array.dtype.kind == "f":
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        if bad:
-            raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")
+        _check_finite(array, where)
         if not np.all(array == np.round(array)):
             raise DataError(where, "label map holds non-integer values (expected 0/1 or integer labels)")
     elif array.dtype.kind not in "iu":

@@ -169,7 +169,6 @@ def write_cohort(
         else:
             LAYOUTS[layout].write(cases, tmp, meta)
         meta.subjects = {k: v for k, v in meta.subjects.items() if k != v}
-        for case in cases:
-            meta.own_grid = sorted(set(meta.own_grid) | set(case.own_grid))
+        meta.own_grid = sorted(set().union(*(c.own_grid for c in cases)))
         write_meta(tmp, meta)
     return dest

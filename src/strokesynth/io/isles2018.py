@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from strokesynth.data.case import Case
+from strokesynth.errors import OutputError
 from strokesynth.io.case_files import case_from_files, safe_name, write_case_volumes
 from strokesynth.io.dataset_meta import DatasetMeta
 from strokesynth.io.nifti import NIFTI_SUFFIXES
@@ -119,8 +120,6 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
 
     File numbers count up from 100000 in case order, so the output is deterministic.
     """
-    from strokesynth.errors import OutputError
-
     number = 100000
     for case in cases:
         folder = safe_name(case.id)

@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
-from strokesynth.data.volume import Kind, Volume, label_array
+from strokesynth.data.volume import Kind, Volume, coerce_array
 from strokesynth.errors import DataError
 from strokesynth.io.atomic import atomic_file
 
@@ -68,17 +68,7 @@ class NiftiSource:
         self.kind = kind
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
-        where = str(self.path)
-        if self.kind == "label":
-            return label_array(np.asarray(raw), where)
-        raw = np.asarray(raw)
-        arr = raw.astype(np.float32, copy=False)
-        if raw.dtype.kind in "iub":  # integers cannot hold NaN/Inf
-            return arr
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise DataError(where, f"contains {bad} NaN/Inf voxel(s)")
-        return arr
+        return coerce_array(np.asarray(raw), self.kind, str(self.path))
 
     def _get(self, index: tuple) -> np.ndarray:
         try:

@@ -88,4 +88,3 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
             if vol.meta.get("sidecar") is not None:
                 write_json_atomic(folder / f"{key}.json", vol.meta["sidecar"])
         meta.subjects[case.id] = case.subject
-        meta.own_grid = sorted(set(meta.own_grid) | set(case.own_grid))
