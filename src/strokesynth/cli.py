@@ -150,6 +150,75 @@ def demo(out: Path, subjects: int, size: int, seed: int, force: bool) -> None:
     click.echo(json.dumps(summary, indent=2))
 
 
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the cohort to.")
+@click.option("--subjects", type=int, default=None, help="Stroke subjects [config: 8].")
+@click.option("--healthy", type=int, default=None, help="Extra subjects without a stroke [config: 0].")
+@click.option("--seed", type=int, default=None, help="Seed of every random draw [config: 0].")
+@click.option("--size", type=int, default=None, help="In-plane matrix; the field of view is kept [config: 256].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Phantom YAML (see configs/phantom.yaml).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set grid.slices=[8] (repeatable).")
+@click.option("--no-figures", is_flag=True, help="Skip the per-case montages.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | None, size: int | None,
+            config_path: Path | None, overrides: tuple[str, ...], no_figures: bool, force: bool) -> None:
+    """Write a digital stroke phantom cohort in the ISLES 2018 layout, with ground truth.
+
+    Every scan has CT, the raw 4D CTP, CBF/CBV/MTT/Tmax computed from it, DWI, FLAIR and the
+    core mask (OT); OUT/groundtruth/ holds the true maps, penumbra and anatomy labels, a
+    montage per case and phantom.json (per-case facts and the cohort summary).
+    """
+    from strokesynth.config import load_config
+    from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
+
+    cfg = load_config(PhantomConfig, config_path, overrides)
+    for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
+        if value is not None:
+            setattr(cfg, name, value)
+    if size is not None:
+        if size < 16:
+            raise ConfigError("--size", f"need at least 16 pixels, got {size}")
+        cfg.grid.spacing_mm = cfg.grid.spacing_mm * cfg.grid.size / size
+        cfg.grid.size = size
+    if cfg.subjects < 0 or cfg.healthy < 0 or cfg.subjects + cfg.healthy < 1:
+        raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OutputError(out, "exists and is not empty (use --force to replace it)")
+    start = time.time()
+    scans = generate_cohort(cfg, progress=click.echo)
+    write_phantom(scans, out, cfg, force=force, figures=not no_figures)
+    click.echo(f"wrote {len(scans)} scan(s) of {cfg.subjects + cfg.healthy} subject(s) to {out} "
+               f"in {time.time() - start:.1f} s")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the maps.")
+@click.option("--method", type=click.Choice(["osvd", "csvd", "ssvd", "tikhonov"]), default=None,
+              help="Deconvolution method [config: osvd].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Perfusion YAML (fields of PerfusionConfig).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--aif-mask", type=click.Path(path_type=Path), default=None,
+              help="NIfTI mask of voxels to take the AIF from (default: automatic over the brain).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def perfusion(source: Path, out: Path, method: str | None, config_path: Path | None, overrides: tuple[str, ...],
+              aif_mask: Path | None, force: bool) -> None:
+    """Compute CBF, CBV, MTT, Tmax and the temporal MIP from a raw 4D CTP.
+
+    SOURCE is a 4D NIfTI (x, y, z, t in HU, time step in pixdim[4]) or an ISLES 2018 case folder
+    holding a CT_4DPWI. OUT receives cbf/cbv/mtt/tmax/mip/mask.nii.gz (input affine),
+    cta_frames.nii.gz (the bolus window resampled to a few frames) and perfusion.json (AIF,
+    bolus window, settings).
+    """
+    from strokesynth.perfusion.cli_job import run_perfusion
+
+    run_perfusion(source, out, method=method, config_path=config_path, overrides=list(overrides),
+                  aif_mask=aif_mask, force=force, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
     start = time.time()

@@ -8,7 +8,7 @@ layout atomically (the destination appears complete or not at all).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -143,12 +143,15 @@ def write_cohort(
     layout: str = "plain",
     force: bool = False,
     modalities: list[str] | None = None,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``cases`` to ``dest`` in ``layout``; nothing appears at ``dest`` unless all succeed.
 
     Args:
         modalities: keys to write (default: all of each case; for nnU-Net the common 3D images).
         force: replace an existing non-empty ``dest``.
+        extra: called with the temporary folder to add files beside the layout (written
+            atomically with it).
     """
     if layout not in LAYOUTS:
         raise OutputError(None, f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
@@ -171,4 +174,6 @@ def write_cohort(
         meta.subjects = {k: v for k, v in meta.subjects.items() if k != v}
         meta.own_grid = sorted(set().union(*(c.own_grid for c in cases)))
         write_meta(tmp, meta)
+        if extra is not None:
+            extra(tmp)
     return dest

@@ -1,0 +1,180 @@
+"""Perfusion maps from a raw 4D CTP Volume: masking, baseline, AIF, deconvolution, MIP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from strokesynth.data.volume import Volume
+from strokesynth.errors import DataError
+from strokesynth.perfusion.aif import InputFunction, select_aif, select_vof, venous_scale
+from strokesynth.perfusion.bolus import accumulated_curve, bolus_window, resample_frames, temporal_mip
+from strokesynth.perfusion.deconvolution import PerfusionMaps, deconvolve
+
+
+@dataclass
+class PerfusionConfig:
+    """Settings of :func:`analyze_ctp` (every field has a YAML key of the same name).
+
+    Attributes:
+        method: deconvolution method (``osvd``, ``csvd``, ``ssvd``, ``tikhonov``).
+        kh, rho: haematocrit factor and tissue density (g/ml).
+        threshold: regularisation (default per method), see :func:`deconvolve`.
+        oi: oscillation-index target of oSVD.
+        smooth_mm: in-plane Gaussian sigma applied to every frame before deconvolution, mm.
+        bone_hu: baseline HU above which a voxel is bone.
+        tissue_hu: (low, high) baseline HU range of brain tissue.
+        aif_voxels: voxels averaged into the automatic AIF (and VOF).
+        venous_scaling: rescale the AIF to the area of the venous output function.
+        bolus_k: K of the bolus-window rule.
+        frames: frames of the resampled bolus window (CTA features).
+    """
+
+    method: str = "osvd"
+    kh: float = 0.733
+    rho: float = 1.04
+    threshold: float | None = None
+    oi: float = 0.1
+    smooth_mm: float = 2.0
+    bone_hu: float = 150.0
+    tissue_hu: tuple[float, float] = (-15.0, 100.0)
+    aif_voxels: int = 6
+    venous_scaling: bool = True
+    bolus_k: int = 5
+    frames: int = 6
+
+
+@dataclass
+class PerfusionResult:
+    """Everything :func:`analyze_ctp` computed; Volumes share the input's affine.
+
+    Attributes:
+        maps: ``cbf``, ``cbv``, ``mtt``, ``tmax`` and ``mip`` Volumes (0 outside the brain).
+        mask: brain mask Volume (label).
+        aif: the arterial input function used (after any venous scaling).
+        vof: the venous output function, if venous scaling was asked for.
+        window: bolus window (Ts, Te) as frame indices.
+        frames: ``(X, Y, Z, n)`` resampled bolus-window frames, HU.
+        baseline_frames: frames averaged into the baseline.
+        info: numbers for reports (AIF peak, scale factor...).
+    """
+
+    maps: dict[str, Volume]
+    mask: Volume
+    aif: InputFunction
+    vof: InputFunction | None
+    window: tuple[int, int]
+    frames: np.ndarray
+    baseline_frames: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def brain_mask(baseline: np.ndarray, spacing: tuple[float, float, float], cfg: PerfusionConfig) -> np.ndarray:
+    """Intracranial soft tissue from a baseline (non-contrast) image ``(X, Y, Z)`` in HU.
+
+    Per slice: the inside of the skull (holes of the dilated bone mask) within the tissue HU
+    range, eroded by one voxel; on slices where the skull does not close, the largest
+    connected region in the tissue range instead.
+    """
+    low, high = cfg.tissue_hu
+    tissue = (baseline > low) & (baseline < high)
+    bone = baseline > cfg.bone_hu
+    mask = np.zeros(baseline.shape, bool)
+    for z in range(baseline.shape[2]):
+        inside = ndimage.binary_fill_holes(ndimage.binary_dilation(bone[..., z], iterations=1))
+        inside &= ~ndimage.binary_dilation(bone[..., z], iterations=2)
+        m = inside & tissue[..., z]
+        if m.sum() < 0.01 * m.size:
+            lab, n = ndimage.label(ndimage.binary_opening(tissue[..., z], iterations=2))
+            if n == 0:
+                continue
+            sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
+            m = lab == (1 + int(np.argmax(sizes)))
+        mask[..., z] = ndimage.binary_erosion(m, iterations=1)
+    return mask
+
+
+def analyze_ctp(
+    ctp: Volume,
+    cfg: PerfusionConfig | None = None,
+    *,
+    aif: np.ndarray | None = None,
+    aif_mask: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> PerfusionResult:
+    """CBF, CBV, MTT, Tmax and the temporal MIP of a 4D CTP Volume ``(X, Y, Z, T)`` in HU.
+
+    Args:
+        ctp: the raw scan; its ``dt`` must be set.
+        cfg: settings (defaults: oSVD, kh 0.733, rho 1.04).
+        aif: a given AIF ``(T,)`` in baseline-subtracted HU (skips selection).
+        aif_mask: ``(X, Y, Z)`` bool, voxels to choose the AIF from (default: the brain mask).
+        mask: ``(X, Y, Z)`` bool brain mask (default: computed from the baseline).
+    """
+    cfg = cfg or PerfusionConfig()
+    where = str(ctp.path or "CTP")
+    if ctp.ndim != 4:
+        raise DataError(where, f"expected a 4D (x, y, z, t) CTP, got shape {ctp.shape}")
+    if ctp.dt is None:
+        raise DataError(where, "the time step of the 4D scan is unknown (pixdim[4] is 0)")
+    dt = ctp.dt
+    data = ctp.array.astype(np.float32, copy=False)
+    n_t = data.shape[-1]
+    if n_t < 2 * cfg.bolus_k + 2:
+        raise DataError(where, f"only {n_t} frames; need at least {2 * cfg.bolus_k + 2}")
+    spacing = ctp.spacing
+    rough = (data[..., 0] > cfg.tissue_hu[0]) & (data[..., 0] < cfg.tissue_hu[1])
+    ts, te = bolus_window(accumulated_curve(data, rough), cfg.bolus_k, where)
+    n_base = max(1, ts)
+    baseline = data[..., :n_base].mean(axis=-1)
+    if mask is None:
+        mask = brain_mask(baseline, spacing, cfg)
+    mask = np.asarray(mask, bool)
+    if mask.shape != data.shape[:3]:
+        raise DataError(where, f"mask shape {mask.shape} does not match the scan {data.shape[:3]}")
+    if not mask.any():
+        raise DataError(where, "the brain mask is empty (is this a head CT in HU?)")
+    enh = data - baseline[..., None]
+    if cfg.smooth_mm > 0:
+        sigma = (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1], 0, 0)
+        # smooth within the brain only, normalised, so skull and air do not bleed in
+        w = ndimage.gaussian_filter(mask.astype(np.float32), sigma[:3])
+        enh = ndimage.gaussian_filter(enh * mask[..., None], sigma) / np.maximum(w, 1e-3)[..., None]
+    enh *= mask[..., None]
+
+    info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base}
+    vof = None
+    if aif is not None:
+        aif_curve = np.asarray(aif, dtype=np.float32).ravel()
+        if aif_curve.shape != (n_t,):
+            raise DataError(where, f"the given AIF has {aif_curve.size} frames, the scan {n_t}")
+        chosen = InputFunction(aif_curve, np.zeros((0, 3), int), float(aif_curve.argmax() * dt))
+    else:
+        search = mask if aif_mask is None else np.asarray(aif_mask, bool)
+        if search.shape != mask.shape:
+            raise DataError(where, f"AIF mask shape {search.shape} does not match the scan {mask.shape}")
+        # select from unsmoothed curves: smoothing dilutes the small arteries
+        raw_enh = (data - baseline[..., None]) * search[..., None]
+        chosen = select_aif(raw_enh, search, dt, n_voxels=cfg.aif_voxels, where=where)
+        if cfg.venous_scaling:
+            vof = select_vof(raw_enh, mask, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
+            factor = venous_scale(chosen.curve, vof.curve)
+            chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time)
+            info["venous_scale"] = factor
+    info["aif_peak_hu"] = float(chosen.curve.max())
+    info["aif_peak_time_s"] = chosen.peak_time
+
+    maps: PerfusionMaps = deconvolve(enh[mask], chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
+                                     threshold=cfg.threshold, oi=cfg.oi)
+    out: dict[str, Volume] = {}
+    for key, values in maps.as_dict().items():
+        full = np.zeros(mask.shape, np.float32)
+        full[mask] = values
+        out[key] = Volume(full, ctp.affine)
+    out["mip"] = Volume(temporal_mip(data, ts, te) * mask, ctp.affine)
+    frames = resample_frames(data, ts, te, cfg.frames)
+    return PerfusionResult(out, Volume(mask.astype(np.uint8), ctp.affine, kind="label"), chosen, vof,
+                           (ts, te), frames, n_base, info)

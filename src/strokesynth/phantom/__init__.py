@@ -1,0 +1,17 @@
+"""Digital stroke phantom: MNI ICBM152 anatomy, vascular territories, perfusion physics, scanners."""
+
+from strokesynth.phantom.cohort import (
+    TRUTH_DIR,
+    cohort_summary,
+    generate_cohort,
+    read_ground_truth,
+    subject_scans,
+    write_phantom,
+)
+from strokesynth.phantom.config import PhantomConfig
+from strokesynth.phantom.scan import ANATOMY_LABELS, PhantomScan
+
+__all__ = [
+    "ANATOMY_LABELS", "PhantomConfig", "PhantomScan", "TRUTH_DIR", "cohort_summary", "generate_cohort",
+    "read_ground_truth", "subject_scans", "write_phantom",
+]

@@ -1,0 +1,129 @@
+"""Every number of the phantom, as typed dataclasses (YAML: ``configs/phantom.yaml``).
+
+Ranges are ``(low, high)`` and drawn uniformly per subject (or per scan where stated).
+Units: mm, s, HU, ml/100 g/min (CBF), ml/100 g (CBV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Range = tuple[float, float]
+
+
+@dataclass
+class GridConfig:
+    """Acquisition grid of each scan (an axial slab)."""
+
+    size: int = 256  #: in-plane matrix (pixels)
+    spacing_mm: float = 0.9  #: in-plane pixel size (mm)
+    slice_mm: float = 5.0  #: slice thickness = spacing (mm)
+    slices: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 8, 10, 16, 22])  #: slab sizes drawn from
+    sub_slices: int = 5  #: samples across a slice for partial volume
+    two_slab_prob: float = 0.25  #: chance a subject has two slabs (two scans)
+    slab_center_mni: Range = (-5.0, 35.0)  #: MNI z of a slab's centre (mm)
+
+
+@dataclass
+class AnatomyConfig:
+    """Per-subject variation of the MNI ICBM152 anatomy."""
+
+    head_scale: Range = (0.86, 1.0)  #: isotropic scale (MNI brains are large)
+    rotate_deg: tuple[float, float, float] = (4.0, 4.0, 10.0)  #: max |rotation| about x, y, z
+    translate_mm: float = 6.0  #: max |in-plane translation|
+    elastic_mm: float = 3.0  #: SD of the smooth displacement
+    elastic_smooth_mm: float = 20.0  #: correlation length of the displacement
+    ventricle_enlarge: Range = (0.0, 0.35)  #: radial stretch around the ventricles (0 = none)
+    skull_mm: Range = (5.0, 8.0)  #: skull thickness
+
+
+@dataclass
+class TissueConfig:
+    """Tissue properties (literature values)."""
+
+    cbf_gm: Range = (50.0, 60.0)
+    cbf_wm: Range = (20.0, 25.0)
+    cbv_gm: Range = (3.6, 4.4)
+    cbv_wm: Range = (1.8, 2.2)
+    hu_gm: float = 37.0
+    hu_wm: float = 28.0
+    hu_csf: float = 6.0
+    hu_blood: float = 42.0
+    hu_bone: float = 1100.0
+    hu_scalp: float = 20.0
+    hu_air: float = -1000.0
+    territory_delay_s: Range = (0.2, 1.5)  #: normal arrival delay of each territory after the AIF
+
+
+@dataclass
+class BolusConfig:
+    """Contrast bolus and the 4D acquisition."""
+
+    frames: int = 48
+    dt: float = 1.25  #: s between frames
+    aif_t0: Range = (9.0, 13.0)  #: bolus arrival in the AIF (s)
+    aif_alpha: float = 3.0
+    aif_beta: Range = (1.3, 1.8)  #: s
+    aif_peak_hu: Range = (250.0, 400.0)
+    recirculation: float = 0.12  #: second-pass peak / first-pass peak
+    recirculation_delay_s: float = 9.0
+    residue: Literal["exponential", "gamma"] = "exponential"
+    residue_shape: float = 3.0  #: shape of the gamma transit-time distribution
+    vof_delay_s: float = 4.0  #: venous output delay after the AIF
+    kh: float = 0.733  #: haematocrit factor (same as the default deconvolution)
+    rho: float = 1.04  #: tissue density g/ml
+
+
+@dataclass
+class StrokeConfig:
+    """The occlusion: where, how large, how severe."""
+
+    territory_weights: dict[str, float] = field(default_factory=lambda: {"mca": 0.7, "aca": 0.15, "pca": 0.15})
+    core_radius_mm: Range = (6.0, 40.0)  #: log-uniform
+    hypo_ratio: Range = (1.5, 2.6)  #: hypoperfused radius / core radius
+    irregularity: float = 0.35  #: relative amplitude of the boundary noise
+    rcbf_core: Range = (0.05, 0.22)
+    rcbf_penumbra: Range = (0.4, 0.7)
+    rcbv_core: Range = (0.3, 0.6)
+    rcbv_penumbra: Range = (1.0, 1.25)
+    delay_s: Range = (6.0, 10.0)  #: extra bolus delay in the hypoperfused region
+    collateral_fill: Range = (0.3, 0.7)  #: arterial enhancement left distal to the occlusion
+    no_core_prob: float = 0.12
+    satellite_prob: float = 0.3
+    satellites: tuple[int, int] = (1, 3)
+    satellite_radius_mm: Range = (2.5, 5.0)
+    core_threshold: float = 0.3  #: core = ground-truth CBF below this fraction of normal
+    penumbra_tmax_s: float = 6.0  #: penumbra = ground-truth Tmax above this, outside the core
+    ncct_core_drop_hu: Range = (1.0, 4.0)  #: early hypodensity of the core
+    dwi_core_ratio: Range = (1.6, 2.3)
+    flair_core_ratio: Range = (1.0, 1.2)
+
+
+@dataclass
+class ScannerConfig:
+    """Image formation and noise."""
+
+    ct_noise_hu: float = 4.0
+    ctp_noise_hu: float = 5.0
+    noise_corr_mm: float = 0.9  #: Gaussian sigma of the CT noise correlation
+    mr_noise: float = 0.03  #: Rician sigma relative to white matter
+    bias: float = 0.15  #: amplitude of the MR bias field
+    dwi_scale: float = 400.0  #: DWI white-matter signal (a.u.)
+    flair_scale: float = 300.0
+
+
+@dataclass
+class PhantomConfig:
+    """A phantom cohort; the same config and seed give bit-identical files."""
+
+    subjects: int = 8
+    healthy: int = 0  #: extra subjects without a stroke
+    seed: int = 0
+    grid: GridConfig = field(default_factory=GridConfig)
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
+    tissue: TissueConfig = field(default_factory=TissueConfig)
+    bolus: BolusConfig = field(default_factory=BolusConfig)
+    stroke: StrokeConfig = field(default_factory=StrokeConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    perfusion_method: str = "osvd"  #: method for the vendor-like maps
