@@ -34,3 +34,26 @@ def isles22_dir():
     if not path.is_dir():
         pytest.skip(f"real ISLES'22 case not available ({path} absent: fresh clone without ../shared)")
     return path
+
+
+def tiny_phantom_config(**kw):
+    """A small phantom: 96x96 at 2.4 mm (the default field of view), short slabs."""
+    from strokesynth.phantom import PhantomConfig
+
+    cfg = PhantomConfig(**{"subjects": 2, "healthy": 1, "seed": 5, **kw})
+    cfg.grid.size = 96
+    cfg.grid.spacing_mm = 2.4
+    cfg.grid.slices = [4, 6]
+    cfg.grid.sub_slices = 3
+    cfg.grid.two_slab_prob = 0.5
+    cfg.stroke.core_radius_mm = (15.0, 30.0)
+    cfg.stroke.no_core_prob = 0.0
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom():
+    """Scans of two stroke subjects and one healthy subject (see :func:`tiny_phantom_config`)."""
+    from strokesynth.phantom import generate_cohort
+
+    return generate_cohort(tiny_phantom_config())

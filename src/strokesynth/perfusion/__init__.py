@@ -8,5 +8,5 @@ from strokesynth.perfusion.maps import PerfusionConfig, PerfusionResult, analyze
 __all__ = [
     "METHODS", "InputFunction", "PerfusionConfig", "PerfusionMaps", "PerfusionResult", "accumulated_curve",
     "analyze_ctp", "bolus_window", "brain_mask", "deconvolve", "gamma_variate", "oscillation_index",
-    "resample_frames", "select_aif", "select_vof", "temporal_mip",
+    "resample_frames", "select_aif", "select_vof", "temporal_mip", "venous_scale",
 ]

@@ -160,7 +160,11 @@ def analyze_ctp(
         raw_enh = (data - baseline[..., None]) * search[..., None]
         chosen = select_aif(raw_enh, search, dt, n_voxels=cfg.aif_voxels, where=where)
         if cfg.venous_scaling:
-            vof = select_vof(raw_enh, mask, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
+            # the dural sinuses lie at the edge of the brain mask, against the inner table
+            near = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 1), bool), iterations=3)
+            near &= (baseline > cfg.tissue_hu[0]) & (baseline < cfg.bone_hu)
+            vof_enh = (data - baseline[..., None]) * near[..., None]
+            vof = select_vof(vof_enh, near, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
             factor = venous_scale(chosen.curve, vof.curve)
             chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time)
             info["venous_scale"] = factor

@@ -58,7 +58,7 @@ def _draw_tube(vol: np.ndarray, ids: np.ndarray | None, affine: np.ndarray, pts:
                label: int) -> None:
     """Anti-aliased tube fraction along a polyline (MNI mm) into ``vol`` (max-combined)."""
     inv = np.linalg.inv(affine)
-    for a, b in zip(pts[:-1], pts[1:]):
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
         lo = np.floor((inv[:3, :3] @ np.minimum(a, b)) + inv[:3, 3] - radius - 2).astype(int)
         hi = np.ceil((inv[:3, :3] @ np.maximum(a, b)) + inv[:3, 3] + radius + 2).astype(int)
         lo = np.clip(lo, 0, np.array(vol.shape) - 1)

@@ -29,7 +29,7 @@ def panel_row(
 
     c = len(panels)
     fig, axes = plt.subplots(1, c, figsize=(2.4 * c, 2.6), squeeze=False)
-    for ax, (name, img, (vmin, vmax), cmap) in zip(axes[0], panels):
+    for ax, (name, img, (vmin, vmax), cmap) in zip(axes[0], panels, strict=False):
         ax.imshow(img.T, cmap=cmap, origin="lower", vmin=vmin, vmax=vmax)
         if label is not None and np.any(label):
             ax.contour(label.T, levels=[0.5], colors="red", linewidths=0.8, origin="lower")
