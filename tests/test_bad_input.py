@@ -156,7 +156,7 @@ def test_unwritable_output(capsys, tmp_path, plain_dir):
     blocker.write_text("x")
     code, _, err = run_cli(capsys, "convert", str(plain_dir), str(blocker / "out"), "--to", "nnunet")
     assert_user_error(code, err, "afile")
-    code, _, err = run_cli(capsys, "demo", "--out", str(blocker / "run"), "--subjects", "2", "--size", "16")
+    code, _, err = run_cli(capsys, "demo", "--out", str(blocker / "run"), "--subjects", "2", "--size", "48")
     assert_user_error(code, err, "afile")
 
 

@@ -31,15 +31,20 @@ def test_demo_check_split_convert(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48")
     assert code == 0, err
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
-    assert summary["cases"] >= 3 and summary["fold0_train_slices"] > 0
+    assert summary["cases"] >= 4 and summary["fold0_train_slices"] > 0  # 3 stroke + 1 healthy subjects
     assert 0 < summary["train_lesion_fraction"] < 0.5
-    for name in ("config.yaml", "splits.json", "check.json", "figures/sample.png", "run.log"):
+    assert summary["phantom"]["healthy_subjects"] == 1
+    assert 0.7 < summary["perfusion"]["cbv_ratio_normal"] < 1.3
+    report_md = (tmp_path / "demo/perfusion_accuracy.md").read_text()
+    assert "## Per scan" in report_md and "| osvd | 0 |" in report_md
+    for name in ("config.yaml", "splits.json", "check.json", "figures/sample.png", "run.log",
+                 "perfusion_accuracy.json", "data/groundtruth/phantom.json"):
         assert (tmp_path / "demo" / name).exists(), name
     data = tmp_path / "demo/data"
     code, out, _ = run(capsys, "check", str(data), "--json", str(tmp_path / "check.json"))
     assert code == 0 and "no problems found" in out and "isles2018" in out
     report = json.loads((tmp_path / "check.json").read_text())
-    assert report["ok"] and report["n_subjects"] == 3
+    assert report["ok"] and report["n_subjects"] == 4
     code, out, _ = run(capsys, "split", str(data), "--out", str(tmp_path / "s.json"), "--folds", "3")
     assert code == 0 and (tmp_path / "s.json").exists()
     code, out, _ = run(capsys, "convert", str(data), str(tmp_path / "nn"), "--to", "nnunet")

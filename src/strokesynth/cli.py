@@ -134,19 +134,28 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run folder.")
-@click.option("--subjects", type=int, default=8, show_default=True, help="Subjects in the example cohort.")
-@click.option("--size", type=int, default=128, show_default=True, help="In-plane matrix of the example cohort.")
+@click.option("--subjects", type=int, default=8, show_default=True,
+              help="Stroke subjects of the phantom cohort (one healthy subject is added).")
+@click.option("--size", type=int, default=128, show_default=True,
+              help="In-plane matrix of the phantom (field of view kept at 230 mm).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The one seed of the run.")
+@click.option("--dro", type=click.Path(path_type=Path), default=None,
+              help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def demo(out: Path, subjects: int, size: int, seed: int, force: bool) -> None:
-    """The main job on embedded data: build a cohort, check it, split it, load it for training.
+def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, force: bool) -> None:
+    """The main job on embedded data: phantom cohort, perfusion accuracy, check, folds, loading.
 
-    Writes OUT/data (ISLES 2018 layout), OUT/check.json, OUT/splits.json, OUT/config.yaml,
+    Writes OUT/data (phantom, ISLES 2018 layout, ground truth in OUT/data/groundtruth),
+    OUT/perfusion_accuracy.md/.json, OUT/check.json, OUT/splits.json, OUT/config.yaml,
     OUT/figures/sample.png and OUT/summary.json.
     """
     from strokesynth.demo import run_demo
 
-    summary = run_demo(out, subjects=subjects, size=size, seed=seed, force=force, echo=click.echo)
+    if subjects < 1 or size < 32:
+        raise ConfigError("demo", "need at least 1 subject and a size of at least 32")
+    if dro is not None and not dro.is_file():
+        raise ConfigError(dro, "OSIPI DRO file not found")
+    summary = run_demo(out, subjects=subjects, size=size, seed=seed, force=force, dro=dro, echo=click.echo)
     click.echo(json.dumps(summary, indent=2))
 
 

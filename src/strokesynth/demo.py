@@ -1,9 +1,11 @@
 """The main job on embedded data, as far as the toolkit goes today.
 
-Builds an example cohort, checks its integrity, makes subject-level folds, builds the
-training and validation slice datasets of fold 0 with augmentation and the on-disk cache,
-runs one pass of a DataLoader over them, and writes what it did into a run folder. Later
-systems (phantom, segmentation, synthesis) extend this into the full demo.
+Generates a digital stroke phantom cohort (ISLES 2018 layout, perfusion maps computed from
+the simulated 4D CTP), writes a perfusion-accuracy report against the phantom's ground truth,
+checks the cohort's integrity, makes subject-level folds, builds the training and validation
+slice datasets of fold 0 with augmentation and the on-disk cache, runs one pass of a
+DataLoader over them, and writes what it did into a run folder. Later systems (segmentation,
+synthesis) extend this into the full demo.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from torch.utils.data import DataLoader
 
 from strokesynth.data.config import DataConfig, fold_datasets
 from strokesynth.data.splits import subject_kfold
-from strokesynth.data.toy import ToyConfig, toy_cohort
 from strokesynth.errors import DataError
-from strokesynth.io import open_cohort, write_cohort
+from strokesynth.io import open_cohort
 from strokesynth.io.integrity import check_dataset, format_report
+from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
+from strokesynth.phantom.validation import accuracy_table, maps_vs_truth, osipi_accuracy, summarize_osipi
 from strokesynth.report.figures import channel_montage
+from strokesynth.report.perfusion import write_perfusion_report
 from strokesynth.runs import RunDir
 
 
@@ -35,16 +39,37 @@ def run_demo(
     size: int = 128,
     seed: int = 0,
     force: bool = False,
+    dro: str | os.PathLike | None = None,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Run the demo into the run folder ``out``; returns the summary it also saves."""
+    """Run the demo into the run folder ``out``; returns the summary it also saves.
+
+    Args:
+        subjects: phantom stroke subjects (one healthy subject is added).
+        size: in-plane matrix of the phantom (the field of view stays 230 mm).
+        dro: OSIPI DSC DRO CSV to add to the perfusion report (optional).
+    """
     t0 = time.time()
     run = RunDir.create(out, force=force)
     log = run.logger()
     data_dir = run.file("data")
-    cases = toy_cohort(ToyConfig(subjects=subjects, size=size, seed=seed))
-    write_cohort(cases, data_dir, layout="isles2018")
-    log.info("wrote %d cases to %s", len(cases), data_dir)
+    pcfg = PhantomConfig(subjects=subjects, healthy=1, seed=seed)
+    pcfg.grid.spacing_mm = pcfg.grid.spacing_mm * pcfg.grid.size / size
+    pcfg.grid.size = size
+    scans = generate_cohort(pcfg, progress=echo)
+    write_phantom(scans, data_dir, pcfg)
+    log.info("wrote %d phantom scans to %s", len(scans), data_dir)
+
+    per_case = []
+    for scan in scans:
+        computed = {k: scan.case[k].array for k in ("cbf", "cbv", "tmax")}
+        truth = {k: scan.truth[k].array for k in ("cbf", "cbv", "tmax", "core", "penumbra", "anatomy")}
+        per_case.append({"case": scan.case.id, "core_ml": scan.info["core_ml"], **maps_vs_truth(computed, truth)})
+    curves = accuracy_table(repeats=50, seed=seed)
+    dro_rows = summarize_osipi(osipi_accuracy(dro)) if dro else None
+    write_perfusion_report(run.file("perfusion_accuracy.md"), per_case, curves, dro_rows, pcfg.perfusion_method)
+    run.save_json("perfusion_accuracy.json", {"per_case": per_case, "curves": curves, "osipi": dro_rows})
+    echo(f"perfusion accuracy report: {run.file('perfusion_accuracy.md')}")
 
     report = check_dataset(data_dir)
     echo(format_report(report))
@@ -52,7 +77,8 @@ def run_demo(
     if not report.ok:
         raise DataError(data_dir, f"integrity check found {len(report.problems)} problem(s)")
 
-    cfg = DataConfig(dataset=str(data_dir), size=(size, size), folds=min(5, subjects), seed=seed,
+    cfg = DataConfig(dataset=str(data_dir), size=(size, size), folds=min(5, subjects + 1),
+                     seed=seed,
                      cache_dir=str(run.file("cache")))
     run.save_config(cfg)
     cohort = open_cohort(data_dir, require=cfg.modalities + [cfg.label])
@@ -81,6 +107,11 @@ def run_demo(
                     label=first["label"][k, 0].numpy(),
                     title=f"{first['case'][k]} z={int(first['z'][k])} (augmented training sample)")
     summary = {
+        "phantom": cohort_summary(scans),
+        "perfusion": {k: float(np.median([r[k] for r in per_case if r.get(k) is not None]))
+                      for k in ("cbf_ratio_normal", "cbv_ratio_normal", "tmax_err_normal_s",
+                                "core_dice_cbf_threshold", "hypoperfusion_dice_tmax6")
+                      if any(r.get(k) is not None for r in per_case)},
         "cases": len(cohort),
         "subjects": len(cohort.subjects),
         "folds": cfg.folds,

@@ -93,6 +93,17 @@ def _sagittal_sinus(brain: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.array(pts)
 
 
+def _edt_coarse(mask: np.ndarray) -> np.ndarray:
+    """Distance (mm, 1 mm grid) to the nearest voxel outside ``mask``, computed on a 2 mm grid
+    and interpolated back (about 1 mm accurate, four times faster than at 1 mm)."""
+    coarse = ndimage.distance_transform_edt(mask[::2, ::2, ::2], sampling=2.0)
+    fine = ndimage.zoom(coarse.astype(np.float32), 2, order=1, grid_mode=False)
+    out = np.zeros(mask.shape, np.float32)
+    sl = tuple(slice(0, min(a, b)) for a, b in zip(mask.shape, fine.shape, strict=True))
+    out[sl] = fine[sl]
+    return np.where(mask, np.maximum(out, 0.5), 0.0)
+
+
 @lru_cache(maxsize=1)
 def mni_atlas() -> Atlas:
     """Load and prepare the atlas (cached for the life of the process)."""
@@ -111,10 +122,10 @@ def mni_atlas() -> Atlas:
 
     ijk = np.indices(brain.shape, dtype=np.float32)
     mm = [affine[i, i] * ijk[i] + affine[i, 3] for i in range(3)]
-    depth = ndimage.distance_transform_edt(brain)
+    depth = _edt_coarse(brain)
     central = (np.abs(mm[0]) < 28) & (mm[1] > -45) & (mm[1] < 30) & (mm[2] > -10) & (mm[2] < 32) & (depth > 10)
     ventricle = (csf * central).astype(np.float32)
-    outside = ndimage.distance_transform_edt(~brain)  # mm outside the brain (1 mm grid)
+    outside = _edt_coarse(~brain)  # mm outside the brain
 
     artery = np.zeros(brain.shape, np.float32)
     ids = np.zeros(brain.shape, np.uint8)

@@ -123,3 +123,46 @@ def summarize_osipi(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"method": method, "curves": len(sub), "cbf_pass": sum(r["cbf_ok"] for r in sub),
                     "cbv_pass": sum(r["cbv_ok"] for r in sub), "median_rel_cbf_err": round(float(np.median(err)), 3)})
     return out
+
+
+def threshold_core(cbf: np.ndarray, brain: np.ndarray, fraction: float = 0.3) -> np.ndarray:
+    """Core by the usual CTP rule: CBF below ``fraction`` of the median CBF of the brain.
+
+    A trivial baseline segmenter (no learning), also used by the segmentation issue.
+    Voxels with CBF 0 (outside the mask) are never core.
+    """
+    ref = float(np.median(cbf[brain & (cbf > 0)])) if np.any(brain & (cbf > 0)) else 0.0
+    return brain & (cbf > 0) & (cbf < fraction * ref)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    total = int(a.sum() + b.sum())
+    return None if total == 0 else round(2.0 * float((a & b).sum()) / total, 3)
+
+
+def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray], core_threshold: float = 0.3,
+                  tmax_threshold: float = 6.0) -> dict[str, Any]:
+    """Compare computed CBF/CBV/Tmax of one phantom scan with its ground truth.
+
+    Args:
+        case_maps: ``cbf``, ``cbv``, ``tmax`` arrays computed from the scan.
+        truth: ``cbf``, ``cbv``, ``tmax``, ``core``, ``penumbra``, ``anatomy`` arrays.
+
+    Returns:
+        Median ratios in normal grey and white matter, the median Tmax error (s) there, and
+        Dice of the thresholded core (CBF < 30 % of the brain median) and of the Tmax > 6 s
+        region against the true core and core + penumbra.
+    """
+    anat = truth["anatomy"]
+    brain = np.isin(anat, (2, 3, 5)) & (case_maps["cbf"] > 0)
+    normal = np.isin(anat, (2, 3)) & (truth["tmax"] < 3) & (case_maps["cbf"] > 0)
+    out: dict[str, Any] = {}
+    if normal.any():
+        for k in ("cbf", "cbv"):
+            out[f"{k}_ratio_normal"] = round(float(np.median(case_maps[k][normal] / np.maximum(truth[k][normal], 1e-3))), 3)
+        out["tmax_err_normal_s"] = round(float(np.median(case_maps["tmax"][normal] - truth["tmax"][normal])), 2)
+    core_pred = threshold_core(case_maps["cbf"], brain, core_threshold)
+    out["core_dice_cbf_threshold"] = _dice(core_pred, truth["core"] > 0)
+    hypo = (truth["core"] > 0) | (truth["penumbra"] > 0)
+    out["hypoperfusion_dice_tmax6"] = _dice(brain & (case_maps["tmax"] > tmax_threshold), hypo)
+    return out
