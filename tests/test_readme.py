@@ -32,3 +32,11 @@ def test_shipped_data_config_is_the_default():
     cfg = load_config(DataConfig, ROOT / "configs" / "data.yaml")
     assert to_dict(cfg) == to_dict(DataConfig())
     assert yaml.safe_load((ROOT / "configs" / "data.yaml").read_text())["folds"] == 5
+
+
+def test_shipped_phantom_and_perfusion_configs_are_the_defaults():
+    from strokesynth.perfusion import PerfusionConfig
+    from strokesynth.phantom import PhantomConfig
+
+    for cls, name in ((PhantomConfig, "phantom.yaml"), (PerfusionConfig, "perfusion.yaml")):
+        assert to_dict(load_config(cls, ROOT / "configs" / name)) == to_dict(cls())

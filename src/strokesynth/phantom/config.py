@@ -80,7 +80,7 @@ class StrokeConfig:
     """The occlusion: where, how large, how severe."""
 
     territory_weights: dict[str, float] = field(default_factory=lambda: {"mca": 0.7, "aca": 0.15, "pca": 0.15})
-    core_radius_mm: Range = (6.0, 40.0)  #: log-uniform
+    core_radius_mm: Range = (8.0, 45.0)  #: log-uniform
     hypo_ratio: Range = (1.5, 2.6)  #: hypoperfused radius / core radius
     irregularity: float = 0.35  #: relative amplitude of the boundary noise
     rcbf_core: Range = (0.05, 0.22)
