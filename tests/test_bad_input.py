@@ -176,3 +176,59 @@ def test_bad_config_and_splits(capsys, tmp_path, plain_dir):
     code, _, err = run_cli(capsys, "split", str(plain_dir), "--out", str(out), "--folds", "50")
     assert_user_error(code, err, "cannot fill 50 folds")
     assert not out.exists()
+
+
+def _ctp_file(path: Path, data: np.ndarray, dt: float = 1.0) -> Path:
+    img = nib.Nifti1Image(data, np.diag([2.0, 2.0, 5.0, 1.0]))
+    img.header.set_xyzt_units("mm", "sec")
+    zooms = list(img.header.get_zooms())
+    if data.ndim == 4:
+        zooms[3] = dt
+        img.header.set_zooms(zooms)
+    nib.save(img, str(path))
+    return path
+
+
+def test_perfusion_bad_inputs(capsys, tmp_path):
+    t = np.arange(30.0)
+    bolus = 200 * np.exp(-((t - 12) ** 2) / 8)
+    good = np.zeros((12, 12, 2, 30), np.float32) + 30
+    good[..., :] += bolus * 0.05
+    good[3, 3, 0] += bolus
+    cases = {
+        "nan.nii.gz": (np.where(np.indices(good.shape)[0] == 0, np.nan, good).astype(np.float32), 1.0, "NaN"),
+        "nodt.nii.gz": (good, 0.0, "time step"),
+        "short.nii.gz": (good[..., :8], 1.0, "frames"),
+        "flat.nii.gz": (np.full(good.shape, 30, np.float32), 1.0, "bolus"),
+        "ct3d.nii.gz": (good[..., 0], 1.0, "4D"),
+    }
+    for name, (data, dt, needle) in cases.items():
+        src = _ctp_file(tmp_path / name, data, dt)
+        out = tmp_path / f"out_{name}"
+        code, _, err = run_cli(capsys, "perfusion", str(src), "--out", str(out))
+        assert_user_error(code, err, name, needle)
+        assert not out.exists()
+    src = _ctp_file(tmp_path / "ok.nii.gz", good)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 2), np.uint8), np.eye(4)), str(mask))
+    code, _, err = run_cli(capsys, "perfusion", str(src), "--out", str(tmp_path / "o"), "--aif-mask", str(mask))
+    assert_user_error(code, err, "mask.nii.gz", "grid")
+    code, _, err = run_cli(capsys, "perfusion", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path / "o"))
+    assert_user_error(code, err, "missing.nii.gz")
+    code, _, err = run_cli(capsys, "perfusion", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert_user_error(code, err, "CT_4DPWI")
+
+
+def test_phantom_bad_config(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "phantom", "--out", str(tmp_path / "p"), "--set", "grid.sizes=3")
+    assert_user_error(code, err, "grid", "sizes")
+    code, _, err = run_cli(capsys, "phantom", "--out", str(tmp_path / "p"), "--set", "bolus.frames=many")
+    assert_user_error(code, err, "bolus.frames")
+    code, _, err = run_cli(capsys, "phantom", "--out", str(tmp_path / "p"), "--subjects", "0")
+    assert_user_error(code, err, "subject")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, "phantom", "--out", str(blocker / "p"), "--subjects", "1", "--size", "32",
+                           "--set", "grid.slices=[2]", "--no-figures")
+    assert_user_error(code, err, "afile")
+    assert not (tmp_path / "p").exists()

@@ -180,7 +180,7 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     montage per case and phantom.json (per-case facts and the cohort summary).
     """
     from strokesynth.config import load_config
-    from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
+    from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 
     cfg = load_config(PhantomConfig, config_path, overrides)
     for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
@@ -198,8 +198,12 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     start = time.time()
     scans = generate_cohort(cfg, progress=click.echo)
     write_phantom(scans, out, cfg, force=force, figures=not no_figures)
+    summary = cohort_summary(scans)
+    core = summary["core_ml"]
+    click.echo(f"core volume ml: min {core['min']:.1f}, median {core['median']:.1f}, max {core['max']:.1f}; "
+               f"by size {summary['cases_by_size']}; slab slices {summary['slices']}")
     click.echo(f"wrote {len(scans)} scan(s) of {cfg.subjects + cfg.healthy} subject(s) to {out} "
-               f"in {time.time() - start:.1f} s")
+               f"in {time.time() - start:.1f} s (ground truth in {out / 'groundtruth'})")
 
 
 @cli.command()

@@ -56,6 +56,7 @@ def draw_subject(cfg: PhantomConfig, index: int, healthy: bool, rng: np.random.G
         ncct_drop=float(rng.uniform(*cfg.stroke.ncct_core_drop_hu)),
         dwi_ratio=float(rng.uniform(*cfg.stroke.dwi_core_ratio)),
         flair_ratio=float(rng.uniform(*cfg.stroke.flair_core_ratio)),
+        mr_gain=float(rng.uniform(*cfg.scanner.intensity_scale)),
     )
 
 

@@ -111,6 +111,7 @@ class ScannerConfig:
     bias: float = 0.15  #: amplitude of the MR bias field
     dwi_scale: float = 400.0  #: DWI white-matter signal (a.u.)
     flair_scale: float = 300.0
+    intensity_scale: Range = (0.85, 1.15)  #: per-subject factor on the MR signal scales
 
 
 @dataclass
