@@ -72,7 +72,7 @@ class PerfusionResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def brain_mask(baseline: np.ndarray, spacing: tuple[float, float, float], cfg: PerfusionConfig) -> np.ndarray:
+def brain_mask(baseline: np.ndarray, cfg: PerfusionConfig) -> np.ndarray:
     """Intracranial soft tissue from a baseline (non-contrast) image ``(X, Y, Z)`` in HU.
 
     Per slice: the inside of the skull (holes of the dilated bone mask) within the tissue HU
@@ -131,19 +131,20 @@ def analyze_ctp(
     n_base = max(1, ts)
     baseline = data[..., :n_base].mean(axis=-1)
     if mask is None:
-        mask = brain_mask(baseline, spacing, cfg)
+        mask = brain_mask(baseline, cfg)
     mask = np.asarray(mask, bool)
     if mask.shape != data.shape[:3]:
         raise DataError(where, f"mask shape {mask.shape} does not match the scan {data.shape[:3]}")
     if not mask.any():
         raise DataError(where, "the brain mask is empty (is this a head CT in HU?)")
-    enh = data - baseline[..., None]
+    raw = data - baseline[..., None]  # enhancement, HU
+    enh = raw * mask[..., None]
     if cfg.smooth_mm > 0:
         sigma = (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1], 0, 0)
         # smooth within the brain only, normalised, so skull and air do not bleed in
         w = ndimage.gaussian_filter(mask.astype(np.float32), sigma[:3])
-        enh = ndimage.gaussian_filter(enh * mask[..., None], sigma) / np.maximum(w, 1e-3)[..., None]
-    enh *= mask[..., None]
+        enh = ndimage.gaussian_filter(enh, sigma) / np.maximum(w, 1e-3)[..., None]
+        enh *= mask[..., None]
 
     info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base}
     vof = None
@@ -157,14 +158,12 @@ def analyze_ctp(
         if search.shape != mask.shape:
             raise DataError(where, f"AIF mask shape {search.shape} does not match the scan {mask.shape}")
         # select from unsmoothed curves: smoothing dilutes the small arteries
-        raw_enh = (data - baseline[..., None]) * search[..., None]
-        chosen = select_aif(raw_enh, search, dt, n_voxels=cfg.aif_voxels, where=where)
+        chosen = select_aif(raw, search, dt, n_voxels=cfg.aif_voxels, where=where)
         if cfg.venous_scaling:
             # the dural sinuses lie at the edge of the brain mask, against the inner table
             near = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 1), bool), iterations=3)
             near &= (baseline > cfg.tissue_hu[0]) & (baseline < cfg.bone_hu)
-            vof_enh = (data - baseline[..., None]) * near[..., None]
-            vof = select_vof(vof_enh, near, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
+            vof = select_vof(raw, near, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
             factor = venous_scale(chosen.curve, vof.curve)
             chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time)
             info["venous_scale"] = factor

@@ -181,7 +181,8 @@ def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni:
     bias = np.exp(s_cfg.bias * bias_field(pts)).reshape(2, *shape)
     vessel = tissue.artery + tissue.vein
     core_frac = gt["core_fraction"] * (tissue.parenchyma > 0.05)
-    dwi = draw.mr_gain * s_cfg.dwi_scale * (1.12 * tissue.gm + 1.0 * tissue.wm + 0.12 * tissue.csf + 0.15 * vessel + 0.1 * tissue.scalp)
+    dwi = draw.mr_gain * s_cfg.dwi_scale * (1.12 * tissue.gm + 1.0 * tissue.wm + 0.12 * tissue.csf
+                                            + 0.15 * vessel + 0.1 * tissue.scalp)
     dwi = dwi * (1 + (draw.dwi_ratio - 1) * core_frac) * bias[0]
     flair = draw.mr_gain * s_cfg.flair_scale * (1.15 * tissue.gm + 0.85 * tissue.wm + 0.1 * tissue.csf + 0.05 * vessel
                                  + 1.3 * tissue.scalp + 0.05 * tissue.skull)
