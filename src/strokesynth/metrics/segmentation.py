@@ -1,0 +1,137 @@
+"""Segmentation metrics per case, in physical units, agreeing with MedPy where it has them.
+
+``evaluate_case(pred, ref, spacing)`` gives Dice, Hausdorff distance (maximum, mm), ASSD (mm; as
+MedPy, the mean over the surface voxels of both masks of the distance to the other surface),
+precision, recall, absolute volume difference (ml), relative volume error (MedPy's ``ravd``)
+and the ISLES'22 lesion-wise measures (26-connected components).
+
+**Empty masks, one rule everywhere**: a value that is undefined for the inputs is NaN (``null``
+in JSON) and the case stays in every table; summaries count undefined values instead of
+dropping the case.
+
+- both empty: Dice 1, precision 1, recall 1, HD 0, ASSD 0, volume errors 0, lesion F1 1;
+- prediction empty, reference not (a miss): Dice 0, recall 0, precision NaN, HD and ASSD NaN;
+- reference empty, prediction not (a false alarm): Dice 0, precision 0, recall NaN, HD and ASSD
+  NaN, relative volume error NaN.
+
+Distances use MedPy's definitions: surface = mask XOR its erosion with the
+face-connected structure (voxels at the array edge count as surface), distances by the
+Euclidean distance transform with the voxel spacing. They are computed on the bounding box
+of both masks plus one voxel, which gives identical values (every surface voxel lies inside
+the box) at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+SIZE_GROUPS = (("<10 ml", 0.0, 10.0), ("10-50 ml", 10.0, 50.0), (">50 ml", 50.0, math.inf))
+METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "rve", "lesion_count_diff", "lesion_f1")
+NAN = float("nan")
+
+
+def _crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    both = a | b
+    idx = [np.flatnonzero(both.any(axis=tuple(j for j in range(both.ndim) if j != i))) for i in range(both.ndim)]
+    sl = tuple(slice(max(int(i[0]) - 1, 0), int(i[-1]) + 2) for i in idx)
+    return a[sl], b[sl]
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    footprint = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask ^ ndimage.binary_erosion(mask, structure=footprint, iterations=1)
+
+
+def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (mm) from the surface voxels of ``a`` to the surface of ``b``, and back.
+
+    Both masks must be non-empty.
+    """
+    a, b = _crop(a, b)
+    sa, sb = _surface(a), _surface(b)
+    sampling = np.asarray(spacing, dtype=np.float64)
+    d_ab = ndimage.distance_transform_edt(~sb, sampling=sampling)[sa]
+    d_ba = ndimage.distance_transform_edt(~sa, sampling=sampling)[sb]
+    return d_ab, d_ba
+
+
+def lesion_counts(pred: np.ndarray, ref: np.ndarray) -> dict[str, int]:
+    """Lesion-wise counts with 26-connected components (8 in 2D).
+
+    A reference lesion is found (TP) if any predicted voxel overlaps it, else missed (FN); a
+    predicted component overlapping no reference voxel is a false positive (FP).
+    """
+    structure = np.ones((3,) * ref.ndim, bool)
+    ref_lab, n_ref = ndimage.label(ref, structure)
+    pred_lab, n_pred = ndimage.label(pred, structure)
+    tp = len(np.unique(ref_lab[pred & (ref_lab > 0)]))
+    fp = n_pred - len(np.unique(pred_lab[ref & (pred_lab > 0)]))
+    return {"ref_lesions": int(n_ref), "pred_lesions": int(n_pred), "tp": tp, "fn": int(n_ref - tp), "fp": int(fp)}
+
+
+def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> dict[str, Any]:
+    """All metrics of one case (see the module docstring for units and the empty-mask rule).
+
+    Args:
+        pred: predicted mask (any shape; non-zero = lesion).
+        ref: reference mask of the same shape.
+        spacing: voxel size in mm per axis.
+    """
+    pred = np.asarray(pred) != 0
+    ref = np.asarray(ref) != 0
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from reference {ref.shape}")
+    if len(spacing) != ref.ndim:
+        raise ValueError(f"spacing {tuple(spacing)} does not match {ref.ndim} dimensions")
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    n_p, n_r = int(pred.sum()), int(ref.sum())
+    inter = int((pred & ref).sum())
+    out: dict[str, Any] = {"ref_ml": n_r * voxel_ml, "pred_ml": n_p * voxel_ml}
+    out["dice"] = 1.0 if n_p + n_r == 0 else 2.0 * inter / (n_p + n_r)
+    out["precision"] = (1.0 if n_r == 0 else NAN) if n_p == 0 else inter / n_p
+    out["recall"] = (1.0 if n_p == 0 else NAN) if n_r == 0 else inter / n_r
+    if n_p and n_r:
+        d_pr, d_rp = surface_distances(pred, ref, spacing)
+        out["hd"] = float(max(d_pr.max(), d_rp.max()))
+        out["assd"] = float(np.concatenate([d_pr, d_rp]).mean())  # MedPy: mean over both surfaces' voxels
+    else:
+        out["hd"] = out["assd"] = 0.0 if n_p + n_r == 0 else NAN
+    out["avd_ml"] = abs(n_p - n_r) * voxel_ml
+    out["rve"] = (n_p - n_r) / n_r if n_r else (0.0 if n_p == 0 else NAN)
+    counts = lesion_counts(pred, ref)
+    out["lesion_count_diff"] = abs(counts["pred_lesions"] - counts["ref_lesions"])
+    denom = 2 * counts["tp"] + counts["fp"] + counts["fn"]
+    out["lesion_f1"] = 1.0 if denom == 0 else 2 * counts["tp"] / denom
+    out.update(counts)
+    return out
+
+
+def size_group(ref_ml: float) -> str:
+    """The lesion-size group (Wang et al.) of a reference volume in ml: < 10, 10-50 (inclusive), > 50."""
+    if ref_ml < 10.0:
+        return SIZE_GROUPS[0][0]
+    return SIZE_GROUPS[1][0] if ref_ml <= 50.0 else SIZE_GROUPS[2][0]
+
+
+def summarize(rows: Iterable[dict[str, Any]], metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
+    """Mean, SD and counts of each metric over cases; NaN values are counted, not averaged."""
+    rows = list(rows)
+    out = {}
+    for m in metrics:
+        vals = np.array([r[m] for r in rows if m in r], dtype=np.float64)
+        ok = vals[~np.isnan(vals)]
+        out[m] = {"mean": float(ok.mean()) if ok.size else NAN, "sd": float(ok.std(ddof=1)) if ok.size > 1 else NAN,
+                  "n": int(ok.size), "undefined": int(vals.size - ok.size)}
+    return out
+
+
+def summarize_by_size(rows: Iterable[dict[str, Any]], metrics: Sequence[str] = METRICS) -> dict[str, dict]:
+    """:func:`summarize` per reference lesion-size group (cases without a lesion go to '<10 ml')."""
+    rows = list(rows)
+    return {name: summarize([r for r in rows if size_group(r["ref_ml"]) == name], metrics)
+            for name, _, _ in SIZE_GROUPS}
