@@ -232,6 +232,56 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
                   aif_mask=aif_mask, force=force, echo=click.echo)
 
 
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Training YAML (see configs/seg/).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from each fold's last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None, resume: bool, force: bool) -> None:
+    """Train a segmenter with subject-level cross-validation and evaluate each fold.
+
+    Runs under torchrun too: `torchrun --nproc_per_node 2 -m strokesynth.cli train --config C`.
+    Writes OUT/config.yaml, splits.json, fold_K/{best,last}.pt, fold_K/metrics.csv, predictions/
+    and metrics/{folds,cases}.csv, metrics/summary.json; prints the metric table.
+    """
+    from strokesynth.config import load_config
+    from strokesynth.engine.config import TrainConfig
+    from strokesynth.engine.cv import run_training
+
+    cfg = load_config(TrainConfig, config_path, overrides)
+    if not cfg.data.dataset:
+        raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
+    run_training(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def evaluate(run: Path) -> None:
+    """Re-evaluate a training run: each fold's best model on its held-out cases, with the baseline."""
+    from strokesynth.engine.cv import evaluate_run
+
+    evaluate_run(run, echo=click.echo)
+
+
+@cli.command()
+@click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A run folder or a fold's best.pt (repeat to average several models).")
+@click.option("--input", "source", required=True, type=click.Path(path_type=Path),
+              help="A data set folder, or one case folder of it.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--threshold", type=float, default=None, help="Probability threshold [the model's, 0.5].")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, force: bool) -> None:
+    """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG."""
+    from strokesynth.engine.cv import load_model
+    from strokesynth.engine.predict import predict_cases
+
+    predict_cases([load_model(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
+    click.echo(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
     start = time.time()
