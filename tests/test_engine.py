@@ -103,3 +103,15 @@ def test_torchrun_two_cpu_processes(seg_data, tmp_path):
     assert len(history) == 2 and all(np.isfinite(r["train_loss"]) for r in history)
     summary = json.loads((out / "metrics" / "summary.json").read_text())
     assert 0 <= summary["overall"]["unet2d"]["dice"]["mean"] <= 1
+
+
+def test_ensemble_of_two_runs(seg_data, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_training(tiny(seg_data, epochs=2), a, echo=lambda s: None)
+    cfg = tiny(seg_data, epochs=2)
+    cfg.name, cfg.loss.name = "unet2d_ce", "ce"
+    run_training(cfg, b, echo=lambda s: None)
+    main(["ensemble", str(a), str(b), "--out", str(tmp_path / "ens")])
+    summary = json.loads((tmp_path / "ens" / "metrics" / "evaluation.json").read_text())
+    assert set(summary["overall"]) == {"unet2d", "unet2d_ce", "ensemble of 2", BASELINE}
+    assert "ensemble of 2" in capsys.readouterr().out

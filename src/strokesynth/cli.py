@@ -282,6 +282,22 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     click.echo(f"wrote {out}")
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the ensemble's metrics.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def ensemble(runs: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Evaluate the average of several cross-validation runs (same data and splits) fold by fold.
+
+    Fold k's best model of every run predicts fold k's held-out cases; their probabilities are
+    averaged (the paper's final submission: 5 focal + 5 CE PSPNets). To apply an ensemble to new
+    data, give `predict` several --model options.
+    """
+    from strokesynth.engine.cv import evaluate_ensemble
+
+    evaluate_ensemble(list(runs), out, force=force, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
     start = time.time()

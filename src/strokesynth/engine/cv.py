@@ -27,6 +27,7 @@ from strokesynth.metrics import METRICS, evaluate_case, summarize, summarize_by_
 from strokesynth.phantom.validation import threshold_core
 from strokesynth.runs import RunDir
 
+BASELINE = "baseline: CBF < 30% of median"
 TABLE_METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "lesion_f1")
 
 
@@ -110,39 +111,93 @@ def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, case
         cases = open_cohort(cfg.data.dataset, layout=cfg.data.layout,
                             require=cfg.data.modalities + [cfg.data.label]).cases
     splits = splits or load_splits(run.file("splits.json"), cases)
-    volumetric = cfg.model.name in VOLUMETRIC
     rows = []
     for fold in _folds(cfg):
-        best = run.file(f"fold_{fold}", "best.pt")
-        if not best.exists():
-            continue
-        model = build_model(cfg.model, len(cfg.data.modalities), pretrained=False)
-        model.load_state_dict(load_checkpoint(best)["model"])
-        model.to(cfg.device)
-        _, val_ds = fold_datasets(cases, cfg.data, splits, fold, kind="volumes" if volumetric else "slices")
-        for i, case in enumerate(val_ds.cases):
-            prob = predict_case(model, val_ds, i, device=cfg.device, amp=cfg.amp)
+        for case, prob in fold_probabilities(run, cfg, cases, splits, fold):
             mask = prob.array > cfg.threshold
             write_volume(prob, run.file("predictions", case.id, "prob.nii.gz"))
             write_volume(Volume(mask.astype(np.uint8), prob.affine, kind="label"),
                          run.file("predictions", case.id, "mask.nii.gz"))
-            ref = case.label.array > 0
-            rows.append({"method": cfg.name, "fold": fold, "case": case.id, **evaluate_case(mask, ref, case.spacing)})
-            if "cbf" in case:
-                base = threshold_core(case["cbf"].array, case["cbf"].array > 0)
-                rows.append({"method": "baseline: CBF < 30% of median", "fold": fold, "case": case.id,
-                             **evaluate_case(base, ref, case.spacing)})
+            rows.extend(_case_rows(cfg.name, fold, case, mask))
     if not rows:
         raise ConfigError(run.path, "no fold has a best.pt to evaluate")
     run.save_table("metrics/cases.csv", rows)
+    summary = _summaries(rows)
+    run.save_json("metrics/evaluation.json", summary)
+    echo(format_table(summary["overall"]))
+    return summary
+
+
+def fold_probabilities(run: RunDir, cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int):
+    """Yield ``(case, probability Volume)`` for the held-out cases of ``fold`` with its best model."""
+    best = run.file(f"fold_{fold}", "best.pt")
+    if not best.exists():
+        return
+    model = build_model(cfg.model, len(cfg.data.modalities), pretrained=False)
+    model.load_state_dict(load_checkpoint(best)["model"])
+    model.to(cfg.device)
+    kind = "volumes" if cfg.model.name in VOLUMETRIC else "slices"
+    _, val_ds = fold_datasets(cases, cfg.data, splits, fold, kind=kind)
+    for i, case in enumerate(val_ds.cases):
+        yield case, predict_case(model, val_ds, i, device=cfg.device, amp=cfg.amp)
+
+
+def _case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict[str, Any]]:
+    """Metrics of ``mask`` on ``case``, and of the CBF-threshold baseline when the case has CBF."""
+    ref = case.label.array > 0
+    rows = [{"method": method, "fold": fold, "case": case.id, **evaluate_case(mask, ref, case.spacing)}]
+    if "cbf" in case:
+        base = threshold_core(case["cbf"].array, case["cbf"].array > 0)
+        rows.append({"method": BASELINE, "fold": fold, "case": case.id, **evaluate_case(base, ref, case.spacing)})
+    return rows
+
+
+def _summaries(rows: list[dict[str, Any]]) -> dict[str, Any]:
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    summary: dict[str, Any] = {
+    return {
         "overall": {m: summarize([r for r in rows if r["method"] == m], METRICS) for m in methods},
         "by_fold": {m: {f: summarize([r for r in rows if r["method"] == m and r["fold"] == f], METRICS)
                         for f in sorted({r["fold"] for r in rows})} for m in methods},
         "by_size": {m: summarize_by_size([r for r in rows if r["method"] == m], METRICS) for m in methods},
     }
-    run.save_json("metrics/evaluation.json", summary)
+
+
+def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, force: bool = False,
+                      echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Average the fold-k best models of several cross-validation runs on fold k's held-out cases.
+
+    The runs must share data set and splits (e.g. PSPNet with focal loss and with CE, as the
+    paper's final 5 + 5 model ensemble). Writes ``out/metrics/{cases.csv,evaluation.json}``
+    with the ensemble, each member and the baseline.
+    """
+    if len(runs) < 2:
+        raise ConfigError("ensemble", "give at least two run folders")
+    loaded = [(RunDir.resume(r), load_config(TrainConfig, Path(r) / "config.yaml")) for r in runs]
+    first_run, first_cfg = loaded[0]
+    splits_text = first_run.file("splits.json").read_text(encoding="utf-8")
+    for run, _ in loaded[1:]:
+        if run.file("splits.json").read_text(encoding="utf-8") != splits_text:
+            raise ConfigError(run.path, "has other cross-validation splits than " + str(first_run.path))
+    cases = open_cohort(first_cfg.data.dataset, layout=first_cfg.data.layout).cases
+    splits = load_splits(first_run.file("splits.json"), cases)
+    dest = RunDir.create(out, force=force)
+    dest.save_json("members.json", [str(r.path) for r, _ in loaded])
+    rows: list[dict[str, Any]] = []
+    folds = sorted(set.intersection(*(set(_folds(c)) for _, c in loaded)))
+    for fold in folds:
+        per_member = [dict((c.id, (c, p)) for c, p in fold_probabilities(r, cfg, cases, splits, fold))
+                      for r, cfg in loaded]
+        for case_id in per_member[0]:
+            case = per_member[0][case_id][0]
+            probs = [m[case_id][1].array for m in per_member if case_id in m]
+            for (_, cfg), m in zip(loaded, per_member, strict=True):
+                if case_id in m:
+                    rows.extend(r for r in _case_rows(cfg.name, fold, case, m[case_id][1].array > cfg.threshold)
+                                if r["method"] != BASELINE)
+            rows.extend(_case_rows(f"ensemble of {len(probs)}", fold, case, np.mean(probs, axis=0) > first_cfg.threshold))
+    dest.save_table("metrics/cases.csv", rows)
+    summary = _summaries(rows)
+    dest.save_json("metrics/evaluation.json", summary)
     echo(format_table(summary["overall"]))
     return summary
 
