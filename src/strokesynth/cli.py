@@ -143,11 +143,12 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
               help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, force: bool) -> None:
-    """The main job on embedded data: phantom cohort, perfusion accuracy, check, folds, loading.
+    """The main job on embedded data: phantom, perfusion accuracy, cross-validated segmenter.
 
     Writes OUT/data (phantom, ISLES 2018 layout, ground truth in OUT/data/groundtruth),
     OUT/perfusion_accuracy.md/.json, OUT/check.json, OUT/splits.json, OUT/config.yaml,
-    OUT/figures/sample.png and OUT/summary.json.
+    OUT/figures/sample.png, OUT/segmentation/ (a tiny U-Net trained by 5-fold CV: checkpoints,
+    predictions, metrics) and OUT/summary.json; prints the metric table.
     """
     from strokesynth.demo import run_demo
 
