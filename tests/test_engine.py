@@ -129,3 +129,13 @@ def test_tiny_pspnet_beats_the_cbf_threshold_baseline(tmp_path):
     summary = run_training(tc, tmp_path / "run", echo=lambda s: None)
     ours, base = summary["overall"]["pspnet"]["dice"]["mean"], summary["overall"][BASELINE]["dice"]["mean"]
     assert ours > base + 0.1, (ours, base)  # measured: 0.46 against 0.22 (40 epochs)
+
+
+def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
+    main(["recipe", "seg-comparison", "--data", str(seg_data), "--out", str(tmp_path / "cmp"), "--arch", "unet2d",
+          "--arch", "vnet", "--set", "epochs=1", "--set", "data.size=[64,64]", "--set", "data.folds=3",
+          "--set", "folds_to_run=[0]"])
+    out = capsys.readouterr().out
+    for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", BASELINE):
+        assert name in out
+    assert (tmp_path / "cmp" / "table.txt").exists()

@@ -299,6 +299,29 @@ def ensemble(runs: tuple[Path, ...], out: Path, force: bool) -> None:
     evaluate_ensemble(list(runs), out, force=force, echo=click.echo)
 
 
+@cli.group()
+def recipe() -> None:
+    """Experiments that reproduce a paper's table."""
+
+
+@recipe.command("seg-comparison")
+@click.option("--data", "dataset", type=click.Path(path_type=Path), required=True, help="Data set folder.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the runs and the table.")
+@click.option("--paper", is_flag=True, help="Paper-size networks and schedules instead of the tiny CPU variants.")
+@click.option("--arch", "archs", multiple=True, type=click.Choice(["pspnet", "unet2d", "unet3d", "vnet"]),
+              help="Architectures (repeatable) [all four].")
+@click.option("--loss", "losses", multiple=True, type=click.Choice(["ce", "focal"]), help="Losses (repeatable) [both].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...], losses: tuple[str, ...],
+                   overrides: tuple[str, ...], force: bool) -> None:
+    """Abulnaga & Rubin: PSPNet, U-Net 2D, 3D U-Net, V-Net x {CE, focal}, one CV table."""
+    from strokesynth.recipes.segmentation import ARCHITECTURES, LOSSES, run_comparison
+
+    run_comparison(dataset, out, tiny=not paper, architectures=archs or ARCHITECTURES, losses=losses or LOSSES,
+                   overrides=overrides, force=force, echo=click.echo)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
     start = time.time()

@@ -1,0 +1,1 @@
+"""One module per paper: the experiment that reproduces its table."""

@@ -1,0 +1,62 @@
+"""Abulnaga & Rubin (ISLES 2018): segmentation architectures x {cross entropy, focal loss}.
+
+Trains each architecture with each loss by the same subject-level cross-validation and prints
+one table (mean ± sd over held-out cases of Dice, HD, ASSD, precision, recall, AVD, lesion F1),
+next to the CBF-threshold baseline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from strokesynth.config import load_config
+from strokesynth.engine.config import TrainConfig
+from strokesynth.engine.cv import BASELINE, format_table, run_training
+from strokesynth.errors import ConfigError
+from strokesynth.io.atomic import write_json_atomic, write_text_atomic
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "seg"
+ARCHITECTURES = ("pspnet", "unet2d", "unet3d", "vnet")
+LOSSES = ("ce", "focal")
+
+
+def comparison_config(arch: str, loss: str, dataset: str, tiny: bool, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The config of one cell: the shipped ``<arch>_focal[_tiny].yaml`` with the loss swapped."""
+    name = f"{arch}_focal{'_tiny' if tiny else ''}.yaml"
+    path = CONFIGS / name
+    cfg = load_config(TrainConfig, path if path.exists() else None, overrides)
+    if not path.exists():  # installed without the repository's configs: same settings in code
+        cfg.model.name = arch
+    cfg.loss.name = loss
+    cfg.data.dataset = str(dataset)
+    cfg.name = f"{arch}_{loss}"
+    return cfg
+
+
+def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: bool = True,
+                   architectures: Sequence[str] = ARCHITECTURES, losses: Sequence[str] = LOSSES,
+                   overrides: Sequence[str] = (), force: bool = False,
+                   echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Train every architecture x loss into ``out/<arch>_<loss>/``; write and print the table."""
+    bad = [a for a in architectures if a not in ARCHITECTURES] + [x for x in losses if x not in LOSSES]
+    if bad:
+        raise ConfigError("recipe", f"unknown architecture/loss {bad}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ConfigError(out, "exists and is not empty (use --force to replace it)")
+    overall: dict[str, Any] = {}
+    for arch in architectures:
+        for loss in losses:
+            cfg = comparison_config(arch, loss, str(dataset), tiny, overrides)
+            echo(f"== {cfg.name}")
+            summary = run_training(cfg, out / cfg.name, force=True, echo=echo)
+            overall[cfg.name] = summary["overall"][cfg.name]
+            overall.setdefault(BASELINE, summary["overall"].get(BASELINE))
+    table = format_table({k: v for k, v in overall.items() if v is not None})
+    write_text_atomic(out / "table.txt", table + "\n")
+    write_json_atomic(out / "table.json", overall)
+    echo("\n" + table)
+    return overall
