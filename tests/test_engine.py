@@ -139,3 +139,27 @@ def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
     for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", BASELINE):
         assert name in out
     assert (tmp_path / "cmp" / "table.txt").exists()
+
+
+def test_training_is_deterministic(seg_data, tmp_path):
+    for name in ("a", "b"):
+        run_training(tiny(seg_data, epochs=1), tmp_path / name, echo=lambda s: None)
+    a = json.loads((tmp_path / "a" / "fold_0" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "fold_0" / "metrics.json").read_text())
+    assert [(r["train_loss"], r["val_dice"]) for r in a] == [(r["train_loss"], r["val_dice"]) for r in b]
+
+
+def test_fine_tuning_stage_one_keeps_the_pretrained_backbone(seg_data, tmp_path):
+    from strokesynth.nets import DilatedResNet
+
+    torch.manual_seed(3)
+    backbone = DilatedResNet(50, 8)
+    torch.save(backbone.state_dict(), tmp_path / "r50.pth")
+    cfg = tiny(seg_data, name="pspnet", epochs=1)
+    cfg.model.pretrained = str(tmp_path / "r50.pth")
+    cfg.fine_tune_epochs = 1
+    cfg.steps_per_epoch = 2
+    run_training(cfg, tmp_path / "run", echo=lambda s: None)
+    state = torch.load(tmp_path / "run" / "fold_0" / "last.pt", weights_only=True)["model"]
+    for k, v in backbone.state_dict().items():
+        assert torch.equal(state[f"backbone.{k}"], v), k  # weights and BN statistics untouched in stage 1

@@ -239,19 +239,30 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from each fold's last checkpoint.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
+@click.option("--amp", type=click.Choice(["none", "bf16", "fp16"]), default=None, help="Autocast [config: none].")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None, resume: bool, force: bool) -> None:
+def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None, resume: bool, device: str | None,
+          amp: str | None, force: bool) -> None:
     """Train a segmenter with subject-level cross-validation and evaluate each fold.
 
     Runs under torchrun too: `torchrun --nproc_per_node 2 -m strokesynth.cli train --config C`.
     Writes OUT/config.yaml, splits.json, fold_K/{best,last}.pt, fold_K/metrics.csv, predictions/
     and metrics/{folds,cases}.csv, metrics/summary.json; prints the metric table.
     """
+    import torch
+
     from strokesynth.config import load_config
     from strokesynth.engine.config import TrainConfig
     from strokesynth.engine.cv import run_training
 
     cfg = load_config(TrainConfig, config_path, overrides)
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+        cfg.device = device
+    if amp is not None:
+        cfg.amp = amp
     if not cfg.data.dataset:
         raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
     run_training(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)

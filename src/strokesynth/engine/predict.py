@@ -16,7 +16,7 @@ from strokesynth.data.normalize import Normalization
 from strokesynth.data.volume import Volume
 from strokesynth.engine.config import TrainConfig
 from strokesynth.engine.models import VOLUMETRIC, predict_case
-from strokesynth.errors import ConfigError
+from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.atomic import atomic_dir, write_json_atomic
 from strokesynth.io.nifti import write_volume
@@ -48,14 +48,19 @@ def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str
             raise ConfigError("models", f"models take different inputs ({cfg.data.modalities} vs {mods})")
     source = Path(source)
     try:
-        cohort = open_cohort(source, require=mods)
-    except Exception:  # noqa: BLE001 - maybe a single case folder: open its parent and pick it
-        cohort = open_cohort(source.parent, require=mods)
-        cohort.cases = [c for c in cohort.cases if Path(c.meta.get("folder", "")).name == source.name]
+        cases = open_cohort(source, require=mods).cases
+    except DataError as first:  # maybe one case folder of a data set: open the set, keep that case
+        try:
+            cases = [c for c in open_cohort(source.parent, require=mods).cases
+                     if Path(c.meta.get("folder", "")).name == source.name]
+        except DataError:
+            cases = []
+        if not cases:
+            raise first from None
     thr = models[0][1].threshold if threshold is None else threshold
     results = []
     with atomic_dir(out, force=force) as tmp:
-        for case in cohort.cases:
+        for case in cases:
             probs = []
             for model, cfg in models:
                 ds = _dataset(cfg, [case])
