@@ -232,3 +232,21 @@ def test_phantom_bad_config(capsys, tmp_path):
                            "--set", "grid.slices=[2]", "--no-figures")
     assert_user_error(code, err, "afile")
     assert not (tmp_path / "p").exists()
+
+
+def test_segmentation_cli_bad_inputs(capsys, tmp_path, plain_dir):
+    code, _, err = run_cli(capsys, "predict", "--model", str(tmp_path / "nope"), "--input", str(plain_dir),
+                           "--out", str(tmp_path / "p"))
+    assert_user_error(code, err, "nope", "no such run")
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path))
+    assert_user_error(code, err, "not a run folder")
+    run = tmp_path / "run"
+    (run / "fold_0").mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\n")
+    (run / "fold_0" / "best.pt").write_bytes(b"truncated")
+    code, _, err = run_cli(capsys, "predict", "--model", str(run / "fold_0" / "best.pt"), "--input", str(plain_dir),
+                           "--out", str(tmp_path / "p"))
+    assert_user_error(code, err, "best.pt")
+    assert not (tmp_path / "p").exists()
+    code, _, err = run_cli(capsys, "train", "--set", "epochs=3")
+    assert_user_error(code, err, "data.dataset")

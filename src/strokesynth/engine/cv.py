@@ -20,7 +20,7 @@ from strokesynth.engine.checkpoint import load_checkpoint
 from strokesynth.engine.config import TrainConfig
 from strokesynth.engine.models import VOLUMETRIC, build_model, predict_case
 from strokesynth.engine.trainer import Dist, train_fold
-from strokesynth.errors import ConfigError
+from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import METRICS, evaluate_case, summarize, summarize_by_size
@@ -221,6 +221,8 @@ def format_table(overall: dict[str, dict[str, dict[str, float]]], metrics=TABLE_
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, TrainConfig]:
     """A trained model from a run folder (best model of its first fold) or a fold's checkpoint file."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such run folder or checkpoint file")
     if path.is_dir():
         run = RunDir.resume(path)
         cfg = load_config(TrainConfig, run.file("config.yaml"))
