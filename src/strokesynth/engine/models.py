@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -69,9 +68,3 @@ def predict_case(model: nn.Module, dataset: SliceDataset | VolumeDataset, case_i
         with autocast(device, amp):
             probs.append(main_logits(model(batch)).float().softmax(1)[:, 1:2].cpu())
     return dataset.assemble(case_index, torch.cat(probs))
-
-
-def dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Dice of two masks (1 when both are empty)."""
-    total = int(pred.sum() + ref.sum())
-    return 1.0 if total == 0 else 2.0 * float((pred & ref).sum()) / total

@@ -27,9 +27,10 @@ from strokesynth.data.config import fold_datasets
 from strokesynth.data.splits import Splits
 from strokesynth.engine.checkpoint import load_checkpoint, save_checkpoint
 from strokesynth.engine.config import TrainConfig
-from strokesynth.engine.models import VOLUMETRIC, autocast, build_model, dice, predict_case
+from strokesynth.engine.models import VOLUMETRIC, autocast, build_model, predict_case
 from strokesynth.io.atomic import write_json_atomic, write_text_atomic
 from strokesynth.losses import lesion_fraction_weights, make_loss
+from strokesynth.metrics import dice
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from strokesynth.metrics.segmentation import (
     METRICS,
     SIZE_GROUPS,
+    dice,
     evaluate_case,
     lesion_counts,
     size_group,
@@ -11,5 +12,5 @@ from strokesynth.metrics.segmentation import (
     surface_distances,
 )
 
-__all__ = ["METRICS", "SIZE_GROUPS", "evaluate_case", "lesion_counts", "size_group", "summarize",
+__all__ = ["METRICS", "SIZE_GROUPS", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
            "summarize_by_size", "surface_distances"]

@@ -47,6 +47,12 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask ^ ndimage.binary_erosion(mask, structure=footprint, iterations=1)
 
 
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of two boolean masks; 1 when both are empty (the module's rule)."""
+    total = int(pred.sum() + ref.sum())
+    return 1.0 if total == 0 else 2.0 * float((pred & ref).sum()) / total
+
+
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Distances (mm) from the surface voxels of ``a`` to the surface of ``b``, and back.
 
@@ -92,7 +98,7 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -
     n_p, n_r = int(pred.sum()), int(ref.sum())
     inter = int((pred & ref).sum())
     out: dict[str, Any] = {"ref_ml": n_r * voxel_ml, "pred_ml": n_p * voxel_ml}
-    out["dice"] = 1.0 if n_p + n_r == 0 else 2.0 * inter / (n_p + n_r)
+    out["dice"] = dice(pred, ref)
     out["precision"] = (1.0 if n_r == 0 else NAN) if n_p == 0 else inter / n_p
     out["recall"] = (1.0 if n_p == 0 else NAN) if n_r == 0 else inter / n_r
     if n_p and n_r:

@@ -58,8 +58,7 @@ class PerfusionResult:
         vof: the venous output function, if venous scaling was asked for.
         window: bolus window (Ts, Te) as frame indices.
         frames: ``(X, Y, Z, n)`` resampled bolus-window frames, HU.
-        baseline_frames: frames averaged into the baseline.
-        info: numbers for reports (AIF peak, scale factor...).
+        info: numbers for reports (bolus window, baseline frames, AIF peak, venous scale).
     """
 
     maps: dict[str, Volume]
@@ -68,7 +67,6 @@ class PerfusionResult:
     vof: InputFunction | None
     window: tuple[int, int]
     frames: np.ndarray
-    baseline_frames: int
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,4 +178,4 @@ def analyze_ctp(
     out["mip"] = Volume(temporal_mip(data, ts, te) * mask, ctp.affine)
     frames = resample_frames(data, ts, te, cfg.frames)
     return PerfusionResult(out, Volume(mask.astype(np.uint8), ctp.affine, kind="label"), chosen, vof,
-                           (ts, te), frames, n_base, info)
+                           (ts, te), frames, info)

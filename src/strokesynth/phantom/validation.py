@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth.errors import DataError
+from strokesynth.metrics.segmentation import dice
 from strokesynth.perfusion.deconvolution import METHODS, deconvolve
 from strokesynth.phantom.kinetics import Bolus, ResponseTable, tissue_enhancement
 
@@ -136,8 +137,8 @@ def threshold_core(cbf: np.ndarray, brain: np.ndarray, fraction: float = 0.3) ->
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
-    total = int(a.sum() + b.sum())
-    return None if total == 0 else round(2.0 * float((a & b).sum()) / total, 3)
+    """Dice rounded for the report; None (shown as '–') when neither mask has a voxel."""
+    return None if not (a.any() or b.any()) else round(dice(a, b), 3)
 
 
 def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray], core_threshold: float = 0.3,
