@@ -1,0 +1,154 @@
+"""pix2pix networks for CT-to-MR synthesis (Rubin & Abulnaga): ResNet generator and PatchGAN.
+
+:class:`ResnetGenerator` is pix2pix's ``resnet_9blocks``: 7x7 conv, two stride-2 3x3 convs,
+``n_blocks`` residual blocks (reflection pad, 3x3 conv, instance norm, ReLU, dropout 0.5,
+reflection pad, 3x3 conv, instance norm), two fractionally-strided 3x3 convs, 7x7 conv, tanh.
+Its dropout is the paper's noise *z*: it stays on at test time unless ``test_dropout=False``.
+
+:class:`PatchDiscriminator` is the 70x70 PatchGAN (``n_layers=3``): 4x4 convs, stride 2 in the
+first ``n_layers``, instance norm + LeakyReLU(0.2) everywhere but the first and last conv; a
+256x256 input gives 30x30 logits. It reuses MONAI's ``PatchDiscriminator``, whose layers are
+the same; MONAI leaves out the conv biases before the (affine-free) instance norms, which the
+norm cancels anyway, so the two compute the same function (a test copies weights into a
+from-scratch pix2pix layer stack and compares outputs).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import PatchDiscriminator as _MonaiPatchDiscriminator
+from torch import nn
+
+Norm = Literal["instance", "batch", "none"]
+
+
+def _norm(kind: Norm, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r} (instance, batch, none)")
+
+
+class NoiseDropout(nn.Module):
+    """Dropout that can stay active in ``eval()`` mode (pix2pix's noise at test time).
+
+    Args:
+        p: drop probability.
+        at_test: keep dropping in eval mode.
+    """
+
+    def __init__(self, p: float = 0.5, at_test: bool = True) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.at_test = bool(at_test)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=self.training or self.at_test)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, at_test={self.at_test}"
+
+
+class ResnetBlock(nn.Module):
+    """``x + [pad, conv3, norm, ReLU, dropout, pad, conv3, norm](x)``; shape-preserving (B, C, H, W)."""
+
+    def __init__(self, channels: int, norm: Norm = "instance", dropout: float = 0.5, test_dropout: bool = True) -> None:
+        super().__init__()
+        bias = norm != "batch"  # pix2pix: biases unless batch norm follows
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+                                   _norm(norm, channels), nn.ReLU(True)]
+        if dropout > 0:
+            layers.append(NoiseDropout(dropout, test_dropout))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm(norm, channels)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """pix2pix ResNet generator (``resnet_9blocks`` with the defaults).
+
+    Args:
+        in_channels: input channels (5 for CT, CBF, CBV, MTT, Tmax).
+        out_channels: output channels (1 for DWI).
+        ngf: features of the first conv (64 in the paper); 2x and 4x after the down-convs.
+        n_blocks: residual blocks at 1/4 resolution (9 in the paper).
+        dropout: dropout probability inside the blocks (0.5; 0 disables it).
+        test_dropout: keep dropout on in ``eval()`` (the paper's noise); see :meth:`set_test_dropout`.
+        norm: ``instance`` (paper), ``batch`` or ``none``.
+
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)`` in [-1, 1] (tanh);
+    H and W must be multiples of 4.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, n_blocks: int = 9, *,
+                 dropout: float = 0.5, test_dropout: bool = True, norm: Norm = "instance") -> None:
+        super().__init__()
+        bias = norm != "batch"
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias),
+                                   _norm(norm, ngf), nn.ReLU(True)]
+        for i in range(2):
+            c = ngf * 2 ** i
+            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), _norm(norm, 2 * c), nn.ReLU(True)]
+        layers += [ResnetBlock(4 * ngf, norm, dropout, test_dropout) for _ in range(n_blocks)]
+        for i in range(2):
+            c = ngf * 2 ** (2 - i)
+            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                       _norm(norm, c // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"ResnetGenerator needs H and W divisible by 4, got {tuple(x.shape[-2:])}")
+        return self.model(x)
+
+    def set_test_dropout(self, on: bool) -> ResnetGenerator:
+        """Switch the test-time dropout noise on or off (training mode always drops)."""
+        for m in self.modules():
+            if isinstance(m, NoiseDropout):
+                m.at_test = bool(on)
+        return self
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional PatchGAN: logits per patch of ``concat(condition, image)``.
+
+    Args:
+        in_channels: channels of the concatenated input (6 = 5 CTP channels + DWI).
+        ndf: features of the first conv (64); doubled per layer up to 8x.
+        n_layers: stride-2 conv layers (3 gives the 70x70 PatchGAN).
+        norm: ``instance`` (paper), ``batch`` or ``none``.
+
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, 1, H/2^n - 2, W/2^n - 2)`` logits (30x30 for
+    256x256 and ``n_layers=3``); each logit sees :meth:`receptive_field` input pixels square.
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, *, norm: Norm = "instance") -> None:
+        super().__init__()
+        monai_norm = {"instance": "INSTANCE", "batch": "BATCH", "none": None}
+        if norm not in monai_norm:
+            raise ValueError(f"unknown norm {norm!r} (instance, batch, none)")
+        self.net = _MonaiPatchDiscriminator(spatial_dims=2, num_layers_d=n_layers, channels=ndf,
+                                            in_channels=in_channels, out_channels=1, norm=monai_norm[norm],
+                                            kernel_size=4, activation=("LEAKYRELU", {"negative_slope": 0.2}),
+                                            last_conv_kernel_size=4)
+        self.n_layers = n_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[-1]
+
+    def receptive_field(self) -> int:
+        """Input pixels (per side) that one output logit sees, from the conv geometry."""
+        rf = 1
+        for m in reversed([m for m in self.modules() if isinstance(m, nn.Conv2d)]):
+            rf = (rf - 1) * m.stride[0] + m.kernel_size[0]
+        return rf
