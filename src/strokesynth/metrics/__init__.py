@@ -1,4 +1,6 @@
-"""Evaluation metrics: segmentation (Dice, distances, volumes, lesion-wise)."""
+"""Evaluation metrics: segmentation (Dice, distances, volumes, lesion-wise) and image quality (SSIM, PSNR)."""
+
+from strokesynth.metrics.image_quality import QUALITY_METRICS, image_quality, lesion_box, psnr, ssim_map
 
 from strokesynth.metrics.segmentation import (
     METRICS,
@@ -12,5 +14,5 @@ from strokesynth.metrics.segmentation import (
     surface_distances,
 )
 
-__all__ = ["METRICS", "SIZE_GROUPS", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
+__all__ = ["METRICS", "QUALITY_METRICS", "SIZE_GROUPS", "image_quality", "lesion_box", "psnr", "ssim_map", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
            "summarize_by_size", "surface_distances"]
