@@ -141,22 +141,29 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @click.option("--seed", type=int, default=0, show_default=True, help="The one seed of the run.")
 @click.option("--dro", type=click.Path(path_type=Path), default=None,
               help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
+@click.option("--gan-epochs", type=int, default=None, help="cGAN epochs per fold [tiny config: 8].")
+@click.option("--seg-epochs", type=int, default=None, help="Segmenter epochs per fold [tiny config: 20].")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, force: bool) -> None:
-    """The main job on embedded data: phantom, perfusion accuracy, cross-validated segmenter.
+def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, gan_epochs: int | None,
+         seg_epochs: int | None, force: bool) -> None:
+    """The main job on embedded data: phantom -> perfusion -> CT-to-MR cGAN -> FCN vs FCN-CGAN -> report.
 
     Writes OUT/data (phantom, ISLES 2018 layout, ground truth in OUT/data/groundtruth),
-    OUT/perfusion_accuracy.md/.json, OUT/check.json, OUT/splits.json, OUT/config.yaml,
-    OUT/figures/sample.png, OUT/segmentation/ (a tiny U-Net trained by 5-fold CV: checkpoints,
-    predictions, metrics) and OUT/summary.json; prints the metric table.
+    OUT/perfusion_accuracy.md/.json, OUT/check.json, OUT/ctmr/ (the out-of-fold cGANs, the
+    generated DWI, both cross-validated segmenters and their metrics), OUT/summary.json and
+    OUT/report.html (self-contained, opens offline); prints the FCN vs FCN-CGAN table.
     """
     from strokesynth.demo import run_demo
 
-    if subjects < 1 or size < 32:
-        raise ConfigError("demo", "need at least 1 subject and a size of at least 32")
+    if subjects < 1 or size < 32 or size % 8:
+        raise ConfigError("demo", "need at least 1 subject and a size of at least 32 that is a multiple of 8")
+    for name, value in (("--gan-epochs", gan_epochs), ("--seg-epochs", seg_epochs)):
+        if value is not None and value < 1:
+            raise ConfigError(name, "must be at least 1")
     if dro is not None and not dro.is_file():
         raise ConfigError(dro, "OSIPI DRO file not found")
-    summary = run_demo(out, subjects=subjects, size=size, seed=seed, force=force, dro=dro, echo=click.echo)
+    summary = run_demo(out, subjects=subjects, size=size, seed=seed, force=force, dro=dro, gan_epochs=gan_epochs,
+                       seg_epochs=seg_epochs, echo=click.echo)
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -331,6 +338,52 @@ def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...]
 
     run_comparison(dataset, out, tiny=not paper, architectures=archs or ARCHITECTURES, losses=losses or LOSSES,
                    overrides=overrides, force=force, echo=click.echo)
+
+
+@recipe.command("ctmr-cgan")
+@click.option("--config", "config_path", default="tiny", show_default=True,
+              help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Rubin & Abulnaga sizes).")
+@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+              help="Data set folder (needs CT, CBF, CBV, MTT, Tmax, DWI and the lesion) [config: dataset].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set synthesis.epochs=50 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N for all three models [config: cpu].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoints.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...], out: Path | None,
+              device: str | None, resume: bool, force: bool) -> None:
+    """Rubin & Abulnaga: out-of-fold CT-to-MR cGAN, then FCN vs FCN-CGAN (PSPNet + focal loss).
+
+    Trains one pix2pix cGAN per subject-level fold; cGAN k generates DWI only for fold k's
+    scans (OUT/dwi_gen/<case>/dwi_gen.nii.gz, the case's affine). Scores the generated DWI
+    (SSIM, PSNR, MAE in the brain and around the lesion), cross-validates the segmenter with and
+    without it on the same folds, and writes OUT/table.txt and OUT/report.html.
+    """
+    import torch
+
+    from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
+
+    extra = [f"dataset={dataset}"] if dataset is not None else []
+    cfg = load_ctmr_config(config_path, [*overrides, *extra])
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+        cfg.synthesis.device = cfg.segmentation.device = device
+    if not resume and not Path(cfg.dataset).is_dir():
+        raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
+    run_ctmr(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)
+
+
+@cli.command()
+@click.option("--config", "config_path", default="paper", show_default=True,
+              help="A CT-to-MR experiment YAML or shipped name (paper, tiny).")
+@click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
+def describe(config_path: str, size: int | None) -> None:
+    """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
+    from strokesynth.recipes.describe import describe_ctmr
+
+    click.echo(describe_ctmr(config_path, size))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -133,9 +133,10 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = ()) -> T:
-    """Build ``cls`` from defaults, then the YAML file at ``path``, then ``key=value`` overrides."""
-    tree: dict[str, Any] = to_dict(cls())
+def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = (),
+                *, base: T | None = None) -> T:
+    """Build ``cls`` from defaults (or ``base``), then the YAML file at ``path``, then ``key=value`` overrides."""
+    tree: dict[str, Any] = to_dict(base if base is not None else cls())
     where = ""
     if path is not None:
         path = Path(path)

@@ -30,6 +30,9 @@ class DataConfig:
         folds: number of subject-level cross-validation folds.
         seed: the one seed for splits and augmentation.
         cache_dir: folder for preprocessed arrays (empty: keep in memory).
+        derived: folders of derived volumes to add to the cases, in the plain layout
+            ``FOLDER/<case id>/<key>.nii.gz`` (e.g. the out-of-fold ``dwi_gen`` of a CT-to-MR
+            synthesis run); the data set itself is never written to.
     """
 
     dataset: str = ""
@@ -44,6 +47,7 @@ class DataConfig:
     folds: int = 5
     seed: int = 0
     cache_dir: str = ""
+    derived: list[str] = field(default_factory=list)
 
 
 def fold_datasets(

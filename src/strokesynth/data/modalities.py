@@ -54,6 +54,7 @@ for _m in (
     Modality("mtt", 3, "image", "s", "mean transit time"),
     Modality("tmax", 3, "image", "s", "time to maximum of the residue function"),
     Modality("dwi", 3, "image", "a.u.", "diffusion-weighted MRI (b=1000)"),
+    Modality("dwi_gen", 3, "image", "a.u. [0, 1]", "DWI synthesised from CTP (normalised DWI units)"),
     Modality("adc", 3, "image", "1e-6 mm^2/s", "apparent diffusion coefficient"),
     Modality("flair", 3, "image", "a.u.", "FLAIR MRI"),
     Modality("t1", 3, "image", "a.u.", "T1-weighted MRI"),

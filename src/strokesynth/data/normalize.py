@@ -7,7 +7,8 @@ Methods (``NormSpec.method``):
 - ``percentile``: map the ``low``-th..``high``-th percentile of the statistics voxels to [0, 1]
   (clipped unless ``clip`` is false). Perfusion maps default to 1st..99th percentile of the
   non-zero voxels (a robust per-volume scaling that is blind to the vendor's units); DWI to
-  0th..99th (min to 99th percentile), as in the pseudo-DWI and label-map papers.
+  0th..99th (min to 99th percentile), as in the pseudo-DWI and label-map papers. A synthesised
+  DWI (``dwi_gen``) is already in those normalised units and gets the [0, 1] window.
 - ``zscore``: subtract the mean and divide by the standard deviation of the statistics voxels.
 - ``none``: leave values as they are.
 
@@ -68,6 +69,7 @@ def default_normalization() -> dict[str, NormSpec]:
         "mtt": perf,
         "tmax": perf,
         "dwi": NormSpec("percentile", 0.0, 99.0, "nonzero"),
+        "dwi_gen": NormSpec("window", 0.0, 1.0),
         "adc": perf,
         "flair": perf,
         "t1": perf,

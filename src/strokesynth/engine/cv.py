@@ -44,10 +44,12 @@ def _folds(cfg: TrainConfig) -> list[int]:
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
-                 echo: Callable[[str], Any] = print) -> dict[str, Any]:
+                 splits: Splits | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Train and evaluate every fold of ``cfg`` into the run folder ``out``.
 
-    With ``resume`` an existing run continues from each fold's ``last.pt``.
+    With ``resume`` an existing run continues from each fold's ``last.pt``. ``splits`` imposes
+    the folds (e.g. those of a synthesis run whose out-of-fold outputs are inputs here);
+    without it they are made by subject from ``cfg.data.seed``.
     """
     ddp = Dist.from_env(cfg.device)
     if resume:
@@ -67,11 +69,15 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
         log.addHandler(logging.NullHandler())
         log.propagate = False
         echo = _quiet
-    cohort = open_cohort(cfg.data.dataset, layout=cfg.data.layout, require=cfg.data.modalities + [cfg.data.label])
+    cohort = open_cohort(cfg.data.dataset, layout=cfg.data.layout, require=cfg.data.modalities + [cfg.data.label],
+                         derived=cfg.data.derived)
     cases = cohort.cases
     splits_path = run.file("splits.json")
     if splits_path.exists():
         splits = load_splits(splits_path, cases)
+    elif splits is not None:
+        if ddp.main:
+            splits.save(splits_path)
     else:
         splits = subject_kfold(cases, cfg.data.folds, cfg.data.seed)
         if ddp.main:
@@ -109,7 +115,7 @@ def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, case
     cfg = cfg or load_config(TrainConfig, run.file("config.yaml"))
     if cases is None:
         cases = open_cohort(cfg.data.dataset, layout=cfg.data.layout,
-                            require=cfg.data.modalities + [cfg.data.label]).cases
+                            require=cfg.data.modalities + [cfg.data.label], derived=cfg.data.derived).cases
     splits = splits or load_splits(run.file("splits.json"), cases)
     rows = []
     for fold in _folds(cfg):
@@ -178,7 +184,7 @@ def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, 
     for run, _ in loaded[1:]:
         if run.file("splits.json").read_text(encoding="utf-8") != splits_text:
             raise ConfigError(run.path, "has other cross-validation splits than " + str(first_run.path))
-    cases = open_cohort(first_cfg.data.dataset, layout=first_cfg.data.layout).cases
+    cases = open_cohort(first_cfg.data.dataset, layout=first_cfg.data.layout, derived=first_cfg.data.derived).cases
     splits = load_splits(first_run.file("splits.json"), cases)
     dest = RunDir.create(out, force=force)
     dest.save_json("members.json", [str(r.path) for r, _ in loaded])

@@ -17,8 +17,9 @@ from strokesynth.data.case import Case, cases_by_subject
 from strokesynth.errors import DataError, OutputError
 from strokesynth.io import isles22, isles2018, nnunet, plain
 from strokesynth.io.atomic import atomic_dir
-from strokesynth.io.case_files import check_unique
+from strokesynth.io.case_files import case_from_files, check_unique
 from strokesynth.io.dataset_meta import DatasetMeta, read_meta, write_meta
+from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix
 from strokesynth.io.problems import ProblemLog
 
 #: Layouts in detection order (the most specific first).
@@ -101,6 +102,7 @@ def open_cohort(
     layout: str = "auto",
     strict: bool = True,
     require: Iterable[str] | None = None,
+    derived: Iterable[str | os.PathLike] = (),
 ) -> Cohort:
     """Read a data set lazily (headers only).
 
@@ -109,6 +111,7 @@ def open_cohort(
         layout: ``"auto"`` or one of :data:`LAYOUTS`.
         strict: raise on the first problem; with ``False`` problems are collected in the result.
         require: modality keys every case must have.
+        derived: folders of derived volumes to add (see :func:`attach_derived`).
 
     Raises:
         DataError: naming the file or folder and the problem (strict mode).
@@ -128,12 +131,52 @@ def open_cohort(
         log.add(root, f"no cases found in the {name} layout")
     with log.guard():
         check_unique([c.id for c in cases], root)
+    for folder in derived:
+        cases = attach_derived(cases, folder)
     if require:
         keys = list(require)
         for case in cases:
             with log.guard():
                 case.require(keys)
     return Cohort(root, name, cases, log.problems, log.notes)
+
+
+def attach_derived(cases: list[Case], folder: str | os.PathLike) -> list[Case]:
+    """Add the volumes of ``FOLDER/<case id>/<key>.nii[.gz]`` to the cases with that id.
+
+    Derived volumes (a synthesised DWI, say) live outside the data set, which stays read-only.
+    Each must be on its case's grid (checked from the headers, as for any case). A case
+    without a folder is left as it is (``require`` catches it if the key is needed); a folder
+    whose case id is not in ``cases``, or a key the case already has, is an error.
+
+    Raises:
+        DataError: naming the folder or file and the problem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "derived-volumes folder not found")
+    by_id = {c.id: c for c in cases}
+    extra: dict[str, dict[str, Path]] = {}
+    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if case_dir.name not in by_id:
+            raise DataError(case_dir, "derived volumes for a case that is not in the data set")
+        files = {strip_nifti_suffix(f.name): f for f in sorted(case_dir.iterdir()) if is_nifti_name(f)}
+        for key, path in files.items():
+            if key in by_id[case_dir.name]:
+                raise DataError(path, f"case {case_dir.name} already has {key!r}")
+        extra[case_dir.name] = files
+    if not extra:
+        raise DataError(folder, "holds no <case id>/<modality>.nii.gz volumes")
+    out = []
+    for case in cases:
+        if case.id not in extra:
+            out.append(case)
+            continue
+        added = case_from_files(case.id, case.subject, extra[case.id], where=folder / case.id)
+        out.append(Case(case.id, case.subject, {**case.modalities, **added.modalities}, own_grid=case.own_grid,
+                        meta={**case.meta, "derived": [*case.meta.get("derived", []), str(folder)]},
+                        where=case.where))
+    return out
 
 
 def write_cohort(

@@ -1,4 +1,4 @@
-"""Figures for reports: montages of input channels with the lesion outline."""
+"""Figures for reports: channel montages, contour overlays and training curves (PNG, written atomically)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,58 @@ def channel_montage(
     panels = [(names[i] if i < len(names) else f"ch{i}", image[i], (0.0, max(1.0, float(image[i].max()))), "gray")
               for i in range(image.shape[0])]
     panel_row(panels, path, label=label, title=title)
+
+
+def overlay_row(
+    panels: Sequence[tuple[str, np.ndarray, Sequence[tuple[np.ndarray, str]]]],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+) -> None:
+    """Save a row of grey 2D images ``(name, image (H, W) in [0, 1], [(mask (H, W), colour), ...])``
+    with each mask drawn as a contour in its colour (same orientation as :func:`panel_row`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    for ax, (name, img, masks) in zip(axes[0], panels, strict=False):
+        ax.imshow(img.T, cmap="gray", origin="lower", vmin=0.0, vmax=1.0)
+        for mask, colour in masks:
+            if np.any(mask):
+                ax.contour(np.asarray(mask, float).T, levels=[0.5], colors=colour, linewidths=1.0, origin="lower")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_file(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def curves_figure(
+    plots: Sequence[tuple[str, str, Sequence[tuple[str, Sequence[float], Sequence[float], str]]]],
+    path: str | os.PathLike,
+) -> None:
+    """Save side-by-side line plots: ``(title, y label, [(legend, x, y, style), ...])`` each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(plots), figsize=(5.2 * len(plots), 3.4), squeeze=False)
+    for ax, (name, ylabel, lines) in zip(axes[0], plots, strict=False):
+        for legend, x, y, style in lines:
+            ax.plot(x, y, style, label=legend, linewidth=1.2)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_file(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

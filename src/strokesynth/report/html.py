@@ -1,0 +1,92 @@
+"""Self-contained HTML pages: tables, figures embedded as base64 PNG, nothing fetched.
+
+A report opens offline in any browser and can be mailed as one file; the PNGs it embeds are
+also kept next to it (``figures/``) for papers and slides.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from strokesynth.io.atomic import write_text_atomic
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1180px;
+color:#1d1d1f;line-height:1.45;padding:0 1em}
+h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;
+text-align:right;white-space:nowrap}th{background:#f3f3f5}td:first-child,th:first-child{text-align:left}
+figure{margin:.8em 0}figure img{max-width:100%;border:1px solid #e3e3e3}figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-size:.92em}.toc a{margin-right:1em}code{background:#f3f3f5;padding:0 .2em}
+"""
+
+
+def esc(text: Any) -> str:
+    """HTML-escaped ``str(text)``."""
+    return html.escape(str(text))
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    """A number for a table cell (NaN and None as an en dash, inf as ∞)."""
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def mean_sd(s: dict[str, Any], digits: int = 3) -> str:
+    """``mean ± sd`` of a summary cell (``{"mean", "sd", "undefined"}``), undefined count in brackets."""
+    text = fmt(s["mean"], digits)
+    if s.get("sd") is not None and not (isinstance(s["sd"], float) and math.isnan(s["sd"])):
+        text += f" ± {fmt(s['sd'], digits)}"
+    if s.get("undefined"):
+        text += f" [{s['undefined']}]"
+    return text
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """An HTML table from already formatted cells."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def dict_table(rows: Sequence[dict[str, Any]], cols: Sequence[str] | None = None, digits: int = 3) -> str:
+    """A table of dicts (columns in first-seen order unless given)."""
+    if not rows:
+        return "<p class='note'>(no rows)</p>"
+    cols = list(cols or dict.fromkeys(k for r in rows for k in r))
+    return table([[fmt(r.get(c), digits) for c in cols] for r in rows], cols)
+
+
+def figure(path: str | os.PathLike, caption: str = "") -> str:
+    """A ``<figure>`` with the PNG at ``path`` embedded as a data URI."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return f"<figure><img alt='{esc(caption or Path(path).name)}' src='data:image/png;base64,{data}'>{cap}</figure>"
+
+
+def page(title: str, sections: Sequence[tuple[str, str, str]], intro: str = "") -> str:
+    """A whole page: ``sections`` are ``(anchor id, heading, inner HTML)``."""
+    toc = "".join(f"<a href='#{esc(a)}'>{esc(h)}</a>" for a, h, _ in sections)
+    body = "".join(f"<section id='{esc(a)}'><h2>{esc(h)}</h2>{inner}</section>" for a, h, inner in sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{intro}<p class='toc'>{toc}</p>{body}"
+            "</body></html>\n")
+
+
+def write_page(path: str | os.PathLike, title: str, sections: Sequence[tuple[str, str, str]], intro: str = "") -> Path:
+    """Write :func:`page` atomically to ``path``."""
+    write_text_atomic(path, page(title, sections, intro))
+    return Path(path)
