@@ -22,9 +22,14 @@ def test_every_command_has_help(capsys):
         assert name in out
         code, text, _ = run(capsys, name, "--help")
         assert code == 0 and "Usage:" in text
-        for param in command.params:
-            if param.param_type_name == "option":
-                assert param.help, f"{name} {param.name} has no help"
+        subs = getattr(command, "commands", {})
+        for sub_name, sub in [(name, command), *((f"{name} {k}", v) for k, v in subs.items())]:
+            if sub is not command:
+                code, text, _ = run(capsys, *sub_name.split(), "--help")
+                assert code == 0 and "Usage:" in text
+            for param in sub.params:
+                if param.param_type_name == "option":
+                    assert param.help, f"{sub_name} {param.name} has no help"
 
 
 def test_demo_check_split_convert(capsys, tmp_path):

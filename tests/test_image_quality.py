@@ -61,5 +61,7 @@ def test_image_quality_regions_and_undefined_lesion_values():
     np.testing.assert_allclose(q["mae_brain"], np.abs(gen - real)[brain].mean())
     empty = image_quality(gen, real, brain, np.zeros_like(les))
     assert math.isnan(empty["ssim_lesion"]) and math.isnan(empty["psnr_lesion"]) and empty["box_voxels"] == 0
+    assert q["contrast_real"] == pytest.approx(real[les > 0].mean() / real[brain & (les == 0)].mean())
+    assert math.isnan(empty["contrast_generated"])
     perfect = image_quality(real, real, brain, les)
     assert perfect["ssim_brain"] == pytest.approx(1.0) and perfect["psnr_brain"] == math.inf

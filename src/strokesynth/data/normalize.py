@@ -13,7 +13,11 @@ Methods (``NormSpec.method``):
 - ``none``: leave values as they are.
 
 ``stats_on`` picks the voxels statistics come from: ``"nonzero"`` (brain in skull-stripped
-maps) or ``"all"``. A 4D series is normalised as one array (all frames together), so the bolus
+maps), ``"all"``, or ``"foreground"`` (voxels above the volume's mean: the head in an MR image
+with a noisy background). ``span`` stretches the window/percentile range to [0, span] instead
+of [0, 1]: the CT-to-MR cGAN maps the DWI's foreground median to 0.4 (0th..50th percentile of
+the foreground, span 0.4), so normal tissue gets the same value in every scan whatever the
+lesion's size, and a lesion up to 2.5x brighter stays below the clip at 1. A 4D series is normalised as one array (all frames together), so the bolus
 shape is kept.
 """
 
@@ -37,15 +41,17 @@ class NormSpec:
         method: ``window``, ``percentile``, ``zscore`` or ``none``.
         low: window floor (volume units) or lower percentile (0..100).
         high: window ceiling or upper percentile.
-        stats_on: ``"nonzero"`` or ``"all"`` voxels for percentile/zscore statistics.
+        stats_on: ``"nonzero"``, ``"all"`` or ``"foreground"`` voxels for percentile/zscore statistics.
         clip: clip the result to [0, 1] (window/percentile).
+        span: value the ``high`` end maps to (window/percentile; 1 by default).
     """
 
     method: Method = "percentile"
     low: float = 1.0
     high: float = 99.0
-    stats_on: Literal["nonzero", "all"] = "nonzero"
+    stats_on: Literal["nonzero", "all", "foreground"] = "nonzero"
     clip: bool = True
+    span: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in ("window", "percentile", "zscore", "none"):
@@ -54,8 +60,11 @@ class NormSpec:
             raise ConfigError("normalization", f"high ({self.high}) must exceed low ({self.low})")
         if self.method == "percentile" and not (0 <= self.low < self.high <= 100):
             raise ConfigError("normalization", "percentiles must satisfy 0 <= low < high <= 100")
-        if self.stats_on not in ("nonzero", "all"):
-            raise ConfigError("normalization", f"stats_on must be 'nonzero' or 'all', not {self.stats_on!r}")
+        if self.stats_on not in ("nonzero", "all", "foreground"):
+            raise ConfigError("normalization", f"stats_on must be 'nonzero', 'all' or 'foreground', "
+                                               f"not {self.stats_on!r}")
+        if not self.span > 0:
+            raise ConfigError("normalization", f"span must be positive, got {self.span}")
 
 
 def default_normalization() -> dict[str, NormSpec]:
@@ -101,9 +110,14 @@ def normalize(array: np.ndarray, spec: NormSpec) -> np.ndarray:
     if spec.method == "none":
         return x.copy()
     if spec.method == "window":
-        out = (x - spec.low) / (spec.high - spec.low)
+        out = (x - spec.low) / (spec.high - spec.low) * spec.span
         return np.clip(out, 0.0, 1.0) if spec.clip else out
-    values = x[x != 0] if spec.stats_on == "nonzero" else x.ravel()
+    if spec.stats_on == "nonzero":
+        values = x[x != 0]
+    elif spec.stats_on == "foreground":
+        values = x[x > x.mean()]
+    else:
+        values = x.ravel()
     if values.size == 0:
         return np.zeros_like(x)
     if spec.method == "zscore":
@@ -112,5 +126,5 @@ def normalize(array: np.ndarray, spec: NormSpec) -> np.ndarray:
     lo, hi = np.percentile(values, [spec.low, spec.high])
     if not hi > lo:
         return np.zeros_like(x) if hi == lo == 0 else np.clip(x / max(abs(hi), 1e-12), 0, 1)
-    out = (x - np.float32(lo)) / np.float32(hi - lo)
+    out = (x - np.float32(lo)) / np.float32(hi - lo) * np.float32(spec.span)
     return np.clip(out, 0.0, 1.0) if spec.clip else out

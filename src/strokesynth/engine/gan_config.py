@@ -7,11 +7,15 @@ from typing import Literal
 
 from strokesynth.data.augment import AugmentConfig
 from strokesynth.data.config import DataConfig
+from strokesynth.data.normalize import NormSpec
 
 
 def _gan_data() -> DataConfig:
-    # the paper's affine augmentation: translation, rotation, scaling (no flips)
-    return DataConfig(augment=AugmentConfig(flip_axes=()))
+    # the paper's affine augmentation: translation, rotation, scaling (no flips); the DWI target
+    # scaled by its foreground median (-> 0.4), so its scale does not depend on the lesion
+    cfg = DataConfig(augment=AugmentConfig(flip_axes=()))
+    cfg.normalization["dwi"] = NormSpec("percentile", 0.0, 50.0, "foreground", clip=True, span=0.4)
+    return cfg
 
 
 @dataclass
@@ -40,8 +44,9 @@ class GANConfig:
 
     Attributes:
         data: inputs (``data.modalities``, the 5 CTP channels), size, normalisation,
-            augmentation and folds; the target is normalised by its own spec (DWI: 0..99th
-            percentile -> [0, 1]) and both sides are mapped to [-1, 1] for the networks.
+            augmentation and folds; the target is normalised by its own spec (DWI: foreground
+            median -> 0.4, clipped to [0, 1]; see :mod:`strokesynth.data.normalize`) and both
+            sides are mapped to [-1, 1] for the networks.
         target: modality the generator learns (``dwi``).
         gan_loss: ``vanilla`` (BCE with logits, the paper's cGAN) or ``lsgan``.
         lambda_l1: weight of the L1 term (100).

@@ -1,7 +1,6 @@
 """Evaluation metrics: segmentation (Dice, distances, volumes, lesion-wise) and image quality (SSIM, PSNR)."""
 
 from strokesynth.metrics.image_quality import QUALITY_METRICS, image_quality, lesion_box, psnr, ssim_map
-
 from strokesynth.metrics.segmentation import (
     METRICS,
     SIZE_GROUPS,

@@ -14,6 +14,9 @@ synthesised DWI and the real DWI are compared after the same normalisation to [0
   reference lesion, grown by ``margin_px`` in-plane and limited to the slices that hold
   lesion, intersected with the brain. A case without a lesion has no box: its local values
   are NaN and are counted as undefined in summaries, never dropped.
+- **Lesion contrast**: mean intensity in the reference lesion over that of the rest of the
+  brain, for the generated and for the real image. SSIM and PSNR are dominated by anatomy and
+  noise; this says whether the synthesis shows the lesion at all (real DWI: > 1).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-QUALITY_METRICS = ("ssim_brain", "psnr_brain", "mae_brain", "ssim_lesion", "psnr_lesion", "mae_lesion")
+QUALITY_METRICS = ("ssim_brain", "psnr_brain", "mae_brain", "ssim_lesion", "psnr_lesion", "mae_lesion",
+                   "contrast_generated", "contrast_real")
 NAN = float("nan")
 
 
@@ -116,4 +120,9 @@ def image_quality(generated: np.ndarray, real: np.ndarray, brain: np.ndarray, le
         out.update(ssim_lesion=float(smap[region].mean()),
                    psnr_lesion=psnr(generated, real, region, data_range=data_range),
                    mae_lesion=float(err[region].mean()), box_voxels=int(region.sum()))
+    les = np.asarray(lesion) > 0 if lesion is not None else np.zeros(real.shape, bool)
+    inside, rest = les & brain, brain & ~les
+    for name, img in (("contrast_generated", generated), ("contrast_real", real)):
+        den = float(img[rest].mean()) if rest.any() else 0.0
+        out[name] = float(img[inside].mean()) / den if inside.any() and den > 0 else NAN
     return out

@@ -141,26 +141,26 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     """
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
-    gan, fcn, cgan = cfg.resolved()
     if resume:
-        run = RunDir.resume(out)
-        cfg = load_config(CtMrConfig, run.file("config.yaml"))
-        gan, fcn, cgan = cfg.resolved()
-    else:
-        run = RunDir.create(out, force=force)
-        run.save_config(cfg)
-    log = run.logger()
+        cfg = load_config(CtMrConfig, RunDir.resume(out).file("config.yaml"))
+    gan, fcn, cgan = cfg.resolved()
     inputs = list(gan.data.modalities)
+    # read the data set before anything is written, so bad input leaves no run folder behind
     cohort = open_cohort(cfg.dataset, layout=cfg.layout, require=[*inputs, gan.target, gan.data.label])
     cases = cohort.cases
-    if run.file("splits.json").exists():
-        splits = load_splits(run.file("splits.json"), cases)
-    else:
-        splits = subject_kfold(cases, cfg.folds, cfg.seed)
-        splits.save(run.file("splits.json"))
     folds = gan.folds_to_run or list(range(cfg.folds))
     if sorted(folds) != list(range(cfg.folds)):
         raise ConfigError("synthesis.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
+    splits = subject_kfold(cases, cfg.folds, cfg.seed)
+    if resume:
+        run = RunDir.resume(out)
+        if run.file("splits.json").exists():
+            splits = load_splits(run.file("splits.json"), cases)
+    else:
+        run = RunDir.create(out, force=force)
+        run.save_config(cfg)
+    splits.save(run.file("splits.json"))
+    log = run.logger()
 
     # 1. one cGAN per fold; cGAN k generates DWI only for fold k's held-out cases
     norm = Normalization(dict(gan.data.normalization))
@@ -222,8 +222,11 @@ def format_quality(summary: dict[str, dict[str, float]]) -> str:
         s = summary[m]
         text = f"{s['mean']:.3f} ± {s['sd']:.3f}" if not np.isnan(s["sd"]) else f"{s['mean']:.3f}"
         return text + (f" [{s['undefined']} undefined]" if s["undefined"] else "")
-    return "\n".join(f"generated DWI, {region}: SSIM {cell('ssim_' + key)}, PSNR {cell('psnr_' + key)} dB, "
-                     f"MAE {cell('mae_' + key)}" for region, key in (("brain", "brain"), ("lesion box", "lesion")))
+    lines = [f"generated DWI, {region}: SSIM {cell('ssim_' + key)}, PSNR {cell('psnr_' + key)} dB, "
+             f"MAE {cell('mae_' + key)}" for region, key in (("brain", "brain"), ("lesion box", "lesion"))]
+    lines.append(f"lesion / rest-of-brain intensity: generated {cell('contrast_generated')}, "
+                 f"real {cell('contrast_real')}")
+    return "\n".join(lines)
 
 
 def paired_dice(fcn_csv: Path, cgan_csv: Path) -> dict[str, Any]:

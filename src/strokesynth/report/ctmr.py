@@ -66,8 +66,12 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
              "Intensities are the DWI normalised to [0, 1] (0th–99th percentile of the brain), so "
              "PSNR uses a peak of 1. Mean ± sd over scans; [n] counts scans where a value is undefined "
              "(no lesion, so no lesion box).</p>"
-             + table(rows, ["region", "SSIM", "PSNR (dB)", "MAE"]))
-    per_case = [{k: r[k] for k in ("case", "fold", "ssim_brain", "psnr_brain", "ssim_lesion", "psnr_lesion")}
+             + table(rows, ["region", "SSIM", "PSNR (dB)", "MAE"])
+             + f"<p>Lesion contrast (mean in the reference lesion / mean in the rest of the brain): generated "
+               f"{mean_sd(q['contrast_generated'])}, real {mean_sd(q['contrast_real'])}. SSIM and PSNR mostly "
+               "measure anatomy and noise; this ratio says whether the synthesis shows the lesion.</p>")
+    per_case = [{k: r[k] for k in ("case", "fold", "ssim_brain", "psnr_brain", "ssim_lesion", "psnr_lesion",
+                                   "contrast_generated", "contrast_real")}
                 for r in quality["cases"]]
     inner += "<details><summary>per scan</summary>" + dict_table(per_case) + "</details>"
     held = {c.id: c for c in cases if GENERATED in c}
