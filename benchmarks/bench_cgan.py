@@ -1,0 +1,116 @@
+"""CT-to-MR cGAN speed on CPU, paper size (ResNet-9 generator ngf 64, 70x70 PatchGAN ndf 64, 256x256,
+batch 1): discriminator step, generator step and generator inference per slice, fp32 and bf16
+autocast, channels-last off and on. Achieved GFLOP/s (FLOPs from PyTorch's FlopCounterMode,
+forward and backward) are compared with a large matrix multiply of the same dtype measured in
+the same run, the machine's practical limit.
+Run: ``python benchmarks/bench_cgan.py [--quick]``.
+"""
+
+# ruff: noqa: B023  (the step closures are timed within the loop iteration that defines them)
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from strokesynth.engine.gan import build_discriminator, build_generator, gan_loss, init_weights
+from strokesynth.engine.gan_config import DiscriminatorConfig, GeneratorConfig
+from strokesynth.engine.models import autocast
+
+from _common import report
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
+def _flops(fn) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n @ n x n matrix multiply in ``dtype``."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    sec = _time(lambda: a @ b, repeats)
+    return 2 * n ** 3 / sec / 1e9
+
+
+def cases(size: int, repeats: int):
+    g = init_weights(build_generator(GeneratorConfig(), 5))
+    d = init_weights(build_discriminator(DiscriminatorConfig(), 6))
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    rows = []
+    for amp in ("none", "bf16"):
+        for cl in (False, True):
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            g.to(memory_format=fmt)
+            d.to(memory_format=fmt)
+            x = torch.randn(1, 5, size, size).to(memory_format=fmt)
+            y = torch.rand(1, 1, size, size).to(memory_format=fmt) * 2 - 1
+            with torch.no_grad():
+                fake = g(x)
+
+            def d_step() -> None:
+                opt_d.zero_grad(set_to_none=True)
+                with autocast("cpu", amp):
+                    loss = 0.5 * (gan_loss(d(torch.cat([x, fake], 1)).float(), False, "vanilla")
+                                  + gan_loss(d(torch.cat([x, y], 1)).float(), True, "vanilla"))
+                loss.backward()
+                opt_d.step()
+
+            def g_step() -> None:
+                opt_g.zero_grad(set_to_none=True)
+                with autocast("cpu", amp):
+                    out = g(x)
+                    adv = gan_loss(d(torch.cat([x, out], 1)).float(), True, "vanilla")
+                (adv + 100 * F.l1_loss(out.float(), y)).backward()
+                opt_g.step()
+
+            xb = torch.randn(4, 5, size, size).to(memory_format=fmt)
+
+            def g_infer() -> None:
+                with torch.no_grad(), autocast("cpu", amp):
+                    g(xb)
+
+            g.train()
+            d.train()
+            for name, fn, per in (("D step", d_step, 1), ("G step (through D)", g_step, 1),
+                                  ("G inference", g_infer, 4)):
+                if name == "G inference":
+                    g.eval()
+                flops = _flops(fn) / per
+                sec = _time(fn, repeats) / per
+                rows.append({"what": name, "amp": amp, "channels_last": cl, "s_per_slice": round(sec, 4),
+                             "GFLOP": round(flops / 1e9, 1), "GFLOP/s": round(flops / sec / 1e9, 1)})
+            g.train()
+    return rows
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    size, repeats = (128, 1) if quick else (256, 2)
+    torch.manual_seed(0)
+    peak = {"none": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    rows = cases(size, repeats)
+    for r in rows:
+        r["x_of_matmul"] = round(r["GFLOP/s"] / peak[r["amp"]], 3)
+    rows += [{"what": "reference: 4096^2 matmul", "amp": "none", "GFLOP/s": round(peak["none"], 1), "x_of_matmul": 1.0},
+             {"what": "reference: 4096^2 matmul", "amp": "bf16", "GFLOP/s": round(peak["bf16"], 1), "x_of_matmul": 1.0}]
+    report("bench_cgan", rows, note=f"{size}x{size}, batch 1 (inference: batch 4, per slice), "
+                                    f"{torch.get_num_threads()} threads; x_of_matmul = achieved GFLOP/s over the "
+                                    "matrix multiply of the same dtype measured in this run")
+
+
+if __name__ == "__main__":
+    main()
