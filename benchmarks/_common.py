@@ -44,6 +44,15 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
+def mean_time(fn: Callable[[], object], repeats: int) -> float:
+    """Mean wall time of ``repeats`` calls after one warm-up call, seconds."""
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
 def machine() -> dict:
     return {
         "python": platform.python_version(),

@@ -10,7 +10,6 @@ Run: ``python benchmarks/bench_cgan.py [--quick]``.
 from __future__ import annotations
 
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -20,15 +19,7 @@ from strokesynth.engine.gan import build_discriminator, build_generator, gan_los
 from strokesynth.engine.gan_config import DiscriminatorConfig, GeneratorConfig
 from strokesynth.engine.models import autocast
 
-from _common import report
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t) / repeats
+from _common import mean_time, report
 
 
 def _flops(fn) -> int:
@@ -41,7 +32,7 @@ def _flops(fn) -> int:
 def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
     """GFLOP/s of an n x n @ n x n matrix multiply in ``dtype``."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    sec = _time(lambda: a @ b, repeats)
+    sec = mean_time(lambda: a @ b, repeats)
     return 2 * n ** 3 / sec / 1e9
 
 
@@ -90,7 +81,7 @@ def cases(size: int, repeats: int):
                 if name == "G inference":
                     g.eval()
                 flops = _flops(fn) / per
-                sec = _time(fn, repeats) / per
+                sec = mean_time(fn, repeats) / per
                 rows.append({"what": name, "amp": amp, "channels_last": cl, "s_per_slice": round(sec, 4),
                              "GFLOP": round(flops / 1e9, 1), "GFLOP/s": round(flops / sec / 1e9, 1)})
             g.train()

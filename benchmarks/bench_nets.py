@@ -8,8 +8,6 @@ Run: ``python benchmarks/bench_nets.py``.
 
 from __future__ import annotations
 
-import time
-
 import torch
 from monai.networks.nets import BasicUNet
 from monai.networks.nets import UNet as MonaiUNet
@@ -18,15 +16,7 @@ from strokesynth.engine.models import autocast
 from strokesynth.losses import make_loss
 from strokesynth.nets import PSPNet, UNet, count_parameters
 
-from _common import report
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t) / repeats
+from _common import mean_time, report
 
 
 def inference_seconds(net: torch.nn.Module, amp: str) -> float:
@@ -38,7 +28,7 @@ def inference_seconds(net: torch.nn.Module, amp: str) -> float:
         with torch.no_grad(), autocast("cpu", amp):
             net(x)
 
-    return _time(run, 2) / 8
+    return mean_time(run, 2) / 8
 
 
 def step_seconds(net: torch.nn.Module, amp: str) -> float:
@@ -57,7 +47,7 @@ def step_seconds(net: torch.nn.Module, amp: str) -> float:
         loss.backward()
         opt.step()
 
-    return _time(run, 2)
+    return mean_time(run, 2)
 
 
 def main() -> None:

@@ -36,6 +36,17 @@ def isles22_dir():
     return path
 
 
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run the console entry point with ``args``: (exit code, stdout, stderr)."""
+    from strokesynth.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
 def tiny_phantom_config(**kw):
     """A small phantom: 96x96 at 2.4 mm (the default field of view), short slabs."""
     from strokesynth.phantom import PhantomConfig

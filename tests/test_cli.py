@@ -2,17 +2,11 @@ import json
 import subprocess
 import sys
 
-import pytest
+from strokesynth.cli import cli
 
-from strokesynth.cli import cli, main
+from conftest import run_cli
 
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
+run = run_cli
 
 
 def test_every_command_has_help(capsys):

@@ -9,7 +9,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from strokesynth.cli import main
 from strokesynth.config import to_dict
 from strokesynth.data.normalize import Normalization
 from strokesynth.data.splits import load_splits, subject_kfold
@@ -19,6 +18,8 @@ from strokesynth.io import open_cohort, write_cohort
 from strokesynth.io.cohort import attach_derived
 from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
 from strokesynth.recipes.ctmr import FCN, FCN_CGAN, load_ctmr_config, paper_config, run_ctmr, tiny_config
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +147,6 @@ def test_shipped_configs_match_the_code():
     assert (paper.lambda_l1, paper.lr, tuple(paper.betas), paper.batch_size, paper.epochs) == (100.0, 2e-4,
                                                                                                (0.5, 0.999), 1, 200)
     assert paper.generator.ngf == 64 and paper.generator.n_blocks == 9 and paper.discriminator.n_layers == 3
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def test_describe_prints_the_paper_parameter_counts(capsys):

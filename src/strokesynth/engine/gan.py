@@ -248,9 +248,8 @@ def synthesize_cases(g: ResnetGenerator, cfg: GANConfig, cases: list[Case], *, s
     g = g.to(cfg.device).eval()
     g.set_test_dropout(cfg.generator.test_dropout if test_dropout is None else test_dropout)
     ds = slice_dataset(cfg, cases, with_target=False, train=False)
-    gen = torch.Generator(device=cfg.device).manual_seed(seed)
     state = torch.get_rng_state()
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    torch.manual_seed(seed)  # the dropout noise; the caller's RNG state is restored afterwards
     try:
         for i, case in enumerate(ds.cases):
             items = ds.slices_of(i)

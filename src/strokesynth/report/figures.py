@@ -37,10 +37,7 @@ def panel_row(
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_file(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def channel_montage(
@@ -80,10 +77,7 @@ def overlay_row(
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_file(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def curves_figure(
@@ -106,6 +100,13 @@ def curves_figure(
         ax.grid(alpha=0.3)
         if lines:
             ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    """Lay out, write atomically as a 100 dpi PNG, and free the figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
