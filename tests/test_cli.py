@@ -27,7 +27,8 @@ def test_every_command_has_help(capsys):
 
 
 def test_demo_check_split_convert(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48")
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48",
+                          "--gan-epochs", "2", "--seg-epochs", "3")
     assert code == 0, err
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
     assert summary["cases"] >= 4 and summary["fold0_train_slices"] > 0  # 3 stroke + 1 healthy subjects
@@ -51,7 +52,8 @@ def test_demo_check_split_convert(capsys, tmp_path):
     code, out, _ = run(capsys, "check", str(tmp_path / "nn"), "--quick")
     assert code == 0 and "nnunet" in out
     # a second demo into the same folder is refused without --force
-    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48")
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48",
+                          "--gan-epochs", "2", "--seg-epochs", "3")
     assert code == 2 and "--force" in err
 
 
