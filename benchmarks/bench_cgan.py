@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from strokesynth.engine.gan import build_discriminator, build_generator, gan_loss, init_weights
-from strokesynth.engine.gan_config import DiscriminatorConfig, GeneratorConfig
-from strokesynth.engine.models import autocast
+from strokesynth.engine.system import autocast
+from strokesynth.losses.adversarial import discriminator_loss, generator_loss
+from strokesynth.nets.blocks import init_weights
+from strokesynth.nets.registry import NETWORKS
+from strokesynth.systems.pix2pix import DiscriminatorConfig, GeneratorConfig
 
 from _common import mean_time, report
 
@@ -37,8 +39,8 @@ def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
 
 
 def cases(size: int, repeats: int):
-    g = init_weights(build_generator(GeneratorConfig(), 5))
-    d = init_weights(build_discriminator(DiscriminatorConfig(), 6))
+    g = init_weights(NETWORKS.build("resnet_generator", GeneratorConfig(), 5))
+    d = init_weights(NETWORKS.build("patchgan", DiscriminatorConfig(), 6))
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     rows = []
@@ -55,8 +57,7 @@ def cases(size: int, repeats: int):
             def d_step() -> None:
                 opt_d.zero_grad(set_to_none=True)
                 with autocast("cpu", amp):
-                    loss = 0.5 * (gan_loss(d(torch.cat([x, fake], 1)).float(), False, "vanilla")
-                                  + gan_loss(d(torch.cat([x, y], 1)).float(), True, "vanilla"))
+                    loss = 0.5 * discriminator_loss(d(torch.cat([x, y], 1)).float(), d(torch.cat([x, fake], 1)).float())
                 loss.backward()
                 opt_d.step()
 
@@ -64,7 +65,7 @@ def cases(size: int, repeats: int):
                 opt_g.zero_grad(set_to_none=True)
                 with autocast("cpu", amp):
                     out = g(x)
-                    adv = gan_loss(d(torch.cat([x, out], 1)).float(), True, "vanilla")
+                    adv = generator_loss(d(torch.cat([x, out], 1)).float())
                 (adv + 100 * F.l1_loss(out.float(), y)).backward()
                 opt_g.step()
 

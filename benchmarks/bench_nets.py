@@ -12,7 +12,7 @@ import torch
 from monai.networks.nets import BasicUNet
 from monai.networks.nets import UNet as MonaiUNet
 
-from strokesynth.engine.models import autocast
+from strokesynth.engine.system import autocast
 from strokesynth.losses import make_loss
 from strokesynth.nets import PSPNet, UNet, count_parameters
 

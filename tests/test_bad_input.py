@@ -248,5 +248,5 @@ def test_segmentation_cli_bad_inputs(capsys, tmp_path, plain_dir):
                            "--out", str(tmp_path / "p"))
     assert_user_error(code, err, "best.pt")
     assert not (tmp_path / "p").exists()
-    code, _, err = run_cli(capsys, "train", "--set", "epochs=3")
+    code, _, err = run_cli(capsys, "train", "--set", "run.epochs=3")
     assert_user_error(code, err, "data.dataset")

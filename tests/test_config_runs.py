@@ -10,25 +10,25 @@ from strokesynth.runs import RunDir
 def test_yaml_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("modalities: [ct, cbf]\nsize: [128, 128]\naugment:\n  p: 1.0\nnormalization:\n  dwi: {method: window, low: 0, high: 500}\n")
-    cfg = load_config(DataConfig, path, ["seed=3", "augment.rotate_deg=5", "mode=resample"])
-    assert cfg.modalities == ["ct", "cbf"] and cfg.size == (128, 128) and cfg.seed == 3
+    cfg = load_config(DataConfig, path, ["label=core", "augment.rotate_deg=5", "mode=resample"])
+    assert cfg.modalities == ["ct", "cbf"] and cfg.size == (128, 128) and cfg.label == "core"
     assert cfg.augment.p == 1.0 and cfg.augment.rotate_deg == 5.0 and cfg.mode == "resample"
     assert cfg.normalization["dwi"].high == 500 and cfg.normalization["ct"].method == "window"
     save_config(cfg, tmp_path / "out.yaml")
     again = load_config(DataConfig, tmp_path / "out.yaml")
     assert to_dict(again) == to_dict(cfg)
-    assert yaml.safe_load((tmp_path / "out.yaml").read_text())["seed"] == 3
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text())["label"] == "core"
 
 
 @pytest.mark.parametrize(
     "text,override,message",
     [
         ("sizes: [1, 2]\n", None, "unknown key 'sizes'"),
-        ("seed: abc\n", None, "expected an integer"),
+        ("size: [abc, 3]\n", None, "expected an integer"),
         ("mode: stretch\n", None, "must be one of"),
         ("augment: {p: 3}\n", None, "within"),
         ("", "augment.nope=1", "unknown key 'nope'"),
-        ("", "seed", "key=value"),
+        ("", "label", "key=value"),
         ("[1, 2]\n", None, "mapping"),
         ("a: [\n", None, "not valid YAML"),
     ],

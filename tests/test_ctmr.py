@@ -12,12 +12,20 @@ import pytest
 from strokesynth.config import to_dict
 from strokesynth.data.normalize import Normalization
 from strokesynth.data.splits import load_splits, subject_kfold
-from strokesynth.engine.gan import train_gan_fold
 from strokesynth.errors import DataError
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.io.cohort import attach_derived
 from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
-from strokesynth.recipes.ctmr import FCN, FCN_CGAN, load_ctmr_config, paper_config, run_ctmr, tiny_config
+from strokesynth.recipes.ctmr import (
+    FCN,
+    FCN_CGAN,
+    load_ctmr_config,
+    paper_config,
+    run_ctmr,
+    tiny_config,
+    train_synthesis_fold,
+)
+from strokesynth.report.ctmr import write_ctmr_report
 
 from conftest import run_cli
 
@@ -33,8 +41,8 @@ def ctmr_data(tmp_path_factory):
 
 def tiny_cfg(data, gan_epochs=6, seg_epochs=6):
     cfg = load_ctmr_config("tiny", [f"dataset={data}", "folds=3", "synthesis.data.size=[64,64]",
-                                    "segmentation.data.size=[64,64]", f"synthesis.epochs={gan_epochs}",
-                                    f"segmentation.epochs={seg_epochs}", "synthesis.generator.ngf=8",
+                                    "segmentation.data.size=[64,64]", f"synthesis.run.epochs={gan_epochs}",
+                                    f"segmentation.run.epochs={seg_epochs}", "synthesis.generator.ngf=8",
                                     "synthesis.discriminator.ndf=8", "synthesis.discriminator.n_layers=2"])
     return cfg
 
@@ -43,6 +51,7 @@ def tiny_cfg(data, gan_epochs=6, seg_epochs=6):
 def ctmr_run(ctmr_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ctmr_run") / "run"
     summary = run_ctmr(tiny_cfg(ctmr_data), out, echo=lambda s: None)
+    write_ctmr_report(out)
     return out, summary
 
 
@@ -111,14 +120,14 @@ def test_fcn_vs_fcn_cgan_table_and_report(ctmr_run):
 def test_gan_fold_resumes_from_its_last_checkpoint(ctmr_data, tmp_path):
     cfg = tiny_cfg(ctmr_data, gan_epochs=2)
     gan, _, _ = cfg.resolved()
-    gan.steps_per_epoch, gan.sample_every = 3, 0
+    gan.run.steps_per_epoch, gan.sample_every = 3, 0
     cases = open_cohort(ctmr_data).cases
     splits = subject_kfold(cases, 3, 0)
-    first = train_gan_fold(gan, cases, splits, 0, tmp_path)
+    first = train_synthesis_fold(gan, cases, splits, 0, tmp_path)
     assert first["epochs"] == 2
     before = json.loads((tmp_path / "metrics.json").read_text())
-    gan.epochs = 3
-    again = train_gan_fold(gan, cases, splits, 0, tmp_path)
+    gan.run.epochs = 3
+    again = train_synthesis_fold(gan, cases, splits, 0, tmp_path)
     after = json.loads((tmp_path / "metrics.json").read_text())
     assert again["epochs"] == 3 and after[:2] == before and len(after) == 3
 
@@ -144,7 +153,7 @@ def test_shipped_configs_match_the_code():
     assert to_dict(load_ctmr_config("tiny")) == to_dict(tiny_config())
     assert to_dict(load_ctmr_config("paper")) == to_dict(paper_config())
     paper = paper_config().synthesis
-    assert (paper.lambda_l1, paper.lr, tuple(paper.betas), paper.batch_size, paper.epochs) == (100.0, 2e-4,
+    assert (paper.lambda_l1, paper.optim.lr, tuple(paper.optim.betas), paper.run.batch_size, paper.run.epochs) == (100.0, 2e-4,
                                                                                                (0.5, 0.999), 1, 200)
     assert paper.generator.ngf == 64 and paper.generator.n_blocks == 9 and paper.discriminator.n_layers == 3
 

@@ -101,7 +101,7 @@ def test_dataset_refuses_missing_or_own_grid(isles22_dir):
 
 def test_fold_datasets(isles2018_dir):
     cases = open_cohort(isles2018_dir).cases
-    cfg = DataConfig(size=(32, 32), folds=2)
+    cfg = DataConfig(size=(32, 32))
     splits = subject_kfold(cases, 2, 0)
     train, val = fold_datasets(cases, cfg, splits, 0)
     assert train.augment is not None and val.augment is None

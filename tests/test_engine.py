@@ -14,9 +14,9 @@ import torch
 
 from strokesynth.cli import main
 from strokesynth.config import save_config
-from strokesynth.engine.config import TrainConfig
-from strokesynth.engine.cv import run_training
 from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
+from strokesynth.recipes.cv import run_training
+from strokesynth.systems.segmenter import TrainConfig
 
 BASELINE = "baseline: CBF < 30% of median"
 
@@ -34,12 +34,12 @@ def tiny(seg_data, name="unet2d", epochs=12) -> TrainConfig:
     tc = TrainConfig(name=name)
     tc.data.dataset = str(seg_data)
     tc.data.size = (64, 64)
-    tc.data.folds = 3
-    tc.folds_to_run = [0]
+    tc.run.folds = 3
+    tc.run.folds_to_run = [0]
     tc.model.name = name
     tc.model.width = 8
     tc.model.channels = [8, 16, 32, 64]
-    tc.epochs = epochs
+    tc.run.epochs = epochs
     tc.optim.lr = 1e-3
     return tc
 
@@ -57,14 +57,14 @@ def test_tiny_unet_beats_the_cbf_threshold_baseline(seg_data, tmp_path):
     assert np.allclose(nib.load(case / "mask.nii.gz").affine, nib.load(src).affine)
     # checkpoints load with weights_only=True
     ckpt = torch.load(out / "fold_0" / "last.pt", weights_only=True)
-    assert ckpt["epoch"] == 12 and "optimizer" in ckpt
+    assert ckpt["epoch"] == 12 and "optimizers" in ckpt
 
 
 def test_resume_continues_from_last_checkpoint(seg_data, tmp_path):
     out = tmp_path / "run"
     cfg = tiny(seg_data, epochs=2)
     run_training(cfg, out, echo=lambda s: None)
-    cfg.epochs = 4  # as if the first run had been killed after epoch 2 of 4
+    cfg.run.epochs = 4  # as if the first run had been killed after epoch 2 of 4
     save_config(cfg, out / "config.yaml")
     first_two = json.loads((out / "fold_0" / "metrics.json").read_text())
     run_training(cfg, out, resume=True, echo=lambda s: None)
@@ -89,8 +89,8 @@ def test_predict_cli_writes_mask_probability_volume_overlay(seg_data, tmp_path, 
 
 def test_torchrun_two_cpu_processes(seg_data, tmp_path):
     cfg = tiny(seg_data, epochs=2)
-    cfg.steps_per_epoch = 3
-    cfg.batch_size = 4
+    cfg.run.steps_per_epoch = 3
+    cfg.run.batch_size = 4
     path = tmp_path / "ddp.yaml"
     save_config(cfg, path)
     out = tmp_path / "ddp_run"
@@ -125,7 +125,7 @@ def test_tiny_pspnet_beats_the_cbf_threshold_baseline(tmp_path):
     data = write_phantom(generate_cohort(cfg), tmp_path / "data", cfg, figures=False)
     tc = tiny(data, name="pspnet", epochs=30)
     tc.data.size = (96, 96)
-    tc.data.folds = 4
+    tc.run.folds = 4
     summary = run_training(tc, tmp_path / "run", echo=lambda s: None)
     ours, base = summary["overall"]["pspnet"]["dice"]["mean"], summary["overall"][BASELINE]["dice"]["mean"]
     assert ours > base + 0.1, (ours, base)  # measured: 0.46 against 0.22 (40 epochs)
@@ -133,8 +133,8 @@ def test_tiny_pspnet_beats_the_cbf_threshold_baseline(tmp_path):
 
 def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
     main(["recipe", "seg-comparison", "--data", str(seg_data), "--out", str(tmp_path / "cmp"), "--arch", "unet2d",
-          "--arch", "vnet", "--set", "epochs=1", "--set", "data.size=[64,64]", "--set", "data.folds=3",
-          "--set", "folds_to_run=[0]"])
+          "--arch", "vnet", "--set", "run.epochs=1", "--set", "data.size=[64,64]", "--set", "run.folds=3",
+          "--set", "run.folds_to_run=[0]"])
     out = capsys.readouterr().out
     for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", BASELINE):
         assert name in out
@@ -158,8 +158,8 @@ def test_fine_tuning_stage_one_keeps_the_pretrained_backbone(seg_data, tmp_path)
     cfg = tiny(seg_data, name="pspnet", epochs=1)
     cfg.model.pretrained = str(tmp_path / "r50.pth")
     cfg.fine_tune_epochs = 1
-    cfg.steps_per_epoch = 2
+    cfg.run.steps_per_epoch = 2
     run_training(cfg, tmp_path / "run", echo=lambda s: None)
-    state = torch.load(tmp_path / "run" / "fold_0" / "last.pt", weights_only=True)["model"]
+    state = torch.load(tmp_path / "run" / "fold_0" / "last.pt", weights_only=True)["networks"]["model"]
     for k, v in backbone.state_dict().items():
         assert torch.equal(state[f"backbone.{k}"], v), k  # weights and BN statistics untouched in stage 1

@@ -31,7 +31,7 @@ def test_readme_commands_and_ci():
 def test_shipped_data_config_is_the_default():
     cfg = load_config(DataConfig, ROOT / "configs" / "data.yaml")
     assert to_dict(cfg) == to_dict(DataConfig())
-    assert yaml.safe_load((ROOT / "configs" / "data.yaml").read_text())["folds"] == 5
+    assert yaml.safe_load((ROOT / "configs" / "data.yaml").read_text())["modalities"] == ["ct", "cbf", "cbv", "mtt", "tmax"]
 
 
 def test_shipped_phantom_and_perfusion_configs_are_the_defaults():

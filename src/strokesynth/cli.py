@@ -21,6 +21,18 @@ LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "nnunet", "plain"]
 WRITE_CHOICES = ["isles2018", "isles22", "nnunet", "plain"]
 
 
+def _segmenter_names() -> list[str]:
+    from strokesynth.nets.registry import NETWORKS
+
+    return NETWORKS.names(role="segmenter")
+
+
+def _loss_names() -> list[str]:
+    from strokesynth.losses import LOSSES
+
+    return LOSSES.names()
+
+
 def _split_list(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -51,7 +63,7 @@ def check(dataset: Path, layout: str, quick: bool, json_out: Path | None) -> Non
     Reads every file once (unless --quick) to find NaN/Inf, truncated data and non-binary
     masks. Exits with 1 when problems are found, 0 otherwise.
     """
-    from strokesynth.io.atomic import write_json_atomic
+    from strokesynth._fs import write_json_atomic
     from strokesynth.io.integrity import check_dataset, format_report
 
     report = check_dataset(dataset, layout=layout, deep=not quick)
@@ -260,16 +272,19 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
     import torch
 
     from strokesynth.config import load_config
-    from strokesynth.engine.config import TrainConfig
-    from strokesynth.engine.cv import run_training
+    from strokesynth.recipes.cv import run_training
+    from strokesynth.systems.segmenter import TrainConfig
 
-    cfg = load_config(TrainConfig, config_path, overrides)
+    if resume and out is not None and (out / "config.yaml").is_file() and config_path is None:
+        cfg = load_config(TrainConfig, out / "config.yaml", overrides)
+    else:
+        cfg = load_config(TrainConfig, config_path, overrides)
     if device is not None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("--device", f"{device} requested but no CUDA device is available")
-        cfg.device = device
+        cfg.run.device = device
     if amp is not None:
-        cfg.amp = amp
+        cfg.run.amp = amp
     if not cfg.data.dataset:
         raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
     run_training(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)
@@ -279,7 +294,7 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
 @click.argument("run", type=click.Path(path_type=Path))
 def evaluate(run: Path) -> None:
     """Re-evaluate a training run: each fold's best model on its held-out cases, with the baseline."""
-    from strokesynth.engine.cv import evaluate_run
+    from strokesynth.recipes.cv import evaluate_run
 
     evaluate_run(run, echo=click.echo)
 
@@ -294,8 +309,8 @@ def evaluate(run: Path) -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG."""
-    from strokesynth.engine.cv import load_model
-    from strokesynth.engine.predict import predict_cases
+    from strokesynth.recipes.cv import load_model
+    from strokesynth.recipes.predict import predict_cases
 
     predict_cases([load_model(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
     click.echo(f"wrote {out}")
@@ -312,23 +327,33 @@ def ensemble(runs: tuple[Path, ...], out: Path, force: bool) -> None:
     averaged (the paper's final submission: 5 focal + 5 CE PSPNets). To apply an ensemble to new
     data, give `predict` several --model options.
     """
-    from strokesynth.engine.cv import evaluate_ensemble
+    from strokesynth.recipes.cv import evaluate_ensemble
 
     evaluate_ensemble(list(runs), out, force=force, echo=click.echo)
 
 
 @cli.group()
 def recipe() -> None:
-    """Experiments that reproduce a paper's table."""
+    """Experiments that reproduce a paper's table (`strokesynth recipe list` names them)."""
+
+
+@recipe.command("list")
+def recipe_list() -> None:
+    """The registered recipes, one line each."""
+    from strokesynth.recipes.registry import RECIPES
+
+    for name in RECIPES.names():
+        click.echo(f"{name:<16} {RECIPES.info(name).get('summary', '')}")
 
 
 @recipe.command("seg-comparison")
 @click.option("--data", "dataset", type=click.Path(path_type=Path), required=True, help="Data set folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the runs and the table.")
 @click.option("--paper", is_flag=True, help="Paper-size networks and schedules instead of the tiny CPU variants.")
-@click.option("--arch", "archs", multiple=True, type=click.Choice(["pspnet", "unet2d", "unet3d", "vnet"]),
-              help="Architectures (repeatable) [all four].")
-@click.option("--loss", "losses", multiple=True, type=click.Choice(["ce", "focal"]), help="Losses (repeatable) [both].")
+@click.option("--arch", "archs", multiple=True, type=click.Choice(_segmenter_names()),
+              help="Architectures (repeatable) [all segmentation networks].")
+@click.option("--loss", "losses", multiple=True, type=click.Choice(_loss_names()),
+              help="Losses (repeatable) [ce and focal].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...], losses: tuple[str, ...],
@@ -346,7 +371,7 @@ def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...]
 @click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
               help="Data set folder (needs CT, CBF, CBV, MTT, Tmax, DWI and the lesion) [config: dataset].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set synthesis.epochs=50 (repeatable).")
+              help="Override a config value, e.g. --set synthesis.run.epochs=50 (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for all three models [config: cpu].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoints.")
@@ -369,10 +394,14 @@ def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...]
     if device is not None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("--device", f"{device} requested but no CUDA device is available")
-        cfg.synthesis.device = cfg.segmentation.device = device
+        cfg.synthesis.run.device = cfg.segmentation.run.device = device
     if not resume and not Path(cfg.dataset).is_dir():
         raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
-    run_ctmr(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)
+    from strokesynth.report.ctmr import write_ctmr_report
+
+    folder = out or Path("runs") / cfg.name
+    run_ctmr(cfg, folder, force=force, resume=resume, echo=click.echo)
+    click.echo(f"report: {write_ctmr_report(folder)}")
 
 
 @cli.command()

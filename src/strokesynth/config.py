@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from strokesynth._fs import write_text_atomic
 from strokesynth.errors import ConfigError
-from strokesynth.io.atomic import write_text_atomic
 
 T = TypeVar("T")
 
@@ -167,6 +167,17 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     return _build(cls, tree, "")
 
 
+def from_dict(cls: type[T], tree: dict[str, Any], where: str = "") -> T:
+    """Build ``cls`` from a plain mapping (e.g. the resolved config stored in a checkpoint), checked as a file is."""
+    return _build(cls, _merged_defaults(cls, tree), where)
+
+
+def _merged_defaults(cls: type[T], tree: dict[str, Any]) -> dict[str, Any]:
+    full: dict[str, Any] = to_dict(cls())
+    _merge(full, tree)
+    return full
+
+
 def _merge(base: dict[str, Any], new: dict[str, Any]) -> None:
     for key, value in new.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -175,6 +186,23 @@ def _merge(base: dict[str, Any], new: dict[str, Any]) -> None:
             base[key] = value
 
 
-def save_config(cfg: Any, path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML, atomically."""
-    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def save_config(cfg: Any, path: str | os.PathLike, *, sparse: bool = False) -> None:
+    """Write the config as YAML, atomically: fully resolved (run folders), or with ``sparse`` only
+    what differs from the class defaults (shipped configs)."""
+    tree = sparse_dict(cfg) if sparse else to_dict(cfg)
+    write_text_atomic(path, yaml.safe_dump(tree, sort_keys=False))
+
+
+def sparse_dict(cfg: Any) -> dict[str, Any]:
+    """The parts of ``cfg`` that differ from a default-built instance of its class (nested)."""
+
+    def diff(new: Any, old: Any) -> Any:
+        if isinstance(new, dict) and isinstance(old, dict):
+            out = {k: diff(v, old.get(k, _MISSING)) for k, v in new.items() if k not in old or v != old[k]}
+            return out
+        return new
+
+    return diff(to_dict(cfg), to_dict(type(cfg)()))
+
+
+_MISSING = object()

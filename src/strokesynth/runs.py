@@ -26,9 +26,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from strokesynth._fs import ensure_writable_dir, write_json_atomic, write_text_atomic
 from strokesynth.config import save_config
 from strokesynth.errors import DataError, OutputError
-from strokesynth.io.atomic import ensure_writable_dir, write_json_atomic, write_text_atomic
 
 SUBDIRS = ("metrics", "checkpoints", "figures")
 

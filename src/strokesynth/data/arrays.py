@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from strokesynth._fs import atomic_file, ensure_writable_dir
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import atomic_file, ensure_writable_dir
 
 
 def case_arrays(

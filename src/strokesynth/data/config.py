@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,8 +28,6 @@ class DataConfig:
         normalization: modality key -> normalisation spec (defaults in ``data.normalize``).
         augment: spatial augmentation of training samples.
         augment_enabled: switch augmentation off without losing its settings.
-        folds: number of subject-level cross-validation folds.
-        seed: the one seed for splits and augmentation.
         cache_dir: folder for preprocessed arrays (empty: keep in memory).
         derived: folders of derived volumes to add to the cases, in the plain layout
             ``FOLDER/<case id>/<key>.nii.gz`` (e.g. the out-of-fold ``dwi_gen`` of a CT-to-MR
@@ -44,28 +43,34 @@ class DataConfig:
     normalization: dict[str, NormSpec] = field(default_factory=default_normalization)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_enabled: bool = True
-    folds: int = 5
-    seed: int = 0
     cache_dir: str = ""
     derived: list[str] = field(default_factory=list)
 
 
+def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool = False,
+                 kind: Literal["slices", "volumes"] = "slices", modalities: Sequence[str] | None = None,
+                 with_label: bool = True) -> SliceDataset | VolumeDataset:
+    """The one builder of datasets from a data config.
+
+    Args:
+        seed: the run's seed (augmentation draws).
+        train: augment (when the config enables it); validation and inference never do.
+        modalities: channels (default ``cfg.modalities``; a synthesis adds its target last).
+        with_label: read ``cfg.label`` (off for inference on cases without one).
+    """
+    cls = SliceDataset if kind == "slices" else VolumeDataset
+    return cls(cases, list(modalities or cfg.modalities), label_key=cfg.label if with_label else None,
+               size=cfg.size, mode=cfg.mode, normalization=Normalization(dict(cfg.normalization)),
+               augment=cfg.augment if train and cfg.augment_enabled else None, seed=seed,
+               cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
+
+
 def fold_datasets(
-    cases: list[Case], cfg: DataConfig, splits: Splits, fold: int, *, kind: Literal["slices", "volumes"] = "slices"
+    cases: list[Case], cfg: DataConfig, splits: Splits, fold: int, *, seed: int = 0,
+    kind: Literal["slices", "volumes"] = "slices",
 ) -> tuple[SliceDataset | VolumeDataset, SliceDataset | VolumeDataset]:
-    """(train, validation) datasets of ``fold``: augmentation on the training side only."""
+    """(train, held-out) datasets of ``fold``: augmentation on the training side only."""
     by_id = {c.id: c for c in cases}
     f = splits.folds[fold]
-    cls = SliceDataset if kind == "slices" else VolumeDataset
-    common = dict(
-        label_key=cfg.label,
-        size=cfg.size,
-        mode=cfg.mode,
-        normalization=Normalization(dict(cfg.normalization)),
-        seed=cfg.seed,
-        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-    )
-    train = cls([by_id[c] for c in f.train_cases], cfg.modalities,
-                augment=cfg.augment if cfg.augment_enabled else None, **common)
-    val = cls([by_id[c] for c in f.val_cases], cfg.modalities, augment=None, **common)
-    return train, val
+    return (make_dataset([by_id[c] for c in f.train_cases], cfg, seed=seed, train=True, kind=kind),
+            make_dataset([by_id[c] for c in f.val_cases], cfg, seed=seed, kind=kind))

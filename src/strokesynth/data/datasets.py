@@ -103,6 +103,13 @@ class _CaseDataset(Dataset):
             lab = torch.zeros((1, *img.shape[1:]), dtype=torch.uint8)
         return {"image": img.contiguous(), "label": lab.long(), "has_label": has_label, "augment": repr(params)}
 
+    def _lesion_mask(self, index: int) -> np.ndarray | None:
+        """The case's (X, Y, Z) lesion mask, or ``None`` without a label."""
+        case = self.cases[index]
+        if self.label_key is None or self.label_key not in case:
+            return None
+        return np.asarray(case[self.label_key].array) > 0
+
     def prepare_cache(self, progress: bool = False) -> None:
         """Fill the on-disk cache for every case now (no-op without ``cache_dir``)."""
         from tqdm import tqdm
@@ -194,6 +201,11 @@ class SliceDataset(_CaseDataset):
         sample.update(case=self.cases[case_index].id, index=case_index, z=z)
         return sample
 
+    def lesion_flags(self) -> np.ndarray:
+        """Per item: does the slice hold lesion voxels (for lesion-aware batches)?"""
+        masks = [self._lesion_mask(i) for i in range(len(self.cases))]
+        return np.array([masks[c] is not None and bool(masks[c][:, :, z].any()) for c, z in self.index], bool)
+
     def slices_of(self, case_index: int) -> list[int]:
         """Dataset items that belong to case ``case_index``, in z order."""
         return [i for i, (c, _) in enumerate(self.index) if c == case_index]
@@ -274,6 +286,10 @@ class VolumeDataset(_CaseDataset):
             sample["label"] = torch.nn.functional.pad(sample["label"], (0, pad))
         sample.update(case=self.cases[item].id, index=item, z=nz)
         return sample
+
+    def lesion_flags(self) -> np.ndarray:
+        """Per case: does it hold lesion voxels?"""
+        return np.array([m is not None and bool(m.any()) for m in map(self._lesion_mask, range(len(self.cases)))], bool)
 
     def assemble(self, case_index: int, output: torch.Tensor | np.ndarray, kind: str = "image") -> Volume:
         """Put a (K, H, W, Z') network output back on the case's grid (see SliceDataset.assemble)."""

@@ -128,3 +128,13 @@ def normalize(array: np.ndarray, spec: NormSpec) -> np.ndarray:
         return np.zeros_like(x) if hi == lo == 0 else np.clip(x / max(abs(hi), 1e-12), 0, 1)
     out = (x - np.float32(lo)) / np.float32(hi - lo) * np.float32(spec.span)
     return np.clip(out, 0.0, 1.0) if spec.clip else out
+
+
+def to_signed(x):
+    """[0, 1] -> [-1, 1] (tanh generators' range): ``2x - 1``; tensors or arrays."""
+    return x * 2 - 1
+
+
+def from_signed(x):
+    """[-1, 1] -> [0, 1]: ``(x + 1) / 2``; tensors or arrays."""
+    return (x + 1) / 2

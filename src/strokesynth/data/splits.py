@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import Case, cases_by_subject
 from strokesynth.errors import ConfigError, DataError
-from strokesynth.io.atomic import write_json_atomic
 
 FORMAT = "strokesynth-splits/1"
 
@@ -146,3 +146,47 @@ def load_splits(path: str | os.PathLike, cases: list[Case] | None = None) -> Spl
                 f"changed subjects: {moved[:3]})",
             )
     return _build(k, seed, members, subjects)
+
+
+def inner_split(splits: Splits, fold: int, fraction: float = 0.2, seed: int = 0,
+                lesion_cases: set[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split fold ``fold``'s *training* cases by subject into (train, selection) case ids.
+
+    The selection cases choose checkpoints, thresholds and early stopping, so the fold's held-out
+    cases are scored by a model that never saw them in any choice. ``round(fraction * n)`` of
+    the n training subjects (at least one) are drawn with ``(seed, fold)``, stratified by
+    lesion presence when ``lesion_cases`` is given: the lesion and lesion-free subjects each
+    contribute their share, with at least one lesion subject, so the selection score can
+    reward finding lesions.
+
+    Raises:
+        ConfigError: fewer than two training subjects.
+    """
+    f = splits.folds[fold]
+    by_subject: dict[str, list[str]] = {}
+    for c in f.train_cases:
+        by_subject.setdefault(splits.subjects[c], []).append(c)
+    subjects = sorted(by_subject)
+    if len(subjects) < 2:
+        raise ConfigError("selection", f"fold {fold} has {len(subjects)} training subject(s); inner selection needs 2")
+    rng = np.random.default_rng([seed, fold, 104729])
+    order = [subjects[i] for i in rng.permutation(len(subjects))]
+    if lesion_cases is None:
+        groups = [order]
+    else:
+        groups = [[s for s in order if any(c in lesion_cases for c in by_subject[s])],
+                  [s for s in order if not any(c in lesion_cases for c in by_subject[s])]]
+    chosen: list[str] = []
+    for i, group in enumerate(groups):
+        take = int(round(fraction * len(group)))
+        if i == 0 and group:
+            take = max(take, 1)
+        chosen.extend(group[:take])
+    if not chosen:
+        chosen = order[:1]
+    if len(chosen) == len(subjects):
+        chosen = chosen[:-1]
+    sel = set(chosen)
+    train = tuple(c for c in f.train_cases if splits.subjects[c] not in sel)
+    select = tuple(c for c in f.train_cases if splits.subjects[c] in sel)
+    return train, select

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from strokesynth._fs import atomic_file
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import atomic_file
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -27,3 +27,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(path, "checkpoint not found") from None
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files
         raise DataError(path, f"not a readable strokesynth checkpoint ({type(exc).__name__})") from None
+
+
+def load_system(path: str | os.PathLike, *, which: str = "networks"):
+    """Rebuild the system a self-describing checkpoint (``best.pt``, ``last.pt``) was saved from.
+
+    The checkpoint names its system (the registry finds the class) and holds its resolved
+    config, so no other file is needed. Returns the system with the saved weights loaded.
+    """
+    from strokesynth.config import from_dict
+    from strokesynth.engine.system import SYSTEMS
+
+    ck = load_checkpoint(path)
+    if "system" not in ck or which not in ck:
+        raise DataError(path, "not a self-describing strokesynth checkpoint (no system name or weights)")
+    cls = SYSTEMS.get(ck["system"])
+    system = cls.restore(from_dict(cls.config_class, ck["config"], str(path)))
+    for name, state in ck[which].items():
+        system.networks[name].load_state_dict(state)
+    return system

@@ -1,87 +1,139 @@
-"""The typed config of a segmentation run (YAML: ``configs/seg/*.yaml``)."""
+"""The two config parts every system shares: how a run trains (:class:`RunConfig`) and how its
+networks are optimised (:class:`OptimConfig`), with the builders the loop uses.
+
+A system's own config holds one ``run`` and one ``optim`` (a GAN may hold one per network);
+shipped YAML lists only what differs from these defaults, and each run folder keeps the full
+resolved dump.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from strokesynth.data.config import DataConfig
+import torch
+
+from strokesynth.errors import ConfigError
 
 
 @dataclass
-class ModelConfig:
-    """Which segmenter and its size.
+class RunConfig:
+    """How one cross-validated run trains; the one owner of the seed and the folds.
 
     Attributes:
-        name: ``pspnet``, ``unet2d`` (slices), ``unet3d`` or ``vnet`` (whole slabs).
-        depth, width: PSPNet's ResNet depth (50/101) and stem width (64 = standard).
-        channels: U-Net / V-Net features per level.
-        strides: per down step, per axis; 3D default (2, 2, 1) so 2-slice slabs work.
-        aux_weight: weight of PSPNet's auxiliary loss.
-        pretrained: local torchvision/timm ResNet state dict for PSPNet ('' = none).
-        num_classes: 2 (background, core).
+        epochs: maximum epochs per fold.
+        batch_size: samples per step (per process under ``torchrun``).
+        steps_per_epoch: training steps per epoch (0 = one pass over the training samples).
+        folds: subject-level cross-validation folds.
+        folds_to_run: fold indices to train (empty = every fold).
+        seed: the one seed: splits, weights, batches, augmentation, dropout noise.
+        device: ``cpu``, ``cuda``, ``cuda:1``...
+        amp: autocast dtype: ``none``, ``bf16``, or ``fp16`` (with a gradient scaler).
+        num_workers: data-loader worker processes (results do not depend on it).
+        threads: torch intra-op threads (0 = leave torch's default); fixed threads make float
+            results repeatable on one machine.
+        selection: which checkpoint is kept as ``best.pt`` and later scored:
+            ``inner`` (default) - the best epoch on an inner validation split of the fold's
+            *training* subjects; ``last`` - the last epoch, no validation data needed;
+            ``heldout`` - the best epoch on the scored fold itself, the optimistic protocol of
+            the papers (reports label it so).
+        inner_fraction: share of the training subjects held out for ``inner`` selection
+            (stratified by lesion presence; at least one subject).
+        early_stop_patience: epochs without a better monitored value before stopping (0 = never).
+        lesion_fraction: share of every training batch drawn from samples that contain a lesion
+            (0 = uniform shuffling); the rest is drawn from all samples.
+        val_every: validate every N epochs (and at the last epoch).
     """
 
-    name: Literal["pspnet", "unet2d", "unet3d", "vnet"] = "pspnet"
-    depth: int = 50
-    width: int = 64
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
-    strides: list[list[int]] = field(default_factory=list)
-    aux_weight: float = 0.4
-    pretrained: str = ""
-    num_classes: int = 2
+    epochs: int = 200
+    batch_size: int = 8
+    steps_per_epoch: int = 0
+    folds: int = 5
+    folds_to_run: list[int] = field(default_factory=list)
+    seed: int = 0
+    device: str = "cpu"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    num_workers: int = 0
+    threads: int = 0
+    selection: Literal["inner", "last", "heldout"] = "inner"
+    inner_fraction: float = 0.2
+    early_stop_patience: int = 0
+    lesion_fraction: float = 0.0
+    val_every: int = 1
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("run", "epochs and batch_size must be at least 1")
+        if not 0.0 <= self.lesion_fraction <= 1.0:
+            raise ConfigError("run.lesion_fraction", f"must be in [0, 1], got {self.lesion_fraction}")
+        if not 0.0 < self.inner_fraction < 1.0:
+            raise ConfigError("run.inner_fraction", f"must be in (0, 1), got {self.inner_fraction}")
 
-@dataclass
-class LossConfig:
-    """``ce``, ``weighted_ce`` (weights from the training lesion fraction), ``focal``, ``dice``, ``generalized_dice``."""
-
-    name: str = "focal"
-    gamma: float = 1.0
+    def fold_list(self) -> list[int]:
+        """The folds to train, checked against ``folds``."""
+        folds = self.folds_to_run or list(range(self.folds))
+        bad = [f for f in folds if not 0 <= f < self.folds]
+        if bad:
+            raise ConfigError("run.folds_to_run", f"fold(s) {bad} outside 0..{self.folds - 1}")
+        return folds
 
 
 @dataclass
 class OptimConfig:
-    """Optimiser (``rmsprop`` as in the paper, ``adam``, ``sgd``) and its settings."""
-
-    name: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-
-
-@dataclass
-class TrainConfig:
-    """A segmentation experiment: data, model, loss, optimiser, schedule, folds, device.
+    """One optimiser and its learning-rate schedule.
 
     Attributes:
-        epochs: maximum epochs per fold.
-        steps_per_epoch: cap on training batches per epoch (0 = the whole training set).
-        plateau_patience: epochs without a better validation Dice before lr /= 10.
-        early_stop_patience: epochs without a better validation Dice before stopping.
-        fine_tune_epochs: with ``model.pretrained``, epochs of stage 1 (new layers only at
-            ``fine_tune_lr``, backbone frozen) before everything trains at ``optim.lr``.
-        folds_to_run: fold indices (empty = every fold).
-        amp: autocast dtype on the device (``none``, ``bf16``, ``fp16``).
-        threshold: probability above which a voxel is core.
+        name: ``adam``, ``adamw``, ``rmsprop`` or ``sgd``.
+        lr: base learning rate.
+        betas: Adam's (beta1, beta2) (pix2pix: 0.5, 0.999).
+        weight_decay, momentum: as in ``torch.optim``.
+        schedule: ``constant``; ``plateau`` (lr x ``factor`` after ``patience`` epochs without a
+            better monitored value); ``linear_decay`` (pix2pix: constant, then linearly to 0 over
+            the last ``decay_epochs``); ``cosine`` (to 0 over all epochs).
+        patience, factor: of ``plateau``.
+        decay_epochs: of ``linear_decay``.
     """
 
-    name: str = "segmentation"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: int = 200
-    batch_size: int = 8
-    steps_per_epoch: int = 0
-    plateau_patience: int = 20
-    lr_factor: float = 0.1
-    early_stop_patience: int = 50
-    fine_tune_epochs: int = 0
-    fine_tune_lr: float = 1e-2
-    folds_to_run: list[int] = field(default_factory=list)
-    device: str = "cpu"
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    num_workers: int = 0
-    threshold: float = 0.5
-    seed: int = 0
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    schedule: Literal["constant", "plateau", "linear_decay", "cosine"] = "constant"
+    patience: int = 20
+    factor: float = 0.1
+    decay_epochs: int = 0
+
+
+def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter], lr: float | None = None
+                   ) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names over ``params`` (at ``lr`` instead of ``cfg.lr`` if given)."""
+    lr = cfg.lr if lr is None else lr
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    return torch.optim.SGD(params, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+
+
+def make_scheduler(cfg: OptimConfig, opt: torch.optim.Optimizer, epochs: int, mode: str = "max"):
+    """The epoch-wise scheduler of ``cfg`` for ``opt`` (``None`` for ``constant``).
+
+    ``plateau`` is stepped with the monitored value (``mode`` says whether higher is better),
+    the others without arguments once per epoch.
+    """
+    if cfg.schedule == "constant":
+        return None
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=cfg.factor, patience=cfg.patience)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    start = epochs - cfg.decay_epochs
+
+    def factor(epoch: int) -> float:  # pix2pix's linear decay over the last decay_epochs
+        return 1.0 - max(0, epoch - start) / float(cfg.decay_epochs + 1) if cfg.decay_epochs > 0 else 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from strokesynth._fs import atomic_dir
 from strokesynth.data.case import Case, cases_by_subject
 from strokesynth.errors import DataError, OutputError
 from strokesynth.io import isles22, isles2018, nnunet, plain
-from strokesynth.io.atomic import atomic_dir
 from strokesynth.io.case_files import case_from_files, check_unique
 from strokesynth.io.dataset_meta import DatasetMeta, read_meta, write_meta
 from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix

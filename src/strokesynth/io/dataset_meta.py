@@ -22,8 +22,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import write_json_atomic
 
 META_NAME = "strokesynth.json"
 FORMAT = "strokesynth-dataset/1"

@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import LABEL_KEY, Case
 from strokesynth.errors import DataError, OutputError
-from strokesynth.io.atomic import write_json_atomic
 from strokesynth.io.case_files import case_from_files, write_case_volumes
 from strokesynth.io.dataset_meta import DatasetMeta
 from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix

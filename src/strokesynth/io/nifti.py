@@ -28,9 +28,9 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
+from strokesynth._fs import atomic_file
 from strokesynth.data.volume import Kind, Volume, coerce_array
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import atomic_file
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

@@ -21,10 +21,10 @@ import json
 import re
 from pathlib import Path
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import LABEL_KEY, Case
 from strokesynth.data.modalities import get_modality
 from strokesynth.errors import DataError, OutputError
-from strokesynth.io.atomic import write_json_atomic
 from strokesynth.io.case_files import case_from_files, safe_name, write_case_volumes
 from strokesynth.io.dataset_meta import DatasetMeta
 from strokesynth.io.problems import ProblemLog

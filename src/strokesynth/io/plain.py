@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import Case
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import write_json_atomic
 from strokesynth.io.case_files import case_from_files, safe_name, write_case_volumes
 from strokesynth.io.dataset_meta import DatasetMeta
 from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss, GeneralizedDiceLoss
 from torch import nn
 
+from strokesynth.registry import Registry
+
 
 def _labels(target: torch.Tensor) -> torch.Tensor:
     if target.dim() >= 2 and target.shape[1] == 1:
@@ -82,21 +84,42 @@ def generalized_dice_loss() -> nn.Module:
     return GeneralizedDiceLoss(to_onehot_y=True, softmax=True)
 
 
-LOSSES = ("ce", "weighted_ce", "focal", "dice", "generalized_dice")
+#: segmentation losses by name; each builder takes ``gamma`` and ``class_weights`` keywords
+LOSSES: Registry = Registry("loss")
+LOSSES.register("ce")(lambda *, gamma=1.0, class_weights=None: CrossEntropy())
+LOSSES.register("focal")(lambda *, gamma=1.0, class_weights=None: FocalLoss(gamma, class_weights))
+LOSSES.register("dice")(lambda *, gamma=1.0, class_weights=None: dice_loss())
+LOSSES.register("generalized_dice")(lambda *, gamma=1.0, class_weights=None: generalized_dice_loss())
 
 
-def make_loss(name: str, *, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
-    """A loss by name (:data:`LOSSES`); ``weighted_ce`` needs ``class_weights``."""
-    if name == "ce":
-        return CrossEntropy()
-    if name == "weighted_ce":
-        if class_weights is None:
-            raise ValueError("weighted_ce needs class weights (see lesion_fraction_weights)")
-        return CrossEntropy(class_weights)
-    if name == "focal":
-        return FocalLoss(gamma, class_weights)
-    if name == "dice":
-        return dice_loss()
-    if name == "generalized_dice":
-        return generalized_dice_loss()
-    raise ValueError(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+@LOSSES.register("weighted_ce")
+def _weighted_ce(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
+    if class_weights is None:
+        raise ValueError("weighted_ce needs class weights (see lesion_fraction_weights)")
+    return CrossEntropy(class_weights)
+
+
+class Compound(nn.Module):
+    """``main(logits, y) + dice_weight * soft Dice(logits, y)``: nnU-Net's CE + Dice pairing for any loss.
+
+    The Dice term is MONAI's soft Dice of the lesion class only (no background), so an empty
+    prediction on a lesion slice costs 1 whatever the lesion's size.
+    """
+
+    def __init__(self, main: nn.Module, dice_weight: float) -> None:
+        super().__init__()
+        self.main = main
+        self.dice_weight = float(dice_weight)
+        self.dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        labels = target if target.dim() == logits.dim() else target.unsqueeze(1)
+        return self.main(logits, target) + self.dice_weight * self.dice(logits.float(), labels)
+
+
+def make_loss(name: str, *, gamma: float = 1.0, class_weights: Sequence[float] | None = None,
+              dice_weight: float = 0.0) -> nn.Module:
+    """A loss by name (``LOSSES.names()``), plus ``dice_weight`` x soft lesion Dice when > 0;
+    ``weighted_ce`` needs ``class_weights``."""
+    main = LOSSES.build(name, gamma=gamma, class_weights=class_weights)
+    return Compound(main, dice_weight) if dice_weight > 0 else main

@@ -1,6 +1,13 @@
 """Evaluation metrics: segmentation (Dice, distances, volumes, lesion-wise) and image quality (SSIM, PSNR)."""
 
-from strokesynth.metrics.image_quality import QUALITY_METRICS, image_quality, lesion_box, psnr, ssim_map
+from strokesynth.metrics.image_quality import (
+    QUALITY_METRICS,
+    image_quality,
+    lesion_box,
+    lesion_contrast,
+    psnr,
+    ssim_map,
+)
 from strokesynth.metrics.segmentation import (
     METRICS,
     SIZE_GROUPS,
@@ -13,5 +20,5 @@ from strokesynth.metrics.segmentation import (
     surface_distances,
 )
 
-__all__ = ["METRICS", "QUALITY_METRICS", "SIZE_GROUPS", "image_quality", "lesion_box", "psnr", "ssim_map", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
+__all__ = ["METRICS", "QUALITY_METRICS", "SIZE_GROUPS", "image_quality", "lesion_box", "lesion_contrast", "psnr", "ssim_map", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
            "summarize_by_size", "surface_distances"]

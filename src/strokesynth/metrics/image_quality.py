@@ -121,8 +121,19 @@ def image_quality(generated: np.ndarray, real: np.ndarray, brain: np.ndarray, le
                    psnr_lesion=psnr(generated, real, region, data_range=data_range),
                    mae_lesion=float(err[region].mean()), box_voxels=int(region.sum()))
     les = np.asarray(lesion) > 0 if lesion is not None else np.zeros(real.shape, bool)
-    inside, rest = les & brain, brain & ~les
-    for name, img in (("contrast_generated", generated), ("contrast_real", real)):
-        den = float(img[rest].mean()) if rest.any() else 0.0
-        out[name] = float(img[inside].mean()) / den if inside.any() and den > 0 else NAN
+    out["contrast_generated"] = lesion_contrast(generated, les, brain)
+    out["contrast_real"] = lesion_contrast(real, les, brain)
     return out
+
+
+def lesion_contrast(image: np.ndarray, lesion: np.ndarray, brain: np.ndarray) -> float:
+    """Mean intensity in the lesion (inside the brain) over the mean in the rest of the brain.
+
+    Whether a synthesis shows the lesion: a real b=1000 DWI core is about 2x brighter than
+    normal tissue. NaN without lesion voxels in the brain or with a non-positive denominator.
+    """
+    lesion = np.asarray(lesion, bool)
+    brain = np.asarray(brain, bool)
+    inside, rest = lesion & brain, brain & ~lesion
+    den = float(image[rest].mean()) if rest.any() else 0.0
+    return float(image[inside].mean()) / den if inside.any() and den > 0 else NAN

@@ -22,17 +22,13 @@ import torch.nn.functional as F
 from monai.networks.nets import PatchDiscriminator as _MonaiPatchDiscriminator
 from torch import nn
 
+from strokesynth.nets.blocks import norm as make_norm
+
 Norm = Literal["instance", "batch", "none"]
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r} (instance, batch, none)")
+    return make_norm(kind, 2, channels)
 
 
 class NoiseDropout(nn.Module):

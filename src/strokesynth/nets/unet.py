@@ -11,19 +11,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from strokesynth.nets.blocks import conv as _conv
+from strokesynth.nets.blocks import conv_transpose as _up
+from strokesynth.nets.blocks import max_pool
+from strokesynth.nets.blocks import norm as make_norm
+
 Stride = int | Sequence[int]
-
-
-def _conv(dims: int) -> type[nn.Module]:
-    return nn.Conv2d if dims == 2 else nn.Conv3d
-
-
-def _norm(dims: int) -> type[nn.Module]:
-    return nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
-
-
-def _up(dims: int) -> type[nn.Module]:
-    return nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
 
 
 def _tuple(stride: Stride, dims: int) -> tuple[int, ...]:
@@ -31,12 +24,12 @@ def _tuple(stride: Stride, dims: int) -> tuple[int, ...]:
 
 
 class DoubleConv(nn.Sequential):
-    """(conv 3 -> BN -> ReLU) x 2."""
+    """(conv 3 -> norm -> ReLU) x 2 (norm: any kind of :func:`strokesynth.nets.blocks.norm`, batch by default)."""
 
-    def __init__(self, dims: int, cin: int, cout: int) -> None:
-        conv, norm = _conv(dims), _norm(dims)
-        super().__init__(conv(cin, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU(inplace=True),
-                         conv(cout, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU(inplace=True))
+    def __init__(self, dims: int, cin: int, cout: int, norm: str = "batch") -> None:
+        conv = _conv(dims)
+        super().__init__(conv(cin, cout, 3, padding=1, bias=False), make_norm(norm, dims, cout), nn.ReLU(inplace=True),
+                         conv(cout, cout, 3, padding=1, bias=False), make_norm(norm, dims, cout), nn.ReLU(inplace=True))
 
 
 class UNet(nn.Module):
@@ -47,13 +40,15 @@ class UNet(nn.Module):
         in_channels, out_channels: input channels and classes.
         channels: features per level, e.g. (32, 64, 128, 256, 512).
         strides: one per down step (``len(channels) - 1``), int or per-axis tuple.
+        norm: normalisation kind (``batch``, ``instance``, ``group``, ``none``...).
 
     Shapes: ``(B, in_channels, *S)`` -> ``(B, out_channels, *S)``; each spatial size must be
     divisible by the product of its strides.
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
-                 channels: Sequence[int] = (32, 64, 128, 256, 512), strides: Sequence[Stride] | None = None) -> None:
+                 channels: Sequence[int] = (32, 64, 128, 256, 512), strides: Sequence[Stride] | None = None,
+                 norm: str = "batch") -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -61,18 +56,18 @@ class UNet(nn.Module):
         if len(strides) != len(channels) - 1:
             raise ValueError(f"need {len(channels) - 1} strides for {len(channels)} levels, got {len(strides)}")
         self.strides = [_tuple(s, spatial_dims) for s in strides]
-        pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
-        self.enc = nn.ModuleList([DoubleConv(spatial_dims, in_channels, channels[0])])
+        pool = max_pool(spatial_dims)
+        self.enc = nn.ModuleList([DoubleConv(spatial_dims, in_channels, channels[0], norm)])
         self.pools = nn.ModuleList()
         for i, s in enumerate(self.strides):
             self.pools.append(pool(s, s))
-            self.enc.append(DoubleConv(spatial_dims, channels[i], channels[i + 1]))
+            self.enc.append(DoubleConv(spatial_dims, channels[i], channels[i + 1], norm))
         self.ups = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in reversed(range(len(self.strides))):
             s = self.strides[i]
             self.ups.append(_up(spatial_dims)(channels[i + 1], channels[i], s, stride=s))
-            self.dec.append(DoubleConv(spatial_dims, 2 * channels[i], channels[i]))
+            self.dec.append(DoubleConv(spatial_dims, 2 * channels[i], channels[i], norm))
         self.head = _conv(spatial_dims)(channels[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,11 +84,11 @@ class UNet(nn.Module):
 class _VStage(nn.Module):
     """``n`` (conv 5 -> BN -> PReLU) with a residual connection (V-Net)."""
 
-    def __init__(self, dims: int, channels: int, n: int) -> None:
+    def __init__(self, dims: int, channels: int, n: int, norm: str = "batch") -> None:
         super().__init__()
-        conv, norm = _conv(dims), _norm(dims)
+        conv = _conv(dims)
         self.body = nn.Sequential(*[m for _ in range(n) for m in (conv(channels, channels, 5, padding=2, bias=False),
-                                                                   norm(channels), nn.PReLU(channels))])
+                                                                   make_norm(norm, dims, channels), nn.PReLU(channels))])
         self.act = nn.PReLU(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,21 +109,26 @@ class VNet(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
                  channels: Sequence[int] = (16, 32, 64, 128, 256), convs: Sequence[int] = (1, 2, 3, 3, 3),
-                 strides: Sequence[Stride] | None = None) -> None:
+                 strides: Sequence[Stride] | None = None, norm: str = "batch") -> None:
         super().__init__()
-        conv, norm, up = _conv(spatial_dims), _norm(spatial_dims), _up(spatial_dims)
+        conv, up = _conv(spatial_dims), _up(spatial_dims)
+        kind = norm
+
+        def norm(c: int) -> nn.Module:
+            return make_norm(kind, spatial_dims, c)
+
         strides = list(strides) if strides is not None else [2] * (len(channels) - 1)
         if len(strides) != len(channels) - 1 or len(convs) != len(channels):
             raise ValueError("need len(channels) - 1 strides and len(channels) conv counts")
         self.strides = [_tuple(s, spatial_dims) for s in strides]
         self.stem = nn.Sequential(conv(in_channels, channels[0], 5, padding=2, bias=False), norm(channels[0]),
                                   nn.PReLU(channels[0]))
-        self.enc = nn.ModuleList([_VStage(spatial_dims, channels[0], convs[0])])
+        self.enc = nn.ModuleList([_VStage(spatial_dims, channels[0], convs[0], kind)])
         self.down = nn.ModuleList()
         for i, s in enumerate(self.strides):
             self.down.append(nn.Sequential(conv(channels[i], channels[i + 1], s, stride=s, bias=False),
                                            norm(channels[i + 1]), nn.PReLU(channels[i + 1])))
-            self.enc.append(_VStage(spatial_dims, channels[i + 1], convs[i + 1]))
+            self.enc.append(_VStage(spatial_dims, channels[i + 1], convs[i + 1], kind))
         self.up = nn.ModuleList()
         self.fuse = nn.ModuleList()
         self.dec = nn.ModuleList()
@@ -137,7 +137,7 @@ class VNet(nn.Module):
             self.up.append(nn.Sequential(up(channels[i + 1], channels[i], s, stride=s, bias=False), norm(channels[i]),
                                          nn.PReLU(channels[i])))
             self.fuse.append(conv(2 * channels[i], channels[i], 1))
-            self.dec.append(_VStage(spatial_dims, channels[i], max(convs[i], 1)))
+            self.dec.append(_VStage(spatial_dims, channels[i], max(convs[i], 1), kind))
         self.head = conv(channels[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from strokesynth._fs import atomic_dir, write_json_atomic
 from strokesynth.config import load_config, to_dict
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
-from strokesynth.io.atomic import atomic_dir, write_json_atomic
 from strokesynth.io.nifti import NIFTI_SUFFIXES, read_volume, write_volume
 from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.config import save_config
 from strokesynth.data.volume import Volume
-from strokesynth.io.atomic import write_json_atomic
 from strokesynth.io.cohort import write_cohort
 from strokesynth.io.nifti import read_volume, write_volume
 from strokesynth.phantom.anatomy import SubjectWarp
@@ -34,7 +34,7 @@ from strokesynth.phantom.config import PhantomConfig
 from strokesynth.phantom.fields import RandomField
 from strokesynth.phantom.scan import TRUTH_KEYS, PhantomScan, SubjectDraw, simulate_scan
 from strokesynth.phantom.stroke import Stroke
-from strokesynth.report.figures import panel_row
+from strokesynth.plots import panel_row
 
 TRUTH_DIR = "groundtruth"
 

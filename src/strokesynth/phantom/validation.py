@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth.errors import DataError
+from strokesynth.metrics.baselines import threshold_core
 from strokesynth.metrics.segmentation import dice
 from strokesynth.perfusion.deconvolution import METHODS, deconvolve
 from strokesynth.phantom.kinetics import Bolus, ResponseTable, tissue_enhancement
@@ -124,16 +125,6 @@ def summarize_osipi(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"method": method, "curves": len(sub), "cbf_pass": sum(r["cbf_ok"] for r in sub),
                     "cbv_pass": sum(r["cbv_ok"] for r in sub), "median_rel_cbf_err": round(float(np.median(err)), 3)})
     return out
-
-
-def threshold_core(cbf: np.ndarray, brain: np.ndarray, fraction: float = 0.3) -> np.ndarray:
-    """Core by the usual CTP rule: CBF below ``fraction`` of the median CBF of the brain.
-
-    A trivial baseline segmenter (no learning), also used by the segmentation issue.
-    Voxels with CBF 0 (outside the mask) are never core.
-    """
-    ref = float(np.median(cbf[brain & (cbf > 0)])) if np.any(brain & (cbf > 0)) else 0.0
-    return brain & (cbf > 0) & (cbf < fraction * ref)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -22,6 +22,7 @@ model that is evaluated on them.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +30,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from strokesynth._fs import write_text_atomic
 from strokesynth.config import load_config
+from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
-from strokesynth.data.splits import load_splits, subject_kfold
-from strokesynth.engine.config import TrainConfig
-from strokesynth.engine.cv import BASELINE, format_table, run_training
-from strokesynth.engine.gan import brain_mask, load_generator, synthesize_cases, train_gan_fold
-from strokesynth.engine.gan_config import GANConfig
+from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.engine.loop import fit
+from strokesynth.engine.protocol import fold_sets
 from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
+from strokesynth.metrics.baselines import BASELINE
+from strokesynth.recipes.cv import describe_paired, format_table, paired_dice, run_training
+from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
+from strokesynth.systems.pix2pix import (
+    GANConfig,
+    Pix2Pix,
+    brain_mask,
+    load_generator,
+    synthesis_dataset,
+    synthesize_cases,
+)
+from strokesynth.systems.segmenter import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "ctmr"
 TABLE_I = ("dice", "hd", "assd", "precision", "recall", "avd_ml")
@@ -54,6 +66,28 @@ def _pspnet_focal() -> TrainConfig:
     cfg = TrainConfig(name=FCN)
     cfg.model.name, cfg.loss.name, cfg.loss.gamma = "pspnet", "focal", 1.0
     return cfg
+
+
+def train_synthesis_fold(cfg: GANConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
+                         log: logging.Logger | None = None) -> dict[str, Any]:
+    """Train the cGAN of ``fold`` on its training cases into ``folder`` (fold loop, pix2pix system).
+
+    Writes ``last.pt`` (resumable), ``best.pt`` (= the last generator: pix2pix keeps the last),
+    ``metrics.csv/json`` (losses; L1 and lesion contrast on the selection cases, logged only)
+    and ``samples/epoch_NNN.png``. The fold's held-out cases take no part.
+
+    Returns:
+        ``epochs`` completed and the ``last`` history row.
+    """
+    by_id = {c.id: c for c in cases}
+    sets = fold_sets(cases, splits, fold, cfg.run)
+    if cfg.run.selection == "heldout":
+        raise ConfigError("synthesis.run.selection", "the synthesis never looks at the fold it generates for")
+    train = synthesis_dataset(cfg, [by_id[c] for c in sets.train], with_target=True, train=True)
+    val = synthesis_dataset(cfg, [by_id[c] for c in sets.select], with_target=True, train=False) if sets.select else None
+    res = fit(lambda: Pix2Pix(cfg), train, val, folder, cfg.run, seed=cfg.run.seed + 1000 * fold, log=log,
+              desc=f"cGAN fold {fold}")
+    return {"epochs": res["epochs"], "last": res["history"][-1] if res["history"] else {}}
 
 
 @dataclass
@@ -79,12 +113,12 @@ class CtMrConfig:
     def resolved(self) -> tuple[GANConfig, TrainConfig, TrainConfig]:
         """(cGAN, FCN, FCN-CGAN) configs with the shared fields filled in."""
         gan = copy.deepcopy(self.synthesis)
-        for c in (gan.data, self.segmentation.data):
-            c.dataset, c.layout, c.folds, c.seed = self.dataset, self.layout, self.folds, self.seed
-        gan.seed = self.seed
         fcn = copy.deepcopy(self.segmentation)
+        for c in (gan, fcn):
+            c.data.dataset, c.data.layout = self.dataset, self.layout
+            c.run.folds, c.run.seed = self.folds, self.seed
         fcn.data.modalities = list(gan.data.modalities)
-        fcn.name, fcn.seed = FCN, self.seed
+        fcn.name = FCN
         cgan = copy.deepcopy(fcn)
         cgan.name = FCN_CGAN
         cgan.data.modalities = [*gan.data.modalities, GENERATED]
@@ -107,11 +141,12 @@ def tiny_config() -> CtMrConfig:
     s = cfg.synthesis
     s.data.size = (128, 128)
     s.generator.ngf, s.generator.n_blocks, s.discriminator.ndf = 16, 3, 16
-    s.epochs, s.sample_every = 8, 2
+    s.run.epochs, s.sample_every = 8, 2
     seg = cfg.segmentation
     seg.data.size = (128, 128)
     seg.model.width, seg.model.channels = 8, [8, 16, 32, 64]
-    seg.optim.lr, seg.epochs, seg.plateau_patience, seg.early_stop_patience = 1e-3, 20, 8, 20
+    seg.optim.lr, seg.optim.patience = 1e-3, 8
+    seg.run.epochs = 20
     return cfg
 
 
@@ -132,8 +167,9 @@ def load_ctmr_config(path: str | os.PathLike | None, overrides: Sequence[str] = 
     return load_config(CtMrConfig, path, overrides)
 
 
+@RECIPES.register("ctmr-cgan", summary="Rubin & Abulnaga: out-of-fold CT-to-MR cGAN, FCN vs FCN-CGAN")
 def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
-             write_report: bool = True, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+             echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the experiment into ``out`` (see module docstring); returns and saves the summary.
 
     With ``resume`` an interrupted run continues: each cGAN from its ``last.pt``, each
@@ -148,9 +184,9 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     # read the data set before anything is written, so bad input leaves no run folder behind
     cohort = open_cohort(cfg.dataset, layout=cfg.layout, require=[*inputs, gan.target, gan.data.label])
     cases = cohort.cases
-    folds = gan.folds_to_run or list(range(cfg.folds))
+    folds = gan.run.fold_list()
     if sorted(folds) != list(range(cfg.folds)):
-        raise ConfigError("synthesis.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
+        raise ConfigError("synthesis.run.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
     splits = subject_kfold(cases, cfg.folds, cfg.seed)
     if resume:
         run = RunDir.resume(out)
@@ -170,17 +206,18 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
         folder = run.file("synthesis", f"fold_{k}")
         folder.mkdir(parents=True, exist_ok=True)
         fk = splits.folds[k]
-        echo(f"cGAN fold {k}: training on {len(fk.train_cases)} case(s), generating DWI for {len(fk.val_cases)}")
-        res = train_gan_fold(gan, cases, splits, k, folder, log)
+        echo(f"cGAN fold {k}: training on the fold's training subjects, generating DWI for {len(fk.val_cases)} "
+             "held-out case(s)")
+        res = train_synthesis_fold(gan, cases, splits, k, folder, log)
         last = res["last"]
         if last:
-            echo(f"cGAN fold {k}: {res['epochs']} epoch(s), train L1 {last['loss_g_l1']:.4f}, "
-                 f"held-out L1 {last['val_l1']:.4f}")
-        g = load_generator(gan, folder / "generator.pt")
+            echo(f"cGAN fold {k}: {res['epochs']} epoch(s), train L1 {last['loss_g_l1']:.4f}"
+                 + (f", selection-case L1 {last['val_l1']:.4f}" if "val_l1" in last else ""))
+        g, _ = load_generator(folder / "best.pt")
         held_out = [by_id[c] for c in fk.val_cases]
         for case, vol in synthesize_cases(g, gan, held_out, seed=cfg.seed + k):
             write_volume(vol, run.file(GENERATED, case.id, f"{GENERATED}.nii.gz"))
-            provenance[case.id] = {"fold": k, "generator": str(Path("synthesis", f"fold_{k}", "generator.pt"))}
+            provenance[case.id] = {"fold": k, "generator": str(Path("synthesis", f"fold_{k}", "best.pt"))}
             real = norm(gan.target, case[gan.target].array)
             lesion = case.label.array if case.label is not None else None
             quality.append({"case": case.id, "subject": case.subject, "fold": k,
@@ -198,21 +235,24 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
         echo(f"== {name}: {', '.join(c.data.modalities)}")
         again = resume and run.file(sub, "config.yaml").exists()
         seg[name] = run_training(c, run.file(sub), force=True, resume=again, splits=splits, echo=echo)
-    overall = {FCN: seg[FCN]["overall"][FCN], FCN_CGAN: seg[FCN_CGAN]["overall"][FCN_CGAN]}
-    if BASELINE in seg[FCN]["overall"]:
-        overall[BASELINE] = seg[FCN]["overall"][BASELINE]
-    paired = paired_dice(run.file("fcn", "metrics", "cases.csv"), run.file("fcn_cgan", "metrics", "cases.csv"))
-    table = format_table(overall, TABLE_I)
-    run.save_json("table.json", {"overall": overall, "paired_dice": paired})
-    (run.file("table.txt")).write_text(table + "\n" + describe_paired(paired) + "\n", encoding="utf-8")
-    echo("\n" + table + "\n" + describe_paired(paired))
-    summary = {"quality": q_summary, "segmentation": overall, "paired_dice": paired,
+    merged: dict[str, Any] = {k: seg[FCN][k] for k in ("protocol", "protocol_text", "scans")}
+    for part in ("lesion", "empty", "overall"):
+        merged[part] = {FCN: seg[FCN][part][FCN], FCN_CGAN: seg[FCN_CGAN][part][FCN_CGAN]}
+        if BASELINE in seg[FCN][part]:
+            merged[part][BASELINE] = seg[FCN][part][BASELINE]
+    csvs = {FCN: run.file("fcn", "metrics", "cases.csv"), FCN_CGAN: run.file("fcn_cgan", "metrics", "cases.csv")}
+    merged["paired_dice"] = paired_dice(csvs[FCN], FCN, csvs[FCN_CGAN], FCN_CGAN)
+    merged["paired_vs_baseline"] = {m: paired_dice(csvs[m], BASELINE, csvs[m], m) for m in (FCN, FCN_CGAN)}
+    text = "\n".join([format_table(merged, TABLE_I), describe_paired(merged["paired_dice"]),
+                      *(describe_paired(p) for p in merged["paired_vs_baseline"].values())])
+    run.save_json("table.json", merged)
+    write_text_atomic(run.file("table.txt"), text + "\n")
+    echo("\n" + text)
+    summary = {"quality": q_summary, "segmentation": merged["lesion"], "empty_scans": merged["empty"],
+               "protocol": merged["protocol"], "paired_dice": merged["paired_dice"],
+               "paired_vs_baseline": merged["paired_vs_baseline"],
                "folds": {FCN: seg[FCN]["folds"], FCN_CGAN: seg[FCN_CGAN]["folds"]}}
     run.save_json("metrics/summary.json", summary)
-    if write_report:
-        from strokesynth.report.ctmr import write_ctmr_report
-
-        echo(f"report: {write_ctmr_report(run.path)}")
     return summary
 
 
@@ -227,28 +267,3 @@ def format_quality(summary: dict[str, dict[str, float]]) -> str:
     lines.append(f"lesion / rest-of-brain intensity: generated {cell('contrast_generated')}, "
                  f"real {cell('contrast_real')}")
     return "\n".join(lines)
-
-
-def paired_dice(fcn_csv: Path, cgan_csv: Path) -> dict[str, Any]:
-    """Per-case Dice of FCN-CGAN minus FCN on the same held-out cases, with a Wilcoxon test."""
-    import csv
-
-    def read(path: Path, method: str) -> dict[str, float]:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return {r["case"]: float(r["dice"]) for r in csv.DictReader(fh) if r["method"] == method}
-
-    a, b = read(fcn_csv, FCN), read(cgan_csv, FCN_CGAN)
-    common = sorted(set(a) & set(b))
-    diff = np.array([b[c] - a[c] for c in common])
-    nonzero = diff[diff != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
-    return {"cases": len(common), "mean_diff": float(diff.mean()) if diff.size else float("nan"),
-            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
-            "wilcoxon_p": p}
-
-
-def describe_paired(p: dict[str, Any]) -> str:
-    """One sentence for the paired Dice comparison."""
-    return (f"FCN-CGAN - FCN, Dice per held-out case: mean {p['mean_diff']:+.3f} over {p['cases']} case(s); "
-            f"better on {p['better']}, worse on {p['worse']}, equal on {p['equal']}; "
-            f"Wilcoxon signed-rank p = {p['wilcoxon_p']:.3g}")

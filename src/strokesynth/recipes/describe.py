@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from strokesynth.engine.gan import build_discriminator, build_generator
-from strokesynth.engine.models import build_model
 from strokesynth.nets import count_parameters
 from strokesynth.nets.profile import forward_flops
+from strokesynth.nets.registry import NETWORKS
+from strokesynth.systems.segmenter import build_model
 
 
 def describe_ctmr(config: str, size: int | None = None) -> str:
@@ -26,8 +26,8 @@ def describe_ctmr(config: str, size: int | None = None) -> str:
     g, gc = gan.generator, gan.discriminator
     nets = [
         (f"cGAN generator: ResNet, ngf {g.ngf}, {g.n_blocks} blocks, dropout {g.dropout}"
-         f"{' (also at test)' if g.test_dropout else ''}", build_generator(g, n_in), n_in),
-        (f"cGAN discriminator: PatchGAN, ndf {gc.ndf}, {gc.n_layers} layers", build_discriminator(gc, n_in + 1),
+         f"{' (also at test)' if g.test_dropout else ''}", NETWORKS.build("resnet_generator", g, n_in), n_in),
+        (f"cGAN discriminator: PatchGAN, ndf {gc.ndf}, {gc.n_layers} layers", NETWORKS.build("patchgan", gc, n_in + 1),
          n_in + 1),
     ]
     for name, c in (("FCN", fcn), ("FCN-CGAN", cgan)):

@@ -12,14 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from strokesynth._fs import write_json_atomic, write_text_atomic
 from strokesynth.config import load_config
-from strokesynth.engine.config import TrainConfig
-from strokesynth.engine.cv import BASELINE, format_table, run_training
 from strokesynth.errors import ConfigError
-from strokesynth.io.atomic import write_json_atomic, write_text_atomic
+from strokesynth.metrics.baselines import BASELINE
+from strokesynth.nets.registry import NETWORKS
+from strokesynth.recipes.cv import format_table, run_training
+from strokesynth.recipes.registry import RECIPES
+from strokesynth.systems.segmenter import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "seg"
-ARCHITECTURES = ("pspnet", "unet2d", "unet3d", "vnet")
+ARCHITECTURES = tuple(NETWORKS.names(role="segmenter"))
 LOSSES = ("ce", "focal")
 
 
@@ -36,6 +39,7 @@ def comparison_config(arch: str, loss: str, dataset: str, tiny: bool, overrides:
     return cfg
 
 
+@RECIPES.register("seg-comparison", summary="Abulnaga & Rubin: segmentation architectures x {CE, focal}, one CV table")
 def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: bool = True,
                    architectures: Sequence[str] = ARCHITECTURES, losses: Sequence[str] = LOSSES,
                    overrides: Sequence[str] = (), force: bool = False,
@@ -47,16 +51,24 @@ def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(out, "exists and is not empty (use --force to replace it)")
-    overall: dict[str, Any] = {}
+    merged: dict[str, Any] = {}
     for arch in architectures:
         for loss in losses:
             cfg = comparison_config(arch, loss, str(dataset), tiny, overrides)
             echo(f"== {cfg.name}")
             summary = run_training(cfg, out / cfg.name, force=True, echo=echo)
-            overall[cfg.name] = summary["overall"][cfg.name]
-            overall.setdefault(BASELINE, summary["overall"].get(BASELINE))
-    table = format_table({k: v for k, v in overall.items() if v is not None})
+            if not merged:
+                merged = {k: summary[k] for k in ("protocol", "protocol_text", "scans")}
+            for part in ("lesion", "empty", "overall"):
+                table = merged.setdefault(part, {})
+                table[cfg.name] = summary[part][cfg.name]
+                if BASELINE in summary[part]:
+                    table.setdefault(BASELINE, summary[part][BASELINE])
+    for part in ("lesion", "empty", "overall"):  # the baseline last
+        if BASELINE in merged[part]:
+            merged[part][BASELINE] = merged[part].pop(BASELINE)
+    table = format_table(merged)
     write_text_atomic(out / "table.txt", table + "\n")
-    write_json_atomic(out / "table.json", overall)
+    write_json_atomic(out / "table.json", merged)
     echo("\n" + table)
-    return overall
+    return merged

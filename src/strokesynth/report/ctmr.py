@@ -16,7 +16,7 @@ from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
-from strokesynth.report.figures import curves_figure, overlay_row, panel_row
+from strokesynth.plots import curves_figure, overlay_row, panel_row
 from strokesynth.report.html import dict_table, esc, figure, mean_sd, table, write_page
 from strokesynth.runs import RunDir
 
@@ -57,6 +57,8 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
     tab = run.load_json("table.json")
     figs = run.file("figures")
     sections: list[Section] = []
+    # the phantom's DWI is simulated, not a real scan: say so wherever it is shown
+    target_name = "simulated DWI" if (Path(cfg.dataset) / "groundtruth" / "phantom.json").exists() else "real DWI"
 
     # synthesis: quality table and real vs generated images
     q = quality["overall"]
@@ -81,7 +83,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
         gen = case[GENERATED].array[:, :, z]
         panels = [(k.upper(), norm(k, case[k].array)[:, :, z], (0.0, 1.0), "gray")
                   for k in ("ct", "cbf", "tmax") if k in case]
-        panels += [("real DWI", real, (0.0, 1.0), "gray"), ("generated DWI", gen, (0.0, 1.0), "gray"),
+        panels += [(target_name, real, (0.0, 1.0), "gray"), ("generated DWI", gen, (0.0, 1.0), "gray"),
                    ("|difference|", np.abs(gen - real), (0.0, 0.5), "magma")]
         path = figs / f"synthesis_{case.id}.png"
         lab = case.label.array[:, :, z] if case.label is not None else None
@@ -93,20 +95,30 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
     # FCN vs FCN-CGAN
     names = {"dice": "Dice", "hd": "Hausdorff (mm)", "assd": "avg. distance (mm)", "precision": "precision",
              "recall": "recall", "avd_ml": "abs. volume diff. (ml)"}
-    overall = tab["overall"]
-    rows = [[m] + [mean_sd(overall[m][k]) for k in TABLE_I] for m in overall]
+    lesion, empty, scans = tab["lesion"], tab["empty"], tab["scans"]
+    rows = [[m] + [mean_sd(lesion[m][k]) for k in TABLE_I] for m in lesion]
+    protocol = ("<p class='warn'><b>Optimistic protocol:</b> " if tab["protocol"] == "heldout" else "<p><b>Selection "
+                "protocol:</b> ") + esc(tab["protocol_text"]) + ".</p>"
     inner = ("<p>The same segmenter (PSPNet, focal loss) cross-validated on the same subject-level folds, "
-             "once on the CTP channels and once with the generated DWI as an extra channel; every value is "
-             "over the held-out scans (mean ± sd; [n] = scans where the metric is undefined, e.g. distances "
-             "when one mask is empty). The baseline thresholds CBF at 30 % of the brain median.</p>"
+             "once on the CTP channels and once with the generated DWI as an extra channel. Every value is "
+             f"over the held-out scans <b>with a lesion</b> ({scans['lesion']} scans; mean ± sd; [n] = scans where "
+             "the metric is undefined, e.g. distances when the prediction is empty). The baseline thresholds CBF "
+             "at 30 % of the brain median, fixed in advance.</p>" + protocol
              + table(rows, ["method"] + [names[k] for k in TABLE_I])
-             + f"<p>{esc(describe_paired(tab['paired_dice']))}.</p>")
+             + "<p>" + "<br>".join(esc(describe_paired(p)) for p in
+                                   [tab["paired_dice"], *tab["paired_vs_baseline"].values()]) + ".</p>")
+    if scans["empty"]:
+        rows = [[m, mean_sd(empty[m]["fp_ml"], 2), mean_sd(empty[m]["empty_ok"], 2)] for m in empty]
+        inner += (f"<p>Held-out scans <b>without a lesion</b> ({scans['empty']}): false-positive volume and the share "
+                  "of scans predicted empty (Dice says nothing here: predicting nothing scores 1).</p>"
+                  + table(rows, ["method", "false-positive volume (ml)", "predicted empty"]))
     fold_rows = []
     for name, sub in ((FCN, "fcn"), (FCN_CGAN, "fcn_cgan")):
         ev = RunDir(run.file(sub)).load_json("metrics/evaluation.json")
         for fold, s in ev["by_fold"][name].items():
             fold_rows.append([name, fold, mean_sd(s["dice"]), mean_sd(s["hd"])])
-    inner += "<details><summary>per fold</summary>" + table(fold_rows, ["method", "fold", "Dice", "HD (mm)"])
+    inner += "<details><summary>per fold (lesion scans)</summary>" + table(fold_rows, ["method", "fold", "Dice",
+                                                                                         "HD (mm)"])
     inner += "</details>"
     sections.append(("table", "FCN vs FCN-CGAN (Table I of the paper, on this data)", inner))
 
@@ -131,7 +143,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
                    [(ref, REF), (preds["fcn"], FCN_COLOUR)]),
                   (f"FCN-CGAN (Dice {dice.get((FCN_CGAN, case.id), float('nan')):.2f})", gen,
                    [(ref, REF), (preds["fcn_cgan"], CGAN_COLOUR)]),
-                  ("real DWI + reference", dwi, [(ref, REF)])]
+                  (f"{target_name} + reference", dwi, [(ref, REF)])]
         path = figs / f"overlay_{case.id}.png"
         overlay_row(panels, path, title=f"{case.id}, slice {z}")
         inner += figure(path, f"{case.id}: reference {case.lesion_volume_ml() or 0:.1f} ml")
@@ -144,20 +156,23 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
         if h.exists():
             rows = run.load_json(str(Path("synthesis", f"fold_{k}", "metrics.json")))
             x = [r["epoch"] for r in rows]
-            gan_lines += [(f"fold {k} train", x, [r["loss_g_l1"] for r in rows], f"C{k}-"),
-                          (f"fold {k} held-out", x, [r["val_l1"] for r in rows], f"C{k}--")]
+            gan_lines.append((f"fold {k} train", x, [r["loss_g_l1"] for r in rows], f"C{k}-"))
+            if all("val_l1" in r for r in rows):
+                gan_lines.append((f"fold {k} selection", x, [r["val_l1"] for r in rows], f"C{k}--"))
         for sub, style in (("fcn", "-"), ("fcn_cgan", "--")):
             p = run.file(sub, f"fold_{k}", "metrics.json")
             if p.exists():
                 rows = RunDir(run.file(sub)).load_json(str(Path(f"fold_{k}", "metrics.json")))
-                seg_lines.append((f"{FCN if sub == 'fcn' else FCN_CGAN} fold {k}", [r["epoch"] for r in rows],
-                                  [r["val_dice"] for r in rows], f"C{k}{style}"))
+                if all("val_dice" in r for r in rows):
+                    seg_lines.append((f"{FCN if sub == 'fcn' else FCN_CGAN} fold {k}", [r["epoch"] for r in rows],
+                                      [r["val_dice"] for r in rows], f"C{k}{style}"))
     path = figs / "training_curves.png"
     curves_figure([("cGAN: L1 of generated DWI ([0, 1] units)", "L1", gan_lines),
-                   ("segmenters: validation Dice (solid FCN, dashed FCN-CGAN)", "Dice", seg_lines)], path)
-    inner = ("<p>Left: the cGAN's L1 on its training slices and on the held-out fold (logged only; the last "
-             "generator is used, so the held-out fold chooses nothing). Right: per-epoch validation Dice of "
-             "the segmenters (the best epoch's model is evaluated).</p>" + figure(path, "training curves"))
+                   ("segmenters: selection-set lesion Dice (solid FCN, dashed FCN-CGAN)", "Dice", seg_lines)], path)
+    inner = ("<p>Left: the cGAN's L1 on its training slices and on the selection subjects (an inner split of "
+             "its training subjects; logged only, the last generator is used). Right: per-epoch Dice of the "
+             "segmenters on the lesion scans of their selection subjects, which chooses the kept epoch. No "
+             "held-out scan takes part in either.</p>" + figure(path, "training curves"))
     sample_dir = run.file("synthesis", "fold_0", "samples")
     samples = sorted(sample_dir.glob("epoch_*.png")) if sample_dir.exists() else []
     if samples:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from strokesynth.io.atomic import write_text_atomic
+from strokesynth._fs import write_text_atomic
 
 
 def markdown_table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:

@@ -10,24 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from strokesynth.data.case import Case
-from strokesynth.data.datasets import SliceDataset, VolumeDataset
-from strokesynth.data.normalize import Normalization
+from strokesynth._fs import atomic_dir, write_json_atomic
+from strokesynth.data.config import make_dataset
 from strokesynth.data.volume import Volume
-from strokesynth.engine.config import TrainConfig
-from strokesynth.engine.models import VOLUMETRIC, predict_case
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
-from strokesynth.io.atomic import atomic_dir, write_json_atomic
 from strokesynth.io.nifti import write_volume
-from strokesynth.report.figures import panel_row
-
-
-def _dataset(cfg: TrainConfig, cases: list[Case]) -> SliceDataset | VolumeDataset:
-    common = dict(label_key=None, size=cfg.data.size, mode=cfg.data.mode,
-                  normalization=Normalization(dict(cfg.data.normalization)), augment=None)
-    cls = VolumeDataset if cfg.model.name in VOLUMETRIC else SliceDataset
-    return cls(cases, cfg.data.modalities, **common)
+from strokesynth.plots import panel_row
+from strokesynth.systems.segmenter import TrainConfig, predict_case
 
 
 def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str | os.PathLike,
@@ -63,8 +53,9 @@ def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str
         for case in cases:
             probs = []
             for model, cfg in models:
-                ds = _dataset(cfg, [case])
-                probs.append(predict_case(model, ds, 0, device=cfg.device, amp=cfg.amp).array)
+                ds = make_dataset([case], cfg.data, seed=cfg.run.seed, with_label=False,
+                                  kind="volumes" if cfg.model.volumetric else "slices")
+                probs.append(predict_case(model, ds, 0, device=cfg.run.device, amp=cfg.run.amp).array)
             prob = np.mean(probs, axis=0).astype(np.float32)
             mask = prob > thr
             affine = case.affine

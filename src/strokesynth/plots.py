@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from strokesynth.io.atomic import atomic_file
+from strokesynth._fs import atomic_file
 
 
 def panel_row(

@@ -1,0 +1,68 @@
+"""The network registry: every architecture by name, with its spatial dims and role.
+
+Builders take the architecture's config (any object with the attributes the builder reads,
+e.g. the segmenter's ``ModelConfig``) and the number of input channels::
+
+    NETWORKS.build("unet3d", model_cfg, in_channels=5)
+    NETWORKS.info("unet3d")   # {"dims": 3, "role": "segmenter"}
+    NETWORKS.names(role="segmenter")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from strokesynth.nets.pix2pix import PatchDiscriminator, ResnetGenerator
+from strokesynth.nets.pspnet import PSPNet
+from strokesynth.nets.unet import UNet, VNet
+from strokesynth.registry import Registry
+
+NETWORKS: Registry = Registry("network")
+
+
+def _strides(cfg: Any) -> list[tuple[int, ...]]:
+    return [tuple(s) for s in cfg.strides] or [(2, 2, 1)] * (len(cfg.channels) - 1)
+
+
+@NETWORKS.register("pspnet", dims=2, role="segmenter")
+def build_pspnet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """PSPNet with a dilated ResNet-``cfg.depth`` of stem width ``cfg.width`` (+ local pretrained backbone)."""
+    model = PSPNet(in_channels, cfg.num_classes, cfg.depth, cfg.width, aux=cfg.aux_weight > 0)
+    if cfg.pretrained and pretrained:
+        model.load_pretrained(cfg.pretrained)
+    return model
+
+
+@NETWORKS.register("unet2d", dims=2, role="segmenter")
+def build_unet2d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """2D U-Net with ``cfg.channels`` per level."""
+    return UNet(2, in_channels, cfg.num_classes, cfg.channels, [2] * (len(cfg.channels) - 1), norm=cfg.norm)
+
+
+@NETWORKS.register("unet3d", dims=3, role="segmenter")
+def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""
+    return UNet(3, in_channels, cfg.num_classes, cfg.channels, _strides(cfg), norm=cfg.norm)
+
+
+@NETWORKS.register("vnet", dims=3, role="segmenter")
+def build_vnet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """V-Net with 1, 2, 3, 3... convolutions per level and per-axis strides."""
+    convs = [1, 2] + [3] * (len(cfg.channels) - 2)
+    return VNet(3, in_channels, cfg.num_classes, cfg.channels, convs[: len(cfg.channels)], _strides(cfg),
+                norm=cfg.norm)
+
+
+@NETWORKS.register("resnet_generator", dims=2, role="generator")
+def build_resnet_generator(cfg: Any, in_channels: int, out_channels: int = 1) -> nn.Module:
+    """pix2pix's ResNet generator (``cfg``: ngf, n_blocks, dropout, test_dropout, norm)."""
+    return ResnetGenerator(in_channels, out_channels, cfg.ngf, cfg.n_blocks, dropout=cfg.dropout,
+                           test_dropout=cfg.test_dropout, norm=cfg.norm)
+
+
+@NETWORKS.register("patchgan", dims=2, role="discriminator")
+def build_patchgan(cfg: Any, in_channels: int) -> nn.Module:
+    """The PatchGAN (``cfg``: ndf, n_layers, norm); ``in_channels`` = condition + image channels."""
+    return PatchDiscriminator(in_channels, cfg.ndf, cfg.n_layers, norm=cfg.norm)

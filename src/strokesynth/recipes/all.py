@@ -1,0 +1,3 @@
+"""Imports every shipped recipe so it registers itself (a new paper adds one line here)."""
+
+from strokesynth.recipes import ctmr, segmentation  # noqa: F401

@@ -1,0 +1,317 @@
+"""Cross-validation of a segmenter: train every fold on the fold loop, score each on its held-out subjects.
+
+Scores are reported for scans with a lesion and lesion-free scans apart: overlap and distance
+metrics on the former (Dice, HD, ASSD, precision, recall, volume error, lesion F1), the
+false-positive volume and the share of correctly empty predictions on the latter. The
+CBF-threshold baseline is scored on the same scans. Which data chose each fold's checkpoint
+is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with the results.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from strokesynth.config import load_config
+from strokesynth.data.case import Case
+from strokesynth.data.config import make_dataset
+from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.data.volume import Volume
+from strokesynth.engine.checkpoint import load_system
+from strokesynth.engine.loop import fit
+from strokesynth.engine.protocol import PROTOCOLS, fold_sets
+from strokesynth.engine.system import Dist
+from strokesynth.errors import ConfigError, DataError
+from strokesynth.io import open_cohort
+from strokesynth.io.nifti import write_volume
+from strokesynth.metrics import METRICS, evaluate_case, summarize, summarize_by_size
+from strokesynth.metrics.baselines import BASELINE, threshold_core
+from strokesynth.runs import RunDir
+from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
+
+TABLE_METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "lesion_f1")
+LESION_METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1")
+EMPTY_METRICS = ("fp_ml", "empty_ok")
+
+__all__ = ["BASELINE", "evaluate_ensemble", "evaluate_run", "format_table", "load_model", "run_training"]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _open(cfg: TrainConfig) -> list[Case]:
+    return open_cohort(cfg.data.dataset, layout=cfg.data.layout, require=cfg.data.modalities + [cfg.data.label],
+                       derived=cfg.data.derived).cases
+
+
+def _kind(cfg: TrainConfig) -> str:
+    return "volumes" if cfg.model.volumetric else "slices"
+
+
+def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
+               log: logging.Logger | None = None, dist: Dist | None = None) -> dict[str, Any]:
+    """Train fold ``fold`` of ``cfg`` into ``folder`` on the fold loop; returns the loop's result
+    (without the system) and the case counts of each set."""
+    sets = fold_sets(cases, splits, fold, cfg.run)
+    by_id = {c.id: c for c in cases}
+    train_ds = make_dataset([by_id[c] for c in sets.train], cfg.data, seed=cfg.run.seed, train=True, kind=_kind(cfg))
+    val_ds = (make_dataset([by_id[c] for c in sets.select], cfg.data, seed=cfg.run.seed, kind=_kind(cfg))
+              if sets.select else None)
+    res = fit(lambda: Segmenter(cfg, train_dataset=train_ds), train_ds, val_ds, folder, cfg.run,
+              seed=cfg.run.seed + 1000 * fold, log=log, dist=dist, desc=f"fold {fold}")
+    res.pop("system")
+    return {**res, "train_cases": len(sets.train), "select_cases": len(sets.select), "test_cases": len(sets.test)}
+
+
+def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
+                 splits: Splits | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Train and evaluate every fold of ``cfg`` into the run folder ``out``.
+
+    With ``resume`` an existing run continues from each fold's ``last.pt``. ``splits`` imposes
+    the folds (e.g. those of a synthesis run whose out-of-fold outputs are inputs here);
+    without it they are made by subject from ``cfg.run.seed``.
+    """
+    dist = Dist.from_env(cfg.run.device)
+    if resume:
+        run = RunDir.resume(out)
+        cfg = load_config(TrainConfig, run.file("config.yaml"))
+    cases = _open(cfg)  # read before anything is written
+    if not resume:
+        if dist.main:
+            run = RunDir.create(out, force=force)
+            run.save_config(cfg)
+        else:
+            run = RunDir(out)
+    if dist.world > 1:
+        torch.distributed.barrier()
+    if dist.main:
+        log = run.logger()
+    else:  # one log and one console: rank 0's
+        log = logging.getLogger(f"strokesynth.rank{dist.rank}")
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+        echo = _quiet
+    splits_path = run.file("splits.json")
+    if splits_path.exists():
+        splits = load_splits(splits_path, cases)
+    else:
+        splits = splits if splits is not None else subject_kfold(cases, cfg.run.folds, cfg.run.seed)
+        if dist.main:
+            splits.save(splits_path)
+    echo(f"selection protocol: {cfg.run.selection} - {PROTOCOLS[cfg.run.selection]}")
+    fold_results = []
+    for fold in cfg.run.fold_list():
+        folder = run.file(f"fold_{fold}")
+        folder.mkdir(exist_ok=True)
+        res = train_fold(cfg, cases, splits, fold, folder, log, dist)
+        fold_results.append({"fold": fold, **res})
+        best = "" if res["best"] is None else f", selection Dice {res['best']:.3f}"
+        echo(f"fold {fold}: {res['train_cases']} training, {res['select_cases']} selection, {res['test_cases']} "
+             f"held-out case(s); kept epoch {res['best_epoch']}{best} ({res['epochs']} epoch(s)"
+             f"{', stopped early' if res['stopped_early'] else ''})")
+    if dist.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if not dist.main:
+        return {}
+    run.save_table("metrics/folds.csv", fold_results)
+    summary = evaluate_run(run.path, cfg=cfg, cases=cases, splits=splits, echo=echo)
+    summary["folds"] = fold_results
+    run.save_json("metrics/summary.json", summary)
+    return summary
+
+
+def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, cases: list[Case] | None = None,
+                 splits: Splits | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Score each fold's kept model (``best.pt``) on its held-out cases, next to the CBF-threshold baseline.
+
+    Writes ``predictions/<case>/{prob,mask}.nii.gz`` (input affine), ``metrics/cases.csv`` and
+    ``metrics/evaluation.json``; returns the summary (see :func:`summaries`).
+    """
+    run = RunDir.resume(out)
+    cfg = cfg or load_config(TrainConfig, run.file("config.yaml"))
+    cases = cases if cases is not None else _open(cfg)
+    splits = splits or load_splits(run.file("splits.json"), cases)
+    rows = []
+    for fold in cfg.run.fold_list():
+        for case, prob in fold_probabilities(run, cfg, cases, splits, fold):
+            mask = prob.array > cfg.threshold
+            write_volume(prob, run.file("predictions", case.id, "prob.nii.gz"))
+            write_volume(Volume(mask.astype(np.uint8), prob.affine, kind="label"),
+                         run.file("predictions", case.id, "mask.nii.gz"))
+            rows.extend(case_rows(cfg.name, fold, case, mask))
+    if not rows:
+        raise ConfigError(run.path, "no fold has a best.pt to evaluate")
+    run.save_table("metrics/cases.csv", rows)
+    summary = summaries(rows, cfg.run.selection)
+    run.save_json("metrics/evaluation.json", summary)
+    echo(format_table(summary))
+    return summary
+
+
+def fold_probabilities(run: RunDir, cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int):
+    """Yield ``(case, probability Volume)`` for the held-out cases of ``fold`` with its kept model."""
+    best = run.file(f"fold_{fold}", "best.pt")
+    if not best.exists():
+        return
+    model = load_system(best).networks["model"].to(cfg.run.device)
+    by_id = {c.id: c for c in cases}
+    ds = make_dataset([by_id[c] for c in splits.folds[fold].val_cases], cfg.data, seed=cfg.run.seed, kind=_kind(cfg))
+    for i, case in enumerate(ds.cases):
+        yield case, predict_case(model, ds, i, device=cfg.run.device, amp=cfg.run.amp)
+
+
+def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict[str, Any]]:
+    """Metrics of ``mask`` on ``case``, and of the CBF-threshold baseline when the case has CBF."""
+    ref = case.label.array > 0
+    preds = [(method, mask)]
+    if "cbf" in case:
+        preds.append((BASELINE, threshold_core(case["cbf"].array, case["cbf"].array > 0)))
+    rows = []
+    for name, pred in preds:
+        m = evaluate_case(pred, ref, case.spacing)
+        lesion = bool(ref.any())
+        extra = {} if lesion else {"fp_ml": m["pred_ml"], "empty_ok": float(not pred.any())}
+        rows.append({"method": name, "fold": fold, "case": case.id, "lesion": lesion, **m, **extra})
+    return rows
+
+
+def summaries(rows: list[dict[str, Any]], protocol: str = "inner") -> dict[str, Any]:
+    """Per method: ``lesion`` (scans with a lesion: overlap/distance metrics), ``empty`` (lesion-free
+    scans: false-positive ml, share predicted empty), ``overall`` (all scans), ``by_fold`` and
+    ``by_size`` (lesion scans per size group), plus the selection ``protocol``."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    les = [r for r in rows if r["lesion"]]
+    emp = [r for r in rows if not r["lesion"]]
+    return {
+        "protocol": protocol,
+        "protocol_text": PROTOCOLS[protocol],
+        "lesion": {m: summarize([r for r in les if r["method"] == m], LESION_METRICS) for m in methods},
+        "empty": {m: summarize([r for r in emp if r["method"] == m], EMPTY_METRICS) for m in methods},
+        "overall": {m: summarize([r for r in rows if r["method"] == m], METRICS) for m in methods},
+        "by_fold": {m: {f: summarize([r for r in les if r["method"] == m and r["fold"] == f], LESION_METRICS)
+                        for f in sorted({r["fold"] for r in rows})} for m in methods},
+        "by_size": {m: summarize_by_size([r for r in les if r["method"] == m], LESION_METRICS) for m in methods},
+        "scans": {"lesion": len({r["case"] for r in les}), "empty": len({r["case"] for r in emp})},
+    }
+
+
+def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, force: bool = False,
+                      echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Average the fold-k kept models of several cross-validation runs on fold k's held-out cases.
+
+    The runs must share data set, splits and selection protocol (e.g. PSPNet with focal loss
+    and with CE, as the paper's final 5 + 5 model ensemble). Writes
+    ``out/metrics/{cases.csv,evaluation.json}`` with the ensemble, each member and the baseline.
+    """
+    if len(runs) < 2:
+        raise ConfigError("ensemble", "give at least two run folders")
+    loaded = [(RunDir.resume(r), load_config(TrainConfig, Path(r) / "config.yaml")) for r in runs]
+    first_run, first_cfg = loaded[0]
+    splits_text = first_run.file("splits.json").read_text(encoding="utf-8")
+    for run, cfg in loaded[1:]:
+        if run.file("splits.json").read_text(encoding="utf-8") != splits_text:
+            raise ConfigError(run.path, "has other cross-validation splits than " + str(first_run.path))
+        if cfg.run.selection != first_cfg.run.selection:
+            raise ConfigError(run.path, f"selection {cfg.run.selection!r} differs from {first_cfg.run.selection!r}")
+    cases = open_cohort(first_cfg.data.dataset, layout=first_cfg.data.layout, derived=first_cfg.data.derived).cases
+    splits = load_splits(first_run.file("splits.json"), cases)
+    dest = RunDir.create(out, force=force)
+    dest.save_json("members.json", [str(r.path) for r, _ in loaded])
+    rows: list[dict[str, Any]] = []
+    folds = sorted(set.intersection(*(set(c.run.fold_list()) for _, c in loaded)))
+    for fold in folds:
+        per_member = [dict((c.id, (c, p)) for c, p in fold_probabilities(r, cfg, cases, splits, fold))
+                      for r, cfg in loaded]
+        for case_id in per_member[0]:
+            case = per_member[0][case_id][0]
+            probs = [m[case_id][1].array for m in per_member if case_id in m]
+            for (_, cfg), m in zip(loaded, per_member, strict=True):
+                if case_id in m:
+                    rows.extend(r for r in case_rows(cfg.name, fold, case, m[case_id][1].array > cfg.threshold)
+                                if r["method"] != BASELINE)
+            rows.extend(case_rows(f"ensemble of {len(probs)}", fold, case, np.mean(probs, axis=0) > first_cfg.threshold))
+    dest.save_table("metrics/cases.csv", rows)
+    summary = summaries(rows, first_cfg.run.selection)
+    dest.save_json("metrics/evaluation.json", summary)
+    echo(format_table(summary))
+    return summary
+
+
+def paired_dice(csv_a: Path, method_a: str, csv_b: Path, method_b: str) -> dict[str, Any]:
+    """Per-scan Dice of ``method_b`` minus ``method_a`` on the lesion scans both scored (same
+    folds), with a Wilcoxon signed-rank test; from two ``metrics/cases.csv`` files."""
+    def read(path: Path, method: str) -> dict[str, float]:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {r["case"]: float(r["dice"]) for r in csv.DictReader(fh)
+                    if r["method"] == method and r.get("lesion", "True") == "True"}
+
+    a, b = read(csv_a, method_a), read(csv_b, method_b)
+    common = sorted(set(a) & set(b))
+    diff = np.array([b[c] - a[c] for c in common])
+    nonzero = diff[diff != 0]
+    p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
+    return {"a": method_a, "b": method_b, "cases": len(common),
+            "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
+            "wilcoxon_p": p}
+
+
+def describe_paired(p: dict[str, Any]) -> str:
+    """One sentence for a paired Dice comparison."""
+    return (f"{p['b']} - {p['a']}, Dice per held-out lesion scan: mean {p['mean_diff']:+.3f} over {p['cases']} "
+            f"scan(s); better on {p['better']}, worse on {p['worse']}, equal on {p['equal']}; "
+            f"Wilcoxon signed-rank p = {p['wilcoxon_p']:.3g}")
+
+
+def _cell(v: dict[str, float], digits: int = 3) -> str:
+    if np.isnan(v["mean"]):
+        cell = "-"
+    elif not np.isnan(v["sd"]):
+        cell = f"{v['mean']:.{digits}f}±{v['sd']:.{digits}f}"
+    else:
+        cell = f"{v['mean']:.{digits}f}"
+    return cell + (f" [{v['undefined']}]" if v["undefined"] else "")
+
+
+def format_table(summary: dict[str, Any], metrics=TABLE_METRICS) -> str:
+    """Text tables of a :func:`summaries` result: lesion scans (``mean ± sd`` per metric, undefined
+    counts in brackets), then lesion-free scans, then the selection protocol."""
+    lesion, empty = summary["lesion"], summary["empty"]
+    n = summary.get("scans", {})
+    lines = [f"scans with a lesion ({n.get('lesion', '?')}):",
+             "  ".join(["method".ljust(32)] + [m.rjust(16) for m in metrics])]
+    for method, s in lesion.items():
+        lines.append("  ".join([method[:32].ljust(32)] + [_cell(s[m]).rjust(16) for m in metrics]))
+    if n.get("empty"):
+        lines.append(f"lesion-free scans ({n['empty']}):")
+        lines.append("  ".join(["method".ljust(32), "false-positive ml".rjust(18), "predicted empty".rjust(16)]))
+        for method, s in empty.items():
+            lines.append("  ".join([method[:32].ljust(32), _cell(s["fp_ml"], 2).rjust(18),
+                                    _cell(s["empty_ok"], 2).rjust(16)]))
+    lines.append(f"selection: {summary['protocol']} - {PROTOCOLS[summary['protocol']]}")
+    return "\n".join(lines)
+
+
+def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, TrainConfig]:
+    """A trained model from a run folder (kept model of its first fold) or a checkpoint file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such run folder or checkpoint file")
+    if path.is_dir():
+        run = RunDir.resume(path)
+        cfg = load_config(TrainConfig, run.file("config.yaml"))
+        path = run.file(f"fold_{cfg.run.fold_list()[0]}", "best.pt")
+    system = load_system(path)
+    if not isinstance(system, Segmenter):
+        raise DataError(path, f"holds a {system.name} system, not a segmenter")
+    return system.model.eval(), system.config

@@ -1,0 +1,6 @@
+"""Trainable systems, one file each; importing this package registers them by name."""
+
+from strokesynth.systems.pix2pix import GANConfig, Pix2Pix
+from strokesynth.systems.segmenter import Segmenter, TrainConfig
+
+__all__ = ["GANConfig", "Pix2Pix", "Segmenter", "TrainConfig"]
