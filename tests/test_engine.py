@@ -40,6 +40,7 @@ def tiny(seg_data, name="unet2d", epochs=12) -> TrainConfig:
     tc.model.width = 8
     tc.model.channels = [8, 16, 32, 64]
     tc.run.epochs = epochs
+    tc.loss.dice_weight = 1.0  # as the shipped tiny configs
     tc.optim.lr = 1e-3
     return tc
 

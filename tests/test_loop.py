@@ -38,11 +38,19 @@ def test_toy_system_trains_and_keeps_its_best_epoch(tmp_path):
     assert history[-1]["lr"] < history[0]["lr"]
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     train(str(tmp_path / "straight"), epochs=4)
-    train(str(tmp_path / "killed"), epochs=2)  # as if killed after epoch 2 ...
-    (tmp_path / "killed" / "best.pt").unlink()  # ... and whatever else was lost
-    train(str(tmp_path / "killed"), epochs=4)  # ... and resumed
+
+    def killed(self, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt  # killed right after epoch 2 was checkpointed
+
+    with monkeypatch.context() as m:
+        m.setattr(AutoencoderCritic, "on_epoch_end", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(str(tmp_path / "killed"), epochs=4)
+    assert len(json.loads((tmp_path / "killed" / "metrics.json").read_text())) == 2
+    train(str(tmp_path / "killed"), epochs=4)  # resumed
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in a] == \
@@ -52,15 +60,16 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def test_stopped_early_run_is_not_trained_again(tmp_path):
-    from strokesynth.engine.config import RunConfig
+    from strokesynth.engine.config import OptimConfig, RunConfig
     from strokesynth.engine.loop import fit
 
     from toy_system import Blobs, ToyConfig
 
-    run = RunConfig(epochs=30, batch_size=4, steps_per_epoch=1, seed=1, early_stop_patience=1, threads=1)
-    first = fit(lambda: AutoencoderCritic(ToyConfig(adv_weight=5.0)), Blobs(8), Blobs(4, 1), tmp_path, run)
-    assert first["stopped_early"] and first["epochs"] < 30
-    again = fit(lambda: AutoencoderCritic(ToyConfig(adv_weight=5.0)), Blobs(8), Blobs(4, 1), tmp_path, run)
+    frozen = ToyConfig(optim=OptimConfig(lr=0.0))  # the validation score cannot improve after epoch 1
+    run = RunConfig(epochs=30, batch_size=4, steps_per_epoch=1, seed=1, early_stop_patience=2, threads=1)
+    first = fit(lambda: AutoencoderCritic(frozen), Blobs(8), Blobs(4, 1), tmp_path, run)
+    assert first["stopped_early"] and first["epochs"] == 3
+    again = fit(lambda: AutoencoderCritic(frozen), Blobs(8), Blobs(4, 1), tmp_path, run)
     assert again["epochs"] == first["epochs"]
     assert len(json.loads((tmp_path / "metrics.json").read_text())) == first["epochs"]
 

@@ -6,9 +6,10 @@ of data-loader workers. Under ``torchrun`` every process draws the same global b
 keeps its own share, so the processes together see what one process with ``world`` times the
 batch would.
 
-Lesion-aware batches: with ``lesion_fraction`` f > 0, ``round(f * batch)`` samples of every
-batch are drawn from the samples flagged as holding a lesion and the rest from all samples,
-so small lesions are seen every step instead of in a few per cent of the slices.
+Lesion-aware batches: with ``lesion_fraction`` f > 0, a share f of every process's samples
+(evenly spread: every other sample for f = 0.5, so also with batch size 1) is drawn from the
+samples flagged as holding a lesion and the rest from all samples, so small lesions are seen
+every step instead of in a few per cent of the slices.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class EpochBatches(Sampler[list[int]]):
         self.steps = steps or max(1, math.ceil(n / (batch_size * world)))
         flags = np.zeros(n, bool) if lesion_flags is None else np.asarray(lesion_flags, bool)
         self.positives = np.flatnonzero(flags)
-        self.k_pos = int(round(lesion_fraction * batch_size)) if self.positives.size else 0
+        self.fraction = float(lesion_fraction)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -53,21 +54,27 @@ class EpochBatches(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
-        total = self.steps * self.batch * self.world
+        per_rank = self.steps * self.batch
+        total = per_rank * self.world
         # the uniform part walks through shuffled passes over all samples (every sample once per pass)
-        passes = [rng.permutation(self.n) for _ in range(math.ceil(total / self.n))]
-        uniform = np.concatenate(passes)
-        pos = rng.choice(self.positives, size=self.steps * self.k_pos * self.world) if self.k_pos else None
+        uniform = np.concatenate([rng.permutation(self.n) for _ in range(math.ceil(total / self.n))])
+        # position j of a process's sample stream is a lesion draw when floor((j + 1) f) > floor(j f):
+        # exactly a share f of every process's samples, spread evenly (every other one for f = 0.5)
+        j = np.arange(per_rank)
+        is_pos = (np.floor((j + 1) * self.fraction) > np.floor(j * self.fraction)) if self.positives.size else j < 0
+        pos = rng.choice(self.positives, size=int(is_pos.sum()) * self.world) if self.positives.size else None
         u = p = 0
-        for _ in range(self.steps):
-            global_batch = []
-            for _r in range(self.world):
-                part = []
-                if pos is not None:
-                    part.extend(int(i) for i in pos[p:p + self.k_pos])
-                    p += self.k_pos
-                m = self.batch - len(part)
-                part.extend(int(i) for i in uniform[u:u + m])
-                u += m
-                global_batch.append(part)
-            yield global_batch[self.rank]
+        streams = []
+        for _r in range(self.world):
+            stream = np.empty(per_rank, np.int64)
+            for k in range(per_rank):
+                if is_pos[k]:
+                    stream[k] = pos[p]
+                    p += 1
+                else:
+                    stream[k] = uniform[u]
+                    u += 1
+            streams.append(stream)
+        mine = streams[self.rank]
+        for step in range(self.steps):
+            yield [int(i) for i in mine[step * self.batch:(step + 1) * self.batch]]

@@ -134,17 +134,23 @@ def paper_config() -> CtMrConfig:
     return cfg
 
 
+TINY_WIDTH = 16
+
+
 def tiny_config() -> CtMrConfig:
     """A CPU-sized variant (``configs/ctmr/tiny.yaml``): 128x128, ngf 16 with 3 blocks, ndf 16,
-    8 cGAN epochs; PSPNet-R50 of width 8, RMSprop 1e-3, 20 epochs."""
+    8 cGAN epochs with half the slices holding a lesion; PSPNet-R50 of width 16, focal + soft
+    Dice loss, half of each batch from lesion slices, RMSprop 1e-3, 20 epochs."""
     cfg = CtMrConfig(name="ctmr_cgan_tiny", dataset="runs/phantom")
     s = cfg.synthesis
     s.data.size = (128, 128)
     s.generator.ngf, s.generator.n_blocks, s.discriminator.ndf = 16, 3, 16
     s.run.epochs, s.sample_every = 8, 2
+    s.run.lesion_fraction = 0.5  # half the slices with a lesion (batch 1: every other step)
     seg = cfg.segmentation
     seg.data.size = (128, 128)
-    seg.model.width, seg.model.channels = 8, [8, 16, 32, 64]
+    seg.model.width, seg.model.channels = TINY_WIDTH, [8, 16, 32, 64]
+    seg.loss.dice_weight = 1.0
     seg.optim.lr, seg.optim.patience = 1e-3, 8
     seg.run.epochs = 20
     return cfg

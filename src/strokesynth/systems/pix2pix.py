@@ -70,7 +70,7 @@ def _gan_optim() -> OptimConfig:
 
 
 def _gan_run() -> RunConfig:
-    return RunConfig(epochs=200, batch_size=1, selection="last")
+    return RunConfig(epochs=200, batch_size=1)
 
 
 @dataclass

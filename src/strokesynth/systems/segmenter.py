@@ -76,6 +76,11 @@ def _seg_optim() -> OptimConfig:
 class TrainConfig:
     """A segmentation experiment: data, model, loss, optimiser, run.
 
+    Segmenters draw half of every batch from slices with a lesion by default
+    (``run.lesion_fraction: 0.5``): with lesions in a few per cent of the slices, uniform batches
+    teach "predict nothing" first (measured on the phantom: held-out lesion Dice 0.05 instead of
+    0.34 after 12 epochs).
+
     Attributes:
         fine_tune_epochs: with ``model.pretrained``, epochs of stage 1 (new layers only at
             ``fine_tune_lr``, backbone frozen) before everything trains at ``optim.lr``.
@@ -87,7 +92,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=_seg_optim)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(lesion_fraction=0.5))
     fine_tune_epochs: int = 0
     fine_tune_lr: float = 1e-2
     threshold: float = 0.5
