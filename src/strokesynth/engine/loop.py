@@ -152,9 +152,12 @@ class _Training:
 
 
 def _improved(value: float | None, best: float | None, mode: str) -> bool:
+    """Is ``value`` at least as good as ``best``? A tie counts: the later, longer-trained epoch is
+    kept (a selection subject whose lesion no epoch finds scores 0 throughout, and must not keep
+    the untrained epoch 1)."""
     if value is None or not math.isfinite(value):
         return False
-    return best is None or (value > best if mode == "max" else value < best)
+    return best is None or (value >= best if mode == "max" else value <= best)
 
 
 def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, folder: str | Path, run: RunConfig,
@@ -242,11 +245,12 @@ def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, fol
             else:
                 sched.step()
         improved = _improved(value, state["best"], mode)
+        strictly = improved and (state["best"] is None or value != state["best"])
         keep = improved or monitor is None or val is None or state["best"] is None
         if improved:
-            state["best"], state["bad_epochs"] = float(value), 0
-        elif value is not None:
-            state["bad_epochs"] += 1
+            state["best"] = float(value)
+        # patience counts epochs without a strictly better value
+        state["bad_epochs"] = 0 if strictly else state["bad_epochs"] + (value is not None)
         if keep:
             state["best_epoch"] = epoch + 1
         state["epoch"] = epoch + 1
