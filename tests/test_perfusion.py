@@ -111,7 +111,7 @@ def test_bolus_window_mip_and_resampling():
     curve = 100 + gamma_variate(t, 10, 3.0, 1.5, 50)
     ts, te = bolus_window(curve, k=5)
     assert 9 <= ts <= 11  # starts at the bolus arrival (t0 = 10 s)
-    assert 13 <= te <= 16  # ends where the fall starts, just after the peak (14.5 s)
+    assert te == 39  # a gamma variate falls to the end: the last frame whose 5 previous steps fall
     ctp = np.broadcast_to(curve, (2, 2, 1, 40)).copy()
     assert temporal_mip(ctp, ts, te).max() == pytest.approx(curve[ts:te + 1].max())
     frames = resample_frames(ctp, ts, te, 6)
@@ -119,6 +119,19 @@ def test_bolus_window_mip_and_resampling():
     assert frames[0, 0, 0, 0] == pytest.approx(curve[ts]) and frames[0, 0, 0, -1] == pytest.approx(curve[te])
     with pytest.raises(DataError):
         bolus_window(np.ones(40))
+
+
+def test_bolus_window_rule_on_curves_with_known_answers():
+    # rise over frames 3..9 (6 steps), fall over 9..15, a recirculation bump, then flat
+    q = np.array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 5, 4, 3, 2, 1, 0, 0, 1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1])
+    assert bolus_window(q, k=5) == (3, 22)  # Ts: diffs 3..7 > 0; Te: last t with diffs t-5..t-1 < 0
+    assert bolus_window(q, k=6) == (3, 15)  # the 5-step tail fall no longer counts
+    # a scan stopped at the peak ends at its last frame (documented fallback)
+    assert bolus_window(np.arange(12.0), k=5) == (0, 11)
+    with pytest.raises(DataError, match="never rises"):
+        bolus_window(np.r_[np.zeros(10), np.ones(10)], k=5)
+    with pytest.raises(DataError, match="NaN"):
+        bolus_window(np.r_[np.arange(10.0), np.nan], k=5)
 
 
 def test_aif_selection_prefers_early_high_narrow_curves():

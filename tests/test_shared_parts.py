@@ -35,9 +35,10 @@ def test_norm_factory_normalises_each_dims(dims, kind):
     assert isinstance(conv(dims)(1, 2, 3), nn.Module) and isinstance(conv_transpose(dims)(2, 1, 2), nn.Module)
 
 
-def test_switchable_norm_is_a_named_slot():
-    with pytest.raises(ConfigError, match="switchable"):
-        norm("switchable", 2, 8)
+def test_switchable_norm_is_registered_on_first_use():
+    from strokesynth.nets.switchable import SwitchNorm
+
+    assert isinstance(norm("switchable", 3, 8), SwitchNorm)
 
 
 def test_init_weights_covers_convs_transposed_convs_and_norms():
@@ -95,7 +96,8 @@ def test_registry_names_facts_and_errors():
     assert reg.names() == ["a", "b"] and reg.names(dims=3) == ["b"] and reg.build("a") == 1
     with pytest.raises(ConfigError, match="choose from a, b"):
         reg.get("c")
-    assert NETWORKS.names(role="segmenter") == ["pspnet", "unet2d", "unet3d", "vnet"]
+    assert NETWORKS.names(role="segmenter") == ["pspnet", "slnet", "slnet_no_se", "slnet_no_sn", "unet", "unet2d",
+                                                "unet3d", "vnet"]
     assert NETWORKS.info("vnet")["dims"] == 3 and NETWORKS.info("unet2d")["dims"] == 2
 
 

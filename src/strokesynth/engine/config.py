@@ -90,8 +90,11 @@ class OptimConfig:
         weight_decay, momentum: as in ``torch.optim``.
         schedule: ``constant``; ``plateau`` (lr x ``factor`` after ``patience`` epochs without a
             better monitored value); ``linear_decay`` (pix2pix: constant, then linearly to 0 over
-            the last ``decay_epochs``); ``cosine`` (to 0 over all epochs).
-        patience, factor: of ``plateau``.
+            the last ``decay_epochs``); ``cosine`` (to 0 over all epochs); ``step`` (lr x
+            ``factor`` at each epoch of ``milestones``: the pseudo-DWI paper's x0.2 after 180 of
+            300 epochs).
+        patience, factor: of ``plateau`` (``factor`` also of ``step``).
+        milestones: epochs (0-based, counted from the start) where ``step`` multiplies the lr.
         decay_epochs: of ``linear_decay``.
     """
 
@@ -100,10 +103,11 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     momentum: float = 0.0
-    schedule: Literal["constant", "plateau", "linear_decay", "cosine"] = "constant"
+    schedule: Literal["constant", "plateau", "linear_decay", "cosine", "step"] = "constant"
     patience: int = 20
     factor: float = 0.1
     decay_epochs: int = 0
+    milestones: list[int] = field(default_factory=list)
 
 
 def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter], lr: float | None = None
@@ -131,6 +135,8 @@ def make_scheduler(cfg: OptimConfig, opt: torch.optim.Optimizer, epochs: int, mo
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=cfg.factor, patience=cfg.patience)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.factor)
     start = epochs - cfg.decay_epochs
 
     def factor(epoch: int) -> float:  # pix2pix's linear decay over the last decay_epochs

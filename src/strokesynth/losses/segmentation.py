@@ -11,6 +11,9 @@ and return a scalar (mean over voxels, or over the batch for the overlap losses)
   classes too (1/C of this), so it is used as a test reference, not here.
 - :func:`dice_loss`, :func:`generalized_dice_loss`: MONAI's soft Dice and generalized Dice
   (Sudre et al., weights 1 / volume²), with softmax and one-hot labels.
+- ``hgd``, ``ce_hgd``, ``wce_hgd``: the pseudo-DWI paper's hardness-aware generalized Dice
+  −log(1 − GD), alone, with CE, and with CE weighted by the lesion weight map A (its L_s); see
+  :mod:`strokesynth.losses.synthesis`.
 """
 
 from __future__ import annotations
@@ -90,6 +93,28 @@ LOSSES.register("ce")(lambda *, gamma=1.0, class_weights=None: CrossEntropy())
 LOSSES.register("focal")(lambda *, gamma=1.0, class_weights=None: FocalLoss(gamma, class_weights))
 LOSSES.register("dice")(lambda *, gamma=1.0, class_weights=None: dice_loss())
 LOSSES.register("generalized_dice")(lambda *, gamma=1.0, class_weights=None: generalized_dice_loss())
+
+
+@LOSSES.register("hgd")
+def _hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
+    from strokesynth.losses.synthesis import HardnessGeneralizedDice
+
+    return HardnessGeneralizedDice()
+
+
+@LOSSES.register("ce_hgd")
+def _ce_hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
+    from strokesynth.losses.synthesis import HardnessGeneralizedDice, Sum
+
+    return Sum(CrossEntropy(), HardnessGeneralizedDice())
+
+
+@LOSSES.register("wce_hgd")
+def _wce_hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
+    # the pseudo-DWI paper's L_s: CE weighted per voxel by the lesion weight map A + L_HGD
+    from strokesynth.losses.synthesis import HardnessGeneralizedDice, Sum, WeightedCrossEntropy
+
+    return Sum(WeightedCrossEntropy(), HardnessGeneralizedDice())
 
 
 @LOSSES.register("weighted_ce")

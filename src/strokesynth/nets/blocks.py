@@ -8,8 +8,8 @@ and 3D versions (MONAI's ``spatial_dims`` convention)::
     norm("group", 3, 32, groups=8)         # nn.GroupNorm(8, 32)
 
 Normalisations are a registry (:data:`NORMS`): ``batch``, ``instance``, ``group`` and ``none`` are
-built in; ``switchable`` (Luo et al., SLNet) is a named slot filled by the module that
-implements it, and asking for it before then is a one-line config error.
+built in; ``switchable`` (Luo et al., SLNet) is registered by :mod:`strokesynth.nets.switchable`,
+the registry's provider, on first use.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _BATCH = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _INSTANCE = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 #: normalisation builders ``(dims, channels, **options) -> nn.Module``
-NORMS: Registry[Callable[..., nn.Module]] = Registry("normalisation")
+NORMS: Registry[Callable[..., nn.Module]] = Registry("normalisation", provider="strokesynth.nets.switchable")
 
 
 def _dims(dims: int, table: dict[int, type]) -> type:
@@ -84,11 +84,8 @@ def norm(kind: str, dims: int, channels: int, **options: object) -> nn.Module:
 
     Args:
         kind: ``batch``, ``instance`` (affine-free unless ``affine=True``), ``group``
-            (``groups``, reduced to a divisor of ``channels``), ``none`` or ``switchable``
-            (once registered).
+            (``groups``, reduced to a divisor of ``channels``), ``none`` or ``switchable`` (Luo et al.).
     """
-    if kind == "switchable" and kind not in NORMS:
-        raise ConfigError("norm", "switchable normalisation is not available yet (its module registers it)")
     return NORMS.build(kind, dims, channels, **options)
 
 

@@ -41,6 +41,32 @@ def build_unet2d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.M
     return UNet(2, in_channels, cfg.num_classes, cfg.channels, [2] * (len(cfg.channels) - 1), norm=cfg.norm)
 
 
+@NETWORKS.register("unet", dims=2, role="segmenter")
+def build_unet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """The classic 2D U-Net of the pseudo-DWI paper's tables (``cfg.channels``, 64..1024 = 31.04 M
+    parameters), batch norm, no squeeze-and-excitation: the baseline SLNet is compared with."""
+    return UNet(2, in_channels, cfg.num_classes, cfg.channels, norm="batch")
+
+
+@NETWORKS.register("slnet", dims=2, role="segmenter")
+def build_slnet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """SLNet (Wang, Song et al.): the U-Net with switchable normalisation and an SE block (ratio 1)
+    after each encoder block (33.84 M parameters at 64..1024)."""
+    return UNet(2, in_channels, cfg.num_classes, cfg.channels, norm="switchable", se_ratio=1)
+
+
+@NETWORKS.register("slnet_no_se", dims=2, role="segmenter")
+def build_slnet_no_se(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """SLNet without squeeze-and-excitation (switchable normalisation only): Table 3's ablation."""
+    return UNet(2, in_channels, cfg.num_classes, cfg.channels, norm="switchable")
+
+
+@NETWORKS.register("slnet_no_sn", dims=2, role="segmenter")
+def build_slnet_no_sn(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """SLNet without switchable normalisation (batch norm + SE): Table 3's other ablation."""
+    return UNet(2, in_channels, cfg.num_classes, cfg.channels, norm="batch", se_ratio=1)
+
+
 @NETWORKS.register("unet3d", dims=3, role="segmenter")
 def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""

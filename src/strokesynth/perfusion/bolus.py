@@ -1,9 +1,12 @@
 """CTA-like features of a raw 4D CTP: bolus window, temporal MIP, temporal resampling.
 
 These follow Wang, Song et al. (ISLES 2018 winner): the accumulated intensity curve of the
-scan (sum over brain voxels per frame) gives a start ``Ts``, the first frame from which the
-curve rises for ``K`` consecutive frames, and an end ``Te``, the first frame after ``Ts`` from
-which it falls for ``K`` consecutive frames (the end of the arterial/peak phase).
+scan, q(t) = sum over (brain) voxels of I(x, t), gives a start ``Ts``, the first frame whose
+next ``K`` differences q(t+1) - q(t) are all positive (the bolus arrives), and an end ``Te``, the
+last frame whose previous ``K`` differences are all negative (the end of the wash-out that
+can still be told from noise). On the phantom's 48-frame scans (1.25 s per frame) this spans
+about frames 8..42: arrival, peak and wash-out. :func:`cta_features` crops ``[Ts, Te]`` and
+resamples it uniformly to ``C_e`` frames (6 in the paper), and takes the temporal MIP.
 """
 
 from __future__ import annotations
@@ -31,19 +34,27 @@ def _first_run(sign: np.ndarray, k: int, start: int) -> int | None:
 def bolus_window(curve: np.ndarray, k: int = 5, where: str = "CTP") -> tuple[int, int]:
     """``(Ts, Te)`` frame indices of the bolus from an accumulated intensity curve ``(T,)``.
 
-    Ts is the first frame from which the curve increases for ``k`` consecutive frames; Te the
-    first frame after Ts from which it decreases for ``k`` consecutive frames. If no such fall
-    is found (a scan stopped early), Te is the last frame.
+    Ts is the first frame t whose next ``k`` differences ``curve[t+1] - curve[t]``, ...,
+    ``curve[t+k] - curve[t+k-1]`` are all positive; Te the last frame t whose previous ``k``
+    differences (``curve[t-k+1] - curve[t-k]``, ..., ``curve[t] - curve[t-1]``) are all negative.
+    Fallback (documented, not an error): a scan that never falls for ``k`` frames after Ts (stopped
+    during the peak) ends at its last frame.
+
+    Raises:
+        DataError: fewer than ``k + 2`` frames, or a curve that never rises for ``k`` frames
+            (a flat or noise-only scan: no bolus).
     """
     curve = np.asarray(curve, dtype=np.float64)
     if curve.ndim != 1 or len(curve) < k + 2:
         raise DataError(where, f"need a 1-D curve of more than {k + 1} frames, got shape {curve.shape}")
+    if not np.isfinite(curve).all():
+        raise DataError(where, "the intensity curve holds NaN or Inf values")
     d = np.diff(curve)
     ts = _first_run(d > 0, k, 0)
     if ts is None:
         raise DataError(where, f"no bolus found: the intensity never rises for {k} consecutive frames")
-    te = _first_run(d < 0, k, ts + 1)
-    return ts, (te if te is not None else len(curve) - 1)
+    falls = [t for t in range(ts + k + 1, len(curve)) if (d[t - k:t] < 0).all()]
+    return ts, (falls[-1] if falls else len(curve) - 1)
 
 
 def temporal_mip(ctp: np.ndarray, start: int = 0, end: int | None = None) -> np.ndarray:

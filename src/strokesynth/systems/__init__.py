@@ -1,6 +1,7 @@
 """Trainable systems, one file each; importing this package registers them by name."""
 
 from strokesynth.systems.pix2pix import GANConfig, Pix2Pix
+from strokesynth.systems.pseudo_dwi import PseudoDwi, PseudoDwiConfig
 from strokesynth.systems.segmenter import Segmenter, TrainConfig
 
-__all__ = ["GANConfig", "Pix2Pix", "Segmenter", "TrainConfig"]
+__all__ = ["GANConfig", "Pix2Pix", "PseudoDwi", "PseudoDwiConfig", "Segmenter", "TrainConfig"]

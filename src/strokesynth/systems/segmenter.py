@@ -33,7 +33,9 @@ class ModelConfig:
 
     Attributes:
         name: a segmentation network of the registry: ``pspnet``, ``unet2d`` (slices),
-            ``unet3d`` or ``vnet`` (whole slabs).
+            ``unet3d`` or ``vnet`` (whole slabs); the pseudo-DWI paper's ``unet`` (classic,
+            batch norm), ``slnet`` (switchable norm + SE) and its ablations ``slnet_no_se``,
+            ``slnet_no_sn`` (slices; ``channels`` 64..1024 in the paper).
         depth, width: PSPNet's ResNet depth (50/101) and stem width (64 = standard).
         channels: U-Net / V-Net features per level.
         strides: per down step, per axis; 3D default (2, 2, 1) so 2-slice slabs work.
@@ -43,7 +45,7 @@ class ModelConfig:
         num_classes: 2 (background, core).
     """
 
-    name: Literal["pspnet", "unet2d", "unet3d", "vnet"] = "pspnet"
+    name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn"] = "pspnet"
     depth: int = 50
     width: int = 64
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
