@@ -250,25 +250,33 @@ def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, 
 def paired_dice(csv_a: Path, method_a: str, csv_b: Path, method_b: str) -> dict[str, Any]:
     """Per-scan Dice of ``method_b`` minus ``method_a`` on the lesion scans both scored (same
     folds), with a Wilcoxon signed-rank test; from two ``metrics/cases.csv`` files."""
+    return paired_metric(csv_a, method_a, csv_b, method_b, "dice")
+
+
+def paired_metric(csv_a: Path, method_a: str, csv_b: Path, method_b: str, metric: str) -> dict[str, Any]:
+    """:func:`paired_dice` for any numeric column ``metric`` of two per-case tables (lesion scans;
+    cases where either value is undefined are left out)."""
     def read(path: Path, method: str) -> dict[str, float]:
         with open(path, newline="", encoding="utf-8") as fh:
-            return {r["case"]: float(r["dice"]) for r in csv.DictReader(fh)
-                    if r["method"] == method and r.get("lesion", "True") == "True"}
+            rows = {r["case"]: float(r[metric]) if r.get(metric, "") not in ("", "nan") else float("nan")
+                    for r in csv.DictReader(fh) if r["method"] == method and r.get("lesion", "True") == "True"}
+        return {c: v for c, v in rows.items() if not np.isnan(v)}
 
     a, b = read(csv_a, method_a), read(csv_b, method_b)
     common = sorted(set(a) & set(b))
     diff = np.array([b[c] - a[c] for c in common])
     nonzero = diff[diff != 0]
     p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
-    return {"a": method_a, "b": method_b, "cases": len(common),
+    return {"a": method_a, "b": method_b, "metric": metric, "cases": len(common),
             "mean_diff": float(diff.mean()) if diff.size else float("nan"),
             "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
             "wilcoxon_p": p}
 
 
 def describe_paired(p: dict[str, Any]) -> str:
-    """One sentence for a paired Dice comparison."""
-    return (f"{p['b']} - {p['a']}, Dice per held-out lesion scan: mean {p['mean_diff']:+.3f} over {p['cases']} "
+    """One sentence for a paired comparison (Dice unless the result names another metric)."""
+    name = {"dice": "Dice"}.get(p.get("metric", "dice"), p.get("metric", "dice"))
+    return (f"{p['b']} - {p['a']}, {name} per held-out lesion scan: mean {p['mean_diff']:+.3f} over {p['cases']} "
             f"scan(s); better on {p['better']}, worse on {p['worse']}, equal on {p['equal']}; "
             f"Wilcoxon signed-rank p = {p['wilcoxon_p']:.3g}")
 

@@ -54,7 +54,7 @@ from strokesynth.nets import UNet
 from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.context import ContextEncoder
 from strokesynth.nets.registry import NETWORKS
-from strokesynth.perfusion.cta import CtaConfig, with_cta_features
+from strokesynth.perfusion.cta import CTA_KEYS, CtaConfig, with_cta_features
 
 GENERATOR_INPUTS = ("maps", "mip", "features")
 SEG_INPUTS = ("pseudo_dwi", "pseudo_dwi+maps", "maps", "cta", "real_dwi")
@@ -203,8 +203,11 @@ class Channels:
 
 
 def prepare_cases(cfg: PseudoDwiConfig, cases: list[Case]) -> list[Case]:
-    """The cases with their CTA features added when the config needs them (errors name the case)."""
-    return [with_cta_features(c, cfg.cta) for c in cases] if cfg.needs_cta() else list(cases)
+    """The cases with their CTA features added when the config needs them and they lack them
+    (a case that has them keeps its own, so features computed once serve every fold)."""
+    if not cfg.needs_cta():
+        return list(cases)
+    return [c if all(k in c for k in CTA_KEYS) else with_cta_features(c, cfg.cta) for c in cases]
 
 
 def pseudo_dwi_dataset(cfg: PseudoDwiConfig, cases: list[Case], *, with_target: bool, train: bool,

@@ -1,0 +1,406 @@
+"""Wang, Song et al. (ISLES 2018 winner): the pseudo-DWI paper's five tables as one experiment.
+
+Every row is one :class:`~strokesynth.systems.pseudo_dwi.PseudoDwiConfig` (the base config with
+a few fields changed), cross-validated on the same subject-level folds; a row that two tables
+share (e.g. SLNet + WCE+HGD on DWI^(o,l,h)) is trained once. Each fold's model is chosen on an
+inner split of its training subjects (segmenting rows: lesion-scan Dice; synthesis-only rows
+keep the last epoch) and scored on the fold's held-out subjects only.
+
+    OUT/
+      config.yaml  splits.json  run.log
+      rows/<row>/config.yaml             the row's resolved system config
+      rows/<row>/fold_k/                 best.pt, last.pt, metrics.csv/json
+      rows/<row>/dwi_pseudo/<case>/dwi_pseudo.nii.gz   held-out pseudo-DWI (case affine)
+      rows/<row>/metrics/cases.csv       segmentation metrics per held-out case (+ CBF baseline)
+      rows/<row>/metrics/quality.csv     SSIM/PSNR/MAE (brain, lesion box), lesion contrast
+      table1.txt ... table5.txt, tables.json
+
+The public ISLES 2018 release has no DWI: the synthesis needs paired DWI, from the phantom or
+your own data.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from strokesynth._fs import write_text_atomic
+from strokesynth.config import from_dict, load_config, to_dict
+from strokesynth.data.case import Case
+from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.engine.checkpoint import load_system
+from strokesynth.engine.loop import fit
+from strokesynth.engine.protocol import PROTOCOLS, fold_sets
+from strokesynth.errors import ConfigError, DataError
+from strokesynth.io import open_cohort
+from strokesynth.io.nifti import write_volume
+from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
+from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.segmentation import SIZE_GROUPS
+from strokesynth.nets import count_parameters
+from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, paired_metric, summaries
+from strokesynth.recipes.registry import RECIPES
+from strokesynth.perfusion.cta import with_cta_features
+from strokesynth.runs import RunDir
+from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, brain_of, pseudo_dwi_dataset
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "pseudo_dwi"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: its label and the base-config fields it changes (dotted keys)."""
+
+    table: int
+    label: str
+    changes: tuple[tuple[str, Any], ...] = ()
+    reference: bool = False  # the row the others of its table are compared with
+
+
+_SUB_UNET_CE = (("mode", "subsequent"), ("segmenter.name", "unet"), ("segmenter.loss", "ce"))
+_FULL = ("generator_inputs", ["maps", "mip", "features"])
+
+ROWS: tuple[Row, ...] = (
+    # Table 1: synthesis losses (generator on F_o+F_l+F_h); a U-Net (CE) segments each pseudo-DWI
+    Row(1, "L1", (*_SUB_UNET_CE, ("synthesis_loss", "l1"))),
+    Row(1, "L2", (*_SUB_UNET_CE, ("synthesis_loss", "l2"))),
+    Row(1, "w-L2", (*_SUB_UNET_CE, ("synthesis_loss", "wl2"))),
+    Row(1, "w-L2+l_h1 (trained Phi_c)", (*_SUB_UNET_CE, ("synthesis_loss", "wl2_ctx")), reference=True),
+    Row(1, "w-L2+l_h2 (gamma 2.4)", (*_SUB_UNET_CE, ("synthesis_loss", "wl2_ctx"), ("gamma", 2.4))),
+    Row(1, "LSGAN (multi-scale D)", (*_SUB_UNET_CE, ("synthesis_loss", "none"), ("gan_weight", 1.0))),
+    Row(1, "L2+GAN", (*_SUB_UNET_CE, ("synthesis_loss", "l2"), ("gan_weight", 0.05))),
+    # Table 2: generator inputs
+    Row(2, "F_o", (*_SUB_UNET_CE, ("generator_inputs", ["maps"]))),
+    Row(2, "F_o+F_l", (*_SUB_UNET_CE, ("generator_inputs", ["maps", "mip"]))),
+    Row(2, "F_o+F_l+F_h* (no L_e)", (*_SUB_UNET_CE, _FULL, ("beta", 0.0))),
+    Row(2, "F_o+F_l+F_h", (*_SUB_UNET_CE, _FULL), reference=True),
+    Row(2, "real DWI", (("mode", "segmentation"), ("seg_input", "real_dwi"), ("segmenter.name", "unet"),
+                        ("segmenter.loss", "ce"))),
+    # Table 3: segmentation networks, end to end on DWI^(o,l,h), WCE + HGD
+    Row(3, "U-Net", (("segmenter.name", "unet"),)),
+    Row(3, "SLNet", (), reference=True),
+    Row(3, "SLNet w/o SE", (("segmenter.name", "slnet_no_se"),)),
+    Row(3, "SLNet w/o SN", (("segmenter.name", "slnet_no_sn"),)),
+    # Table 4: segmentation losses (SLNet, end to end)
+    Row(4, "CE", (("segmenter.loss", "ce"),)),
+    Row(4, "Dice", (("segmenter.loss", "dice"),)),
+    Row(4, "GD", (("segmenter.loss", "generalized_dice"),)),
+    Row(4, "HGD", (("segmenter.loss", "hgd"),)),
+    Row(4, "CE+HGD", (("segmenter.loss", "ce_hgd"),)),
+    Row(4, "WCE+HGD", (), reference=True),
+    # Table 5: segmentation inputs (SLNet, WCE + HGD)
+    Row(5, "CTA (I*)", (("mode", "segmentation"), ("seg_input", "cta"))),
+    Row(5, "F_o", (("mode", "segmentation"), ("seg_input", "maps"))),
+    Row(5, "DWI^o", (("generator_inputs", ["maps"]),)),
+    Row(5, "DWI^(o,l)", (("generator_inputs", ["maps", "mip"]),)),
+    Row(5, "DWI^(o,l,h) end to end", (), reference=True),
+    Row(5, "DWI^(o,l,h) subsequent", (("mode", "subsequent"),)),
+    Row(5, "F_o + DWI^(o,l,h)", (("seg_input", "pseudo_dwi+maps"),)),
+    Row(5, "real DWI", (("mode", "segmentation"), ("seg_input", "real_dwi"))),
+)
+
+TABLE_TITLES = {
+    1: "Table 1: synthesis losses (pseudo-DWI quality on held-out scans; Dice of a U-Net (CE) on it)",
+    2: "Table 2: generator inputs",
+    3: "Table 3: segmentation networks (end to end, WCE+HGD)",
+    4: "Table 4: segmentation losses (SLNet, end to end)",
+    5: "Table 5: segmentation inputs (SLNet, WCE+HGD)",
+}
+
+
+@dataclass
+class PseudoDwiRecipeConfig:
+    """The experiment: data set, folds and seed shared by every row, the base system, the tables.
+
+    Attributes:
+        dataset, layout, folds, seed: the cases and the subject-level splits of every row.
+        tables: which of the five tables to run (rows they share are trained once).
+        system: the base :class:`PseudoDwiConfig` every row changes (the paper's SLNet end to end).
+    """
+
+    name: str = "pseudo_dwi"
+    dataset: str = ""
+    layout: str = "auto"
+    folds: int = 5
+    seed: int = 0
+    tables: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    system: PseudoDwiConfig = field(default_factory=PseudoDwiConfig)
+
+
+def paper_config() -> PseudoDwiRecipeConfig:
+    """The paper's settings (``configs/pseudo_dwi/paper.yaml``): 256x256 slices, U-Nets of 64..1024
+    (SLNet 33.84 M parameters), RMSprop 2e-3 x0.2 after 180 of 300 epochs, batch 5, 5 folds."""
+    return PseudoDwiRecipeConfig(dataset="runs/phantom")
+
+
+def tiny_config() -> PseudoDwiRecipeConfig:
+    """A CPU-sized variant (``configs/pseudo_dwi/tiny.yaml``): 128x128 slices, networks of 8..64
+    features, 3 folds, 12 epochs of 12 steps of batch 4, RMSprop 2e-3 x0.2 after epoch 9."""
+    cfg = PseudoDwiRecipeConfig(name="pseudo_dwi_tiny", dataset="runs/phantom", folds=3)
+    s = cfg.system
+    s.data.size = (128, 128)
+    s.extractor_channels = [8, 16, 32]
+    s.generator_channels = [16, 32, 64, 128]
+    s.segmenter.channels = [8, 16, 32, 64]
+    s.run.epochs, s.run.batch_size, s.run.steps_per_epoch = 12, 4, 12
+    s.optim.milestones = [9]
+    return cfg
+
+
+SHIPPED = {"paper": paper_config, "tiny": tiny_config}
+
+
+def load_recipe_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> PseudoDwiRecipeConfig:
+    """A shipped config by name (``tiny``, ``paper``) or a YAML path, with ``key=value`` overrides."""
+    if path is not None and str(path) in SHIPPED and not Path(path).exists():
+        yaml_path = CONFIGS / f"{path}.yaml"
+        if not yaml_path.exists():
+            return load_config(PseudoDwiRecipeConfig, None, overrides, base=SHIPPED[str(path)]())
+        path = yaml_path
+    return load_config(PseudoDwiRecipeConfig, path, overrides)
+
+
+def row_config(base: PseudoDwiConfig, row: Row) -> PseudoDwiConfig:
+    """``base`` with the row's changes (checked like any config)."""
+    tree = to_dict(base)
+    for dotted, value in row.changes:
+        node = tree
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if last not in node:
+            raise ConfigError(f"row {row.label!r}", f"unknown field {dotted!r}")
+        node[last] = copy.deepcopy(value)
+    return from_dict(PseudoDwiConfig, tree, where=f"row {row.label!r}")
+
+
+def row_key(cfg: PseudoDwiConfig) -> str:
+    """A short stable name of a resolved row config: rows with equal configs share one run."""
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def selected_rows(tables: Sequence[int]) -> list[Row]:
+    bad = sorted(set(tables) - set(TABLE_TITLES))
+    if bad or not tables:
+        raise ConfigError("tables", f"choose tables among 1-5, got {list(tables)}")
+    return [r for r in ROWS if r.table in set(tables)]
+
+
+def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: Path, label: str,
+              log: logging.Logger | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Cross-validate one row into ``folder``; score each fold's kept model on its held-out cases.
+
+    Returns the row's per-case segmentation rows and image-quality rows (both also saved).
+    """
+    by_id = {c.id: c for c in cases}
+    seg_rows: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
+    params = None
+    for k in cfg.run.fold_list():
+        fold_dir = folder / f"fold_{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        sets = fold_sets(cases, splits, k, cfg.run)
+        train = pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.train], with_target=True, train=True)
+        select = (pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.select], with_target=True, train=False)
+                  if sets.select else None)
+        res = fit(lambda: PseudoDwi(cfg), train, select, fold_dir, cfg.run, seed=cfg.run.seed + 1000 * k, log=log,
+                  desc=f"{label} fold {k}")
+        system = load_system(fold_dir / "best.pt")
+        if "segmenter" in system.networks:
+            params = count_parameters(system.networks["segmenter"])
+        test = pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.test], with_target=True, train=False)
+        for i, case in enumerate(test.cases):
+            pseudo, prob = system.predict(test, i, device=cfg.run.device, amp=cfg.run.amp)
+            ref = case[cfg.data.label].array > 0
+            if pseudo is not None:
+                write_volume(pseudo, folder / PSEUDO / case.id / f"{PSEUDO}.nii.gz")
+                real = np.asarray(test.store.get(i)[0][-1])
+                q = image_quality(pseudo.array, real, brain_of(case), ref if ref.any() else None)
+                quality.append({"method": label, "fold": k, "case": case.id, "lesion": bool(ref.any()), **q})
+            if prob is not None:
+                seg_rows.extend(case_rows(label, k, case, prob.array > cfg.threshold))
+        echo(f"  {label}, fold {k}: kept epoch {res['best_epoch']} of {res['epochs']}")
+    run = RunDir(folder)
+    if seg_rows:
+        run.save_table("metrics/cases.csv", seg_rows)
+    if quality:
+        run.save_table("metrics/quality.csv", quality)
+    return {"cases": seg_rows, "quality": quality, "segmenter_parameters": params}
+
+
+@RECIPES.register("pseudo-dwi", summary="Wang, Song et al.: pseudo-DWI from perfusion maps and CTA features, SLNet")
+def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
+                   echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Run the chosen tables into ``out`` (see the module docstring); returns the tables.
+
+    With ``resume`` finished rows are read back and an interrupted row continues from each
+    fold's ``last.pt``.
+    """
+    if resume:
+        cfg = load_config(PseudoDwiRecipeConfig, RunDir.resume(out).file("config.yaml"))
+    if not cfg.dataset:
+        raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
+    rows = selected_rows(cfg.tables)
+    base = copy.deepcopy(cfg.system)
+    base.data.dataset, base.data.layout = cfg.dataset, cfg.layout
+    base.run.folds, base.run.seed = cfg.folds, cfg.seed
+    configs = {r: row_config(base, r) for r in rows}  # every row checked before anything is written
+    needs = {"ctp"} if any(c.needs_cta() for c in configs.values()) else set()
+    require = [*base.data.modalities, base.target, base.data.label, *needs]
+    cohort = open_cohort(cfg.dataset, layout=cfg.layout, require=require)
+    cases = cohort.cases
+    if len({c.subject for c in cases}) < cfg.folds:
+        raise DataError(cfg.dataset, f"{len({c.subject for c in cases})} subject(s) for {cfg.folds} folds")
+    if needs:  # computed once for every row and fold; a scan without a bolus fails here, before any write
+        cases = [with_cta_features(c, base.cta) for c in cases]
+        for c in cases:
+            c["cta_mip"].array  # noqa: B018 - computes (and keeps) the features, raising on a bad scan
+    splits = subject_kfold(cases, cfg.folds, cfg.seed)
+    if resume:
+        run = RunDir.resume(out)
+        if run.file("splits.json").exists():
+            splits = load_splits(run.file("splits.json"), cases)
+    else:
+        run = RunDir.create(out, force=force)
+        run.save_config(cfg)
+    splits.save(run.file("splits.json"))
+    log = run.logger()
+    results: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        c = configs[row]
+        key = row_key(c)
+        folder = run.file("rows", key)
+        done = folder / "metrics" / "done.json"
+        if key not in results:
+            if resume and done.exists():
+                results[key] = RunDir(folder).load_json("metrics/done.json")
+            else:
+                echo(f"== table {row.table}, {row.label} (rows/{key})")
+                folder.mkdir(parents=True, exist_ok=True)
+                RunDir(folder).save_config(c)
+                res = train_row(c, cases, splits, folder, key, log=log, echo=echo)
+                RunDir(folder).save_json("metrics/done.json", res)
+                results[key] = res
+    tables = build_tables(rows, configs, results, run, splits)
+    run.save_json("tables.json", tables)
+    for t, table in tables.items():
+        write_text_atomic(run.file(f"table{t}.txt"), table["text"] + "\n")
+        echo("\n" + table["text"])
+    return tables
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    v = np.array([x for x in values if not np.isnan(x)], float)
+    return {"mean": float(v.mean()) if v.size else float("nan"),
+            "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"), "n": int(v.size)}
+
+
+def _fmt(s: dict[str, float], digits: int = 3) -> str:
+    if np.isnan(s["mean"]):
+        return "-"
+    return f"{s['mean']:.{digits}f}" + (f"±{s['sd']:.{digits}f}" if not np.isnan(s["sd"]) else "")
+
+
+def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: dict[str, dict[str, Any]],
+                 run: RunDir, splits: Splits) -> dict[int, dict[str, Any]]:
+    """The tables as numbers, paired comparisons and text (the paper's layout, lesion and
+    lesion-free scans apart, the CBF-threshold baseline on the same scans)."""
+    out: dict[int, dict[str, Any]] = {}
+    for t in sorted({r.table for r in rows}):
+        trows = [r for r in rows if r.table == t]
+        ref = next(r for r in trows if r.reference)
+        entries, lines = [], [TABLE_TITLES[t]]
+        synth = t in (1, 2)
+        head = ["row".ljust(28)]
+        if synth:
+            head += [h.rjust(14) for h in ("SSIM brain", "PSNR brain", "SSIM lesion", "PSNR lesion",
+                                           "contrast", "% of real")]
+        head += [h.rjust(14) for h in ("Dice", "HD mm", "RVE", "FP ml (empty)")]
+        if t == 3:
+            head.append("params (M)".rjust(12))
+        lines.append("  ".join(head))
+        base_rows: list[dict[str, Any]] = []
+        for r in trows:
+            key = row_key(configs[r])
+            res = results[key]
+            q = [x for x in res["quality"] if x["lesion"]]
+            qa = res["quality"]
+            seg = [x for x in res["cases"] if x["method"] == key]
+            base_rows = base_rows or [x for x in res["cases"] if x["method"] == BASELINE]
+            summ = summaries(res["cases"], configs[r].run.selection) if res["cases"] else None
+            e: dict[str, Any] = {"row": r.label, "run": f"rows/{key}", "reference": r.reference}
+            cells = [r.label[:28].ljust(28)]
+            if synth:
+                gen = _mean_sd([x["contrast_generated"] for x in q])
+                real = _mean_sd([x["contrast_real"] for x in q])
+                ratio = gen["mean"] / real["mean"] if real["mean"] and not np.isnan(gen["mean"]) else float("nan")
+                e["quality"] = {m: _mean_sd([x[m] for x in (q if "lesion" in m or "contrast" in m else qa)])
+                                for m in QUALITY_METRICS}
+                e["contrast_ratio_of_real"] = ratio
+                cells += [_fmt(e["quality"][m]).rjust(14) for m in ("ssim_brain", "psnr_brain", "ssim_lesion",
+                                                                     "psnr_lesion", "contrast_generated")]
+                cells.append(("-" if np.isnan(ratio) else f"{100 * ratio:.0f} %").rjust(14))
+            if summ is not None:
+                les, emp = summ["lesion"][key], summ["empty"].get(key)
+                e["lesion"], e["empty"], e["by_size"] = les, emp, summ["by_size"][key]
+                cells += [_fmt(les["dice"]).rjust(14), _fmt(les["hd"], 1).rjust(14), _fmt(les["rve"]).rjust(14),
+                          (_fmt(emp["fp_ml"], 2) if emp else "-").rjust(14)]
+            else:
+                cells += ["-".rjust(14)] * 4
+            if t == 3:
+                p = res.get("segmenter_parameters")
+                e["parameters"] = p
+                cells.append(("-" if p is None else f"{p / 1e6:.2f}").rjust(12))
+            entries.append(e)
+            lines.append("  ".join(cells))
+        if base_rows:
+            bs = summarize([x for x in base_rows if x["lesion"]], LESION_METRICS)
+            lines.append("  ".join([BASELINE[:28].ljust(28)] + ([" " * 14] * 6 if synth else [])
+                                   + [_fmt(bs["dice"]).rjust(14), _fmt(bs["hd"], 1).rjust(14), _fmt(bs["rve"]).rjust(14)]))
+        # paired comparisons: each row against the table's reference row, and against the baseline
+        ref_key = row_key(configs[ref])
+        paired = []
+        for r in trows:
+            key = row_key(configs[r])
+            a_csv = run.file("rows", ref_key, "metrics", "cases.csv")
+            b_csv = run.file("rows", key, "metrics", "cases.csv")
+            if b_csv.exists():
+                paired.append(paired_metric(b_csv, BASELINE, b_csv, key, "dice") | {"vs": "baseline", "row": r.label})
+                if r is not ref and a_csv.exists():
+                    paired.append(paired_metric(a_csv, ref_key, b_csv, key, "dice") | {"vs": ref.label, "row": r.label})
+            if synth and r is not ref:
+                qa_csv = run.file("rows", ref_key, "metrics", "quality.csv")
+                qb_csv = run.file("rows", key, "metrics", "quality.csv")
+                if qa_csv.exists() and qb_csv.exists():
+                    for m in ("contrast_generated", "ssim_lesion"):
+                        paired.append(paired_metric(qa_csv, ref_key, qb_csv, key, m) | {"vs": ref.label,
+                                                                                       "row": r.label})
+        names = {row_key(configs[r]): r.label for r in trows} | {BASELINE: BASELINE}
+        for p in paired:
+            text = describe_paired({**p, "a": names.get(p["a"], p["a"]), "b": names.get(p["b"], p["b"])})
+            lines.append("  " + text)
+        if t == 5:
+            lines.append("Dice / relative volume error by reference lesion size:")
+            for e in entries:
+                if "by_size" in e:
+                    parts = [f"{g}: {_fmt(e['by_size'][g]['dice'])} / {_fmt(e['by_size'][g]['rve'])} "
+                             f"(n={e['by_size'][g]['dice']['n']})"
+                             for g, _, _ in SIZE_GROUPS]
+                    lines.append(f"  {e['row']}: " + "; ".join(parts))
+        lines.append(f"held-out subjects only; selection: {base_selection(configs[ref])}")
+        out[t] = {"title": TABLE_TITLES[t], "rows": entries, "paired": paired, "text": "\n".join(lines)}
+    return out
+
+
+def base_selection(cfg: PseudoDwiConfig) -> str:
+    return f"{cfg.run.selection} - {PROTOCOLS[cfg.run.selection]}"
