@@ -404,15 +404,63 @@ def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...]
     click.echo(f"report: {write_ctmr_report(folder)}")
 
 
+@recipe.command("pseudo-dwi")
+@click.option("--config", "config_path", default="tiny", show_default=True,
+              help="Experiment YAML, or a shipped name: tiny (CPU, minutes per row) or paper (Wang, Song et al.).")
+@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+              help="Data set folder (needs CBF, CBV, MTT, Tmax, the raw 4D CTP, DWI and the lesion) [config: dataset].")
+@click.option("--tables", default=None, metavar="1,2,...", help="Tables to run, e.g. 1,5 [config: all five].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished rows are kept).")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overrides: tuple[str, ...],
+               out: Path | None, device: str | None, resume: bool, force: bool) -> None:
+    """Wang, Song et al. (ISLES 2018 winner): pseudo-DWI from perfusion maps and CTA features, SLNet.
+
+    Cross-validates every row of the paper's five tables (synthesis losses, generator inputs,
+    segmentation networks, segmentation losses, segmentation inputs) on the same subject-level
+    folds and writes OUT/table1.txt ... table5.txt, tables.json and OUT/report.html. The synthesis
+    needs paired DWI (the public ISLES 2018 release has none): the phantom or your own data.
+    """
+    import torch
+
+    from strokesynth.recipes.pseudo_dwi import load_recipe_config, run_pseudo_dwi
+    from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
+
+    extra = [f"dataset={dataset}"] if dataset is not None else []
+    if tables is not None:
+        try:
+            extra.append(f"tables=[{','.join(str(int(t)) for t in tables.split(','))}]")
+        except ValueError:
+            raise ConfigError("--tables", f"give table numbers separated by commas, e.g. 1,5 (got {tables!r})") from None
+    cfg = load_recipe_config(config_path, [*overrides, *extra])
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+        cfg.system.run.device = device
+    if not resume and not Path(cfg.dataset).is_dir():
+        raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
+    folder = out or Path("runs") / cfg.name
+    run_pseudo_dwi(cfg, folder, force=force, resume=resume, echo=click.echo)
+    click.echo(f"report: {write_pseudo_dwi_report(folder)}")
+
+
 @cli.command()
 @click.option("--config", "config_path", default="paper", show_default=True,
-              help="A CT-to-MR experiment YAML or shipped name (paper, tiny).")
+              help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
+@click.option("--recipe", "recipe_name", type=click.Choice(["ctmr-cgan", "pseudo-dwi"]), default="ctmr-cgan",
+              show_default=True, help="Which recipe's networks to describe.")
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
-def describe(config_path: str, size: int | None) -> None:
+def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
-    from strokesynth.recipes.describe import describe_ctmr
+    from strokesynth.recipes.describe import describe_ctmr, describe_pseudo_dwi
 
-    click.echo(describe_ctmr(config_path, size))
+    if size is not None and (size < 32 or size % 32):
+        raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")
+    click.echo(describe_ctmr(config_path, size) if recipe_name == "ctmr-cgan" else describe_pseudo_dwi(config_path, size))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``strokesynth describe``: the networks of a CT-to-MR experiment, with sizes and costs."""
+"""``strokesynth describe``: the networks of an experiment (CT-to-MR cGAN, pseudo-DWI), with sizes and costs."""
 
 from __future__ import annotations
 
@@ -48,3 +48,50 @@ def describe_ctmr(config: str, size: int | None = None) -> str:
                      f"{flops:>12.2f}")
     lines.append("GFLOP/slice: one forward pass of one slice (multiply and add counted separately).")
     return "\n".join(lines)
+
+
+def _rows(nets: list[tuple[str, torch.nn.Module, int]], h: int, w: int) -> list[str]:
+    lines = []
+    for name, net, cin in nets:
+        net.eval()
+        x = torch.zeros(1, cin, h, w)
+        with torch.no_grad():
+            out = net(x)
+        flops = forward_flops(net, x) / 1e9
+        shape = "x".join(map(str, out.shape[1:]))
+        lines.append(f"{name:<72} {cin:>3} {count_parameters(net):>12,} {shape:>14} {flops:>12.2f}")
+    return lines
+
+
+def describe_pseudo_dwi(config: str, size: int | None = None) -> str:
+    """A text table of Φe, Φg, Φc and Φs of a pseudo-DWI experiment, and the paper's reference
+    U-Net (31.04 M) and SLNet (33.84 M) at 64..1024 features, 3 inputs, 2 classes."""
+    from types import SimpleNamespace
+
+    from strokesynth.recipes.pseudo_dwi import load_recipe_config
+    from strokesynth.systems.pseudo_dwi import PseudoDwi
+
+    cfg = load_recipe_config(config)
+    s = cfg.system
+    h, w = (size, size) if size else tuple(s.data.size)
+    system = PseudoDwi(s)
+    what = {"extractor": f"Phi_e feature extractor: U-Net {s.extractor_channels} on the {s.cta.frames}-frame "
+                         "bolus window",
+            "generator": f"Phi_g generator: U-Net {s.generator_channels} on {'+'.join(s.generator_inputs)}",
+            "context": "Phi_c context encoder: five 3x3 stride-2 convs -> 16 features",
+            "segmenter": f"Phi_s segmenter: {s.segmenter.name} {s.segmenter.channels}, {s.segmenter.loss} loss"}
+    nets = [(what[n], system.networks[n], _in_channels(system.networks[n])) for n in what if n in system.networks]
+    ref = SimpleNamespace(channels=[64, 128, 256, 512, 1024], num_classes=2)
+    nets += [("reference U-Net (paper): 64..1024, batch norm", NETWORKS.build("unet", ref, 3), 3),
+             ("reference SLNet (paper): 64..1024, switchable norm + SE (ratio 1)", NETWORKS.build("slnet", ref, 3), 3)]
+    lines = [f"experiment {cfg.name}: maps {', '.join(s.data.modalities)} + CTA features -> pseudo-DWI -> lesion; "
+             f"mode {s.mode}; {cfg.folds} folds; input {h}x{w}",
+             f"{'network':<72} {'in':>3} {'parameters':>12} {'output':>14} {'GFLOP/slice':>12}",
+             *_rows(nets, h, w),
+             "GFLOP/slice: one forward pass of one slice (multiply and add counted separately)."]
+    return "\n".join(lines)
+
+
+def _in_channels(net: torch.nn.Module) -> int:
+    first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    return first.in_channels

@@ -47,9 +47,9 @@ from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.metrics.segmentation import SIZE_GROUPS
 from strokesynth.nets import count_parameters
+from strokesynth.perfusion.cta import with_cta_features
 from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, paired_metric, summaries
 from strokesynth.recipes.registry import RECIPES
-from strokesynth.perfusion.cta import with_cta_features
 from strokesynth.runs import RunDir
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, brain_of, pseudo_dwi_dataset
 
@@ -58,7 +58,8 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "pseudo_dwi"
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a table: its label and the base-config fields it changes (dotted keys)."""
+    """One row of a table: its label and the base-config fields it changes (dotted keys; tuples
+    stand for lists, so rows stay hashable)."""
 
     table: int
     label: str
@@ -67,7 +68,7 @@ class Row:
 
 
 _SUB_UNET_CE = (("mode", "subsequent"), ("segmenter.name", "unet"), ("segmenter.loss", "ce"))
-_FULL = ("generator_inputs", ["maps", "mip", "features"])
+_FULL = ("generator_inputs", ("maps", "mip", "features"))
 
 ROWS: tuple[Row, ...] = (
     # Table 1: synthesis losses (generator on F_o+F_l+F_h); a U-Net (CE) segments each pseudo-DWI
@@ -79,8 +80,8 @@ ROWS: tuple[Row, ...] = (
     Row(1, "LSGAN (multi-scale D)", (*_SUB_UNET_CE, ("synthesis_loss", "none"), ("gan_weight", 1.0))),
     Row(1, "L2+GAN", (*_SUB_UNET_CE, ("synthesis_loss", "l2"), ("gan_weight", 0.05))),
     # Table 2: generator inputs
-    Row(2, "F_o", (*_SUB_UNET_CE, ("generator_inputs", ["maps"]))),
-    Row(2, "F_o+F_l", (*_SUB_UNET_CE, ("generator_inputs", ["maps", "mip"]))),
+    Row(2, "F_o", (*_SUB_UNET_CE, ("generator_inputs", ("maps",)))),
+    Row(2, "F_o+F_l", (*_SUB_UNET_CE, ("generator_inputs", ("maps", "mip")))),
     Row(2, "F_o+F_l+F_h* (no L_e)", (*_SUB_UNET_CE, _FULL, ("beta", 0.0))),
     Row(2, "F_o+F_l+F_h", (*_SUB_UNET_CE, _FULL), reference=True),
     Row(2, "real DWI", (("mode", "segmentation"), ("seg_input", "real_dwi"), ("segmenter.name", "unet"),
@@ -100,8 +101,8 @@ ROWS: tuple[Row, ...] = (
     # Table 5: segmentation inputs (SLNet, WCE + HGD)
     Row(5, "CTA (I*)", (("mode", "segmentation"), ("seg_input", "cta"))),
     Row(5, "F_o", (("mode", "segmentation"), ("seg_input", "maps"))),
-    Row(5, "DWI^o", (("generator_inputs", ["maps"]),)),
-    Row(5, "DWI^(o,l)", (("generator_inputs", ["maps", "mip"]),)),
+    Row(5, "DWI^o", (("generator_inputs", ("maps",)),)),
+    Row(5, "DWI^(o,l)", (("generator_inputs", ("maps", "mip")),)),
     Row(5, "DWI^(o,l,h) end to end", (), reference=True),
     Row(5, "DWI^(o,l,h) subsequent", (("mode", "subsequent"),)),
     Row(5, "F_o + DWI^(o,l,h)", (("seg_input", "pseudo_dwi+maps"),)),
@@ -179,7 +180,7 @@ def row_config(base: PseudoDwiConfig, row: Row) -> PseudoDwiConfig:
             node = node[key]
         if last not in node:
             raise ConfigError(f"row {row.label!r}", f"unknown field {dotted!r}")
-        node[last] = copy.deepcopy(value)
+        node[last] = list(value) if isinstance(value, tuple) else copy.deepcopy(value)
     return from_dict(PseudoDwiConfig, tree, where=f"row {row.label!r}")
 
 
@@ -335,7 +336,6 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             res = results[key]
             q = [x for x in res["quality"] if x["lesion"]]
             qa = res["quality"]
-            seg = [x for x in res["cases"] if x["method"] == key]
             base_rows = base_rows or [x for x in res["cases"] if x["method"] == BASELINE]
             summ = summaries(res["cases"], configs[r].run.selection) if res["cases"] else None
             e: dict[str, Any] = {"row": r.label, "run": f"rows/{key}", "reference": r.reference}

@@ -1,0 +1,199 @@
+"""Pseudo-DWI system (Wang, Song et al.): CTA features, weight map, losses, training modes, recipe, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from monai.losses import GeneralizedDiceLoss
+
+from strokesynth.config import to_dict
+from strokesynth.data.case import Case
+from strokesynth.data.volume import Volume
+from strokesynth.engine.loop import fit
+from strokesynth.errors import ConfigError, DataError
+from strokesynth.io import write_cohort
+from strokesynth.losses.synthesis import HardnessGeneralizedDice, lesion_weight_map, synthesis_loss
+from strokesynth.perfusion.cta import CtaConfig, cta_features, with_cta_features
+from strokesynth.phantom import write_phantom
+from strokesynth.recipes.pseudo_dwi import (
+    ROWS,
+    load_recipe_config,
+    paper_config,
+    row_config,
+    row_key,
+    tiny_config,
+)
+from strokesynth.systems.pseudo_dwi import PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
+
+from conftest import run_cli, tiny_phantom_config
+
+
+def _scan(t: int = 30, arrival: int = 8) -> np.ndarray:
+    """A 4x4x2 'head' whose tissue (30 HU) enhances with a gamma-like bolus from ``arrival``."""
+    tt = np.arange(t, dtype=np.float32)
+    s = np.clip(tt - arrival, 0, None)
+    bolus = 40 * (s / 6) ** 1.5 * np.exp(-s / 6)  # 0 up to the arrival, peak 9 frames later, then a fall
+    return 30 + np.broadcast_to(bolus, (4, 4, 2, t)).copy()
+
+
+def test_cta_features_window_mip_and_frames():
+    scan = _scan()
+    f = cta_features(scan, CtaConfig(k=5, frames=6))
+    assert f.ts == 8  # the arrival: the next five differences are all positive
+    assert f.te == 29 and f.window.shape == (4, 4, 2, 6) and f.mip.shape == (4, 4, 2)
+    np.testing.assert_allclose(f.mip, scan[..., 8:30].max(-1))
+    np.testing.assert_allclose(f.window[..., 0], scan[..., 8])
+    np.testing.assert_allclose(f.window[..., -1], scan[..., 29])
+    with pytest.raises(DataError, match="never rises"):
+        cta_features(np.full((4, 4, 2, 30), 30.0))  # flat: no bolus
+    with pytest.raises(DataError, match="fewer than"):
+        cta_features(scan, CtaConfig(frames=40))
+    with pytest.raises(DataError, match="4D"):
+        cta_features(scan[..., 0])
+
+
+def test_with_cta_features_is_lazy_and_names_the_case_without_ctp():
+    aff = np.diag([2.0, 2.0, 5.0, 1.0])
+    case = Case("c1", "s1", {"ctp": Volume(_scan(), aff, dt=1.0), "cbf": Volume(np.ones((4, 4, 2)), aff)})
+    out = with_cta_features(case)
+    assert out["cta_mip"].is_lazy and out["cta_bolus"].shape == (4, 4, 2, 6)
+    np.testing.assert_allclose(out["cta_mip"].array, _scan()[..., 8:].max(-1))
+    with pytest.raises(DataError, match="c1.*raw 4D CTP"):
+        with_cta_features(Case("c1", "s1", {"cbf": Volume(np.ones((4, 4, 2)), aff)}))
+
+
+def test_weight_map_follows_the_formula():
+    y = torch.zeros(2, 1, 40, 40, dtype=torch.long)
+    y[0, 0, 10:14, 10:14] = 1
+    a = lesion_weight_map(y, w=1.5, d0=50.0)
+    assert a.shape == (2, 1, 40, 40)
+    assert float(a[0, 0, 12, 12]) == 1.5
+    d = np.hypot(39 - 13, 39 - 13)  # far corner to the nearest lesion pixel
+    e = np.exp(-d / 50)
+    assert float(a[0, 0, 39, 39]) == pytest.approx(0.5 + e / (e + 1), rel=1e-5)
+    assert float(a[0, 0, 12, 14]) == pytest.approx(0.5 + np.exp(-1 / 50) / (np.exp(-1 / 50) + 1), rel=1e-5)
+    assert torch.all(a[1] == 0.5)  # no lesion: everywhere "far"
+
+
+def test_synthesis_and_hardness_losses():
+    torch.manual_seed(0)
+    real = torch.rand(2, 1, 16, 16)
+    a = torch.full_like(real, 2.0)
+    assert float(synthesis_loss("wl2", real + 0.1, real, a)) == pytest.approx(4 * 0.01, rel=1e-4)
+    assert float(synthesis_loss("l2", real + 0.1, real)) == pytest.approx(0.01, rel=1e-4)
+    assert float(synthesis_loss("l1", real + 0.1, real)) == pytest.approx(0.1, rel=1e-4)
+    logits, y = torch.randn(2, 2, 16, 16), (torch.rand(2, 1, 16, 16) > 0.7).long()
+    gd = GeneralizedDiceLoss(to_onehot_y=True, softmax=True, batch=True)(logits, y)
+    assert float(HardnessGeneralizedDice()(logits, y)) == pytest.approx(float(-torch.log(1 - gd)), rel=1e-5)
+    perfect = torch.cat([(1 - y) * 20.0 - 10, y * 20.0 - 10], 1).float()
+    assert float(HardnessGeneralizedDice()(perfect, y)) < 1e-3
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="seg_input"):
+        PseudoDwiConfig(mode="segmentation", seg_input="pseudo_dwi")
+    with pytest.raises(ConfigError, match="generator_inputs"):
+        PseudoDwiConfig(generator_inputs=["maps", "t2"])
+    with pytest.raises(ConfigError, match="gan_weight"):
+        PseudoDwiConfig(synthesis_loss="none")
+
+
+def test_rows_are_valid_and_shared_rows_train_once():
+    base = tiny_config().system
+    keys = {r: row_key(row_config(base, r)) for r in ROWS}
+    assert {r.table for r in ROWS} == {1, 2, 3, 4, 5}
+    assert all(sum(r.reference for r in ROWS if r.table == t) == 1 for t in range(1, 6))
+    ref = {r.table: keys[r] for r in ROWS if r.reference}
+    assert ref[3] == ref[4] == ref[5]  # SLNet + WCE+HGD end to end on DWI^(o,l,h)
+    assert ref[1] == ref[2]  # w-L2 + l_h on F_o+F_l+F_h, U-Net (CE) segmenting
+    assert len(set(keys.values())) == 27  # 30 rows, three of them shared
+
+
+def test_shipped_configs_match_the_code():
+    assert to_dict(load_recipe_config("tiny")) == to_dict(tiny_config())
+    assert to_dict(load_recipe_config("paper")) == to_dict(paper_config())
+    p = paper_config().system
+    assert (p.optim.name, p.optim.lr, p.optim.factor, p.optim.milestones, p.run.epochs, p.run.batch_size) == (
+        "rmsprop", 2e-3, 0.2, [180], 300, 5)
+    assert (p.lesion_weight, p.distance, p.gamma, p.alpha, p.beta, p.cta.k, p.cta.frames) == (1.5, 50.0, 1.2, 1, 1,
+                                                                                            5, 6)
+
+
+@pytest.fixture(scope="module")
+def pdwi_data(tmp_path_factory):
+    from strokesynth.phantom import generate_cohort
+
+    cfg = tiny_phantom_config(subjects=3, healthy=1, seed=11)
+    cfg.grid.size, cfg.grid.spacing_mm = 64, 3.6
+    return write_phantom(generate_cohort(cfg), tmp_path_factory.mktemp("pdwi") / "data", cfg, figures=False)
+
+
+def _small(cfg: PseudoDwiConfig, epochs: int = 2) -> PseudoDwiConfig:
+    cfg.data.size = (64, 64)
+    cfg.extractor_channels, cfg.generator_channels, cfg.segmenter.channels = [4, 8], [8, 16, 32], [8, 16, 32]
+    cfg.run.epochs, cfg.run.batch_size, cfg.run.steps_per_epoch, cfg.run.threads = epochs, 2, 3, 2
+    cfg.optim.milestones = []
+    return cfg
+
+
+@pytest.mark.parametrize("mode", ["end_to_end", "subsequent", "synthesis"])
+def test_modes_train_resume_and_predict_without_dwi(pdwi_data, tmp_path, mode):
+    from strokesynth.io import open_cohort
+
+    cases = open_cohort(pdwi_data).cases
+    cfg = _small(PseudoDwiConfig(mode=mode, gan_weight=0.1 if mode == "synthesis" else 0.0), epochs=3)
+    train = pseudo_dwi_dataset(cfg, cases[:-1], with_target=True, train=True)
+    val = pseudo_dwi_dataset(cfg, cases[-1:], with_target=True, train=False)
+    res = fit(lambda: PseudoDwi(cfg), train, val, tmp_path / "run", cfg.run, seed=0)
+    hist = res["history"]
+    assert len(hist) == 3 and all(np.isfinite(h["loss"]) for h in hist)
+    if mode == "subsequent":  # three stages, one per epoch: extractor, generator, segmenter
+        assert "loss_e" in hist[0] and "loss_g" not in hist[0] and "loss_s" in hist[2] and "loss_g" not in hist[2]
+    again = fit(lambda: PseudoDwi(cfg), train, val, tmp_path / "run", cfg.run, seed=0, )
+    assert again["epochs"] == 3
+    system = res["system"]
+    infer = pseudo_dwi_dataset(cfg, [c.select(["cbf", "cbv", "mtt", "tmax", "ctp"]) for c in cases[-1:]],
+                               with_target=False, train=False, with_label=False)
+    system.ch = type(system.ch)(cfg, with_target=False)
+    pseudo, prob = system.predict(infer, 0)
+    assert pseudo.shape == cases[-1].spatial_shape and np.allclose(pseudo.affine, cases[-1].affine)
+    assert 0 <= pseudo.array.min() and pseudo.array.max() <= 1
+    assert (prob is None) == (mode == "synthesis")
+
+
+def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy_cases):
+    out = tmp_path / "run"
+    code, text, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(pdwi_data), "--out", str(out),
+                              "--tables", "3", "--set", "folds=2", "--set", "system.data.size=[64,64]",
+                              "--set", "system.extractor_channels=[4,8]", "--set", "system.generator_channels=[8,16]",
+                              "--set", "system.segmenter.channels=[8,16]", "--set", "system.run.epochs=1",
+                              "--set", "system.run.steps_per_epoch=2")
+    assert code == 0, err
+    t3 = (out / "table3.txt").read_text()
+    for name in ("U-Net", "SLNet", "SLNet w/o SE", "SLNet w/o SN", "baseline", "Wilcoxon", "params (M)"):
+        assert name in t3
+    tables = json.loads((out / "tables.json").read_text())
+    assert [r["row"] for r in tables["3"]["rows"]] == ["U-Net", "SLNet", "SLNet w/o SE", "SLNet w/o SN"]
+    assert (out / "report.html").exists() and (out / "figures" / "bolus_window.png").exists()
+    assert any((out / "rows").glob("*/dwi_pseudo/*/dwi_pseudo.nii.gz"))
+    # resume keeps finished rows
+    code, text, _ = run_cli(capsys, "recipe", "pseudo-dwi", "--out", str(out), "--resume")
+    assert code == 0 and "== table" not in text
+    # no raw CTP: one line, exit 2, nothing written
+    no_ctp = write_cohort(toy_cases, tmp_path / "no_ctp", layout="plain",
+                          modalities=["ct", "cbf", "cbv", "mtt", "tmax", "dwi"])
+    bad = tmp_path / "bad"
+    code, _, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(no_ctp), "--out", str(bad))
+    assert code == 2 and err.startswith("error: ") and "ctp" in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()
+    code, _, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(pdwi_data), "--out", str(bad),
+                           "--tables", "7")
+    assert code == 2 and "tables" in err and not bad.exists()
+
+
+def test_describe_pseudo_dwi_prints_the_paper_counts(capsys):
+    code, out, _ = run_cli(capsys, "describe", "--recipe", "pseudo-dwi", "--size", "64")
+    assert code == 0 and "31,037,698" in out and "33,835,246" in out
