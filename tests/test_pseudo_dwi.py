@@ -179,6 +179,17 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
     assert [r["row"] for r in tables["3"]["rows"]] == ["U-Net", "SLNet", "SLNet w/o SE", "SLNet w/o SN"]
     assert (out / "report.html").exists() and (out / "figures" / "bolus_window.png").exists()
     assert any((out / "rows").glob("*/dwi_pseudo/*/dwi_pseudo.nii.gz"))
+    # predict: a new case with maps and the raw CTP, no DWI -> mask, probability and the pseudo-DWI
+    from strokesynth.io import open_cohort
+
+    new = write_cohort([c.select(["ct", "ctp", "cbf", "cbv", "mtt", "tmax"]) for c in open_cohort(pdwi_data).cases[:1]],
+                       tmp_path / "new", layout="isles2018")
+    slnet = next(r["run"] for r in tables["3"]["rows"] if r["row"] == "SLNet")
+    code, text, err = run_cli(capsys, "predict", "--model", str(out / slnet), "--input", str(new),
+                              "--out", str(tmp_path / "pred"))
+    assert code == 0, err
+    case_dir = next((tmp_path / "pred").iterdir())
+    assert {p.name for p in case_dir.iterdir()} >= {"mask.nii.gz", "prob.nii.gz", "dwi_pseudo.nii.gz", "overlay.png"}
     # resume keeps finished rows
     code, text, _ = run_cli(capsys, "recipe", "pseudo-dwi", "--out", str(out), "--resume")
     assert code == 0 and "== table" not in text

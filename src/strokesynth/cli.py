@@ -301,18 +301,21 @@ def evaluate(run: Path) -> None:
 
 @cli.command()
 @click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="A run folder or a fold's best.pt (repeat to average several models).")
+              help="A run folder, a pseudo-DWI recipe row folder (rows/<row>) or a fold's best.pt "
+                   "(repeat to average several models).")
 @click.option("--input", "source", required=True, type=click.Path(path_type=Path),
               help="A data set folder, or one case folder of it.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--threshold", type=float, default=None, help="Probability threshold [the model's, 0.5].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, force: bool) -> None:
-    """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG."""
-    from strokesynth.recipes.cv import load_model
-    from strokesynth.recipes.predict import predict_cases
+    """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG.
 
-    predict_cases([load_model(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
+    A pseudo-DWI model needs the perfusion maps and the raw 4D CTP, no DWI, and also writes the
+    pseudo-DWI (dwi_pseudo.nii.gz)."""
+    from strokesynth.recipes.predict import load_predictor, predict_cases
+
+    predict_cases([load_predictor(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
     click.echo(f"wrote {out}")
 
 

@@ -1,4 +1,9 @@
-"""Apply trained segmenters to new cases: mask, probability, core volume and overlay per case."""
+"""Apply trained models to new cases: mask, probability, core volume and overlay per case.
+
+Segmenters take their input maps; a pseudo-DWI model (Wang, Song et al.) takes the perfusion
+maps and the raw 4D CTP (its CTA features), needs no DWI, and also writes the pseudo-DWI it
+segmented (``dwi_pseudo.nii.gz``, normalised DWI units, the case's affine).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,61 @@ from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.plots import panel_row
+from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
 from strokesynth.systems.segmenter import TrainConfig, predict_case
 
+Model = tuple[torch.nn.Module, TrainConfig | PseudoDwiConfig]
 
-def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str | os.PathLike,
+
+def required_modalities(cfg: TrainConfig | PseudoDwiConfig) -> list[str]:
+    """The modalities a new case needs for this model (a pseudo-DWI model: maps + raw 4D CTP)."""
+    if isinstance(cfg, PseudoDwiConfig):
+        extra = (["ctp"] if cfg.needs_cta() else []) + ([cfg.target] if cfg.seg_input == "real_dwi" else [])
+        return [*cfg.data.modalities, *extra]
+    return list(cfg.data.modalities)
+
+
+def _probability(model: torch.nn.Module, cfg: TrainConfig | PseudoDwiConfig, case) -> tuple[np.ndarray, Volume | None]:
+    """Lesion probability (X, Y, Z) of one case, and the pseudo-DWI where the model makes one."""
+    if isinstance(cfg, PseudoDwiConfig):
+        assert isinstance(model, PseudoDwi)
+        ds = pseudo_dwi_dataset(cfg, [case], with_target=cfg.seg_input == "real_dwi", train=False, with_label=False)
+        pseudo, prob = model.predict(ds, 0, device=cfg.run.device, amp=cfg.run.amp)
+        if prob is None:
+            raise ConfigError("model", "this pseudo-DWI model only synthesises (mode 'synthesis'); it has no segmenter")
+        return prob.array, pseudo
+    ds = make_dataset([case], cfg.data, seed=cfg.run.seed, with_label=False,
+                      kind="volumes" if cfg.model.volumetric else "slices")
+    return predict_case(model, ds, 0, device=cfg.run.device, amp=cfg.run.amp).array, None
+
+
+def load_predictor(path: str | os.PathLike) -> Model:
+    """A trained model from a run folder (its first fold's kept model), a pseudo-DWI recipe row
+    folder (``rows/<row>``) or a checkpoint file: a segmenter or a pseudo-DWI system."""
+    from strokesynth.engine.checkpoint import load_system
+    from strokesynth.recipes.cv import load_model
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such run folder or checkpoint file")
+    if path.is_dir():
+        folds = sorted(path.glob("fold_*/best.pt"))
+        if (path / "config.yaml").exists() and folds:
+            try:
+                return load_model(path)
+            except (DataError, ConfigError):
+                path = folds[0]
+        elif not folds:
+            raise DataError(path, "no fold_*/best.pt in this folder (is it a finished run?)")
+        else:
+            path = folds[0]
+    system = load_system(path)
+    if isinstance(system, PseudoDwi):
+        return system, system.config
+    return load_model(path)
+
+
+def predict_cases(models: list[Model], source: str | os.PathLike,
                   out: str | os.PathLike, *, force: bool = False, threshold: float | None = None,
                   echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Average the lesion probabilities of ``models`` on every case of ``source``; write the results.
@@ -32,10 +88,10 @@ def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str
     """
     if not models:
         raise ConfigError("models", "no model given")
-    mods = models[0][1].data.modalities
+    mods = required_modalities(models[0][1])
     for _, cfg in models[1:]:
-        if cfg.data.modalities != mods:
-            raise ConfigError("models", f"models take different inputs ({cfg.data.modalities} vs {mods})")
+        if required_modalities(cfg) != mods:
+            raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
     source = Path(source)
     try:
         cases = open_cohort(source, require=mods).cases
@@ -51,11 +107,15 @@ def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str
     results = []
     with atomic_dir(out, force=force) as tmp:
         for case in cases:
-            probs = []
+            probs, pseudos = [], []
             for model, cfg in models:
-                ds = make_dataset([case], cfg.data, seed=cfg.run.seed, with_label=False,
-                                  kind="volumes" if cfg.model.volumetric else "slices")
-                probs.append(predict_case(model, ds, 0, device=cfg.run.device, amp=cfg.run.amp).array)
+                p, pseudo = _probability(model, cfg, case)
+                probs.append(p)
+                if pseudo is not None:
+                    pseudos.append(pseudo.array)
+            if pseudos:
+                write_volume(Volume(np.mean(pseudos, axis=0).astype(np.float32), case.affine),
+                             tmp / case.id / f"{PSEUDO}.nii.gz")
             prob = np.mean(probs, axis=0).astype(np.float32)
             mask = prob > thr
             affine = case.affine
@@ -65,7 +125,7 @@ def predict_cases(models: list[tuple[torch.nn.Module, TrainConfig]], source: str
             z = int(np.argmax(mask.sum(axis=(0, 1)))) if mask.any() else case.spatial_shape[2] // 2
             ref = case.label.array[..., z] if case.label is not None else None
             panels = [(k.upper(), case[k].array[..., z], tuple(np.percentile(case[k].array[..., z], [1, 99])), "gray")
-                      for k in mods[:3]]
+                      for k in [m for m in mods if m != "ctp"][:3]]
             panels.append(("core probability", prob[..., z], (0.0, 1.0), "magma"))
             panel_row(panels, tmp / case.id / "overlay.png", label=mask[..., z],
                       title=f"{case.id} z={z}: predicted core {ml:.1f} ml (red)"
