@@ -82,9 +82,12 @@ def test_synthesis_and_hardness_losses():
     torch.manual_seed(0)
     real = torch.rand(2, 1, 16, 16)
     a = torch.full_like(real, 2.0)
-    assert float(synthesis_loss("wl2", real + 0.1, real, a)) == pytest.approx(4 * 0.01, rel=1e-4)
-    assert float(synthesis_loss("l2", real + 0.1, real)) == pytest.approx(0.01, rel=1e-4)
-    assert float(synthesis_loss("l1", real + 0.1, real)) == pytest.approx(0.1, rel=1e-4)
+    # the paper's norms per image (16x16 = 256 pixels, error 0.1): ‖A e‖₂ = 2 * 0.1 * 16
+    assert float(synthesis_loss("wl2", real + 0.1, real, a)) == pytest.approx(3.2, rel=1e-4)
+    assert float(synthesis_loss("l2", real + 0.1, real)) == pytest.approx(1.6, rel=1e-4)
+    assert float(synthesis_loss("l1", real + 0.1, real)) == pytest.approx(1.6, rel=1e-4)  # scaled to match L2
+    assert float(synthesis_loss("wl2", real + 0.1, real, a, reduction="mean")) == pytest.approx(0.04, rel=1e-4)
+    assert float(synthesis_loss("l1", real + 0.1, real, reduction="mean")) == pytest.approx(0.1, rel=1e-4)
     logits, y = torch.randn(2, 2, 16, 16), (torch.rand(2, 1, 16, 16) > 0.7).long()
     gd = GeneralizedDiceLoss(to_onehot_y=True, softmax=True, batch=True)(logits, y)
     assert float(HardnessGeneralizedDice()(logits, y)) == pytest.approx(float(-torch.log(1 - gd)), rel=1e-5)

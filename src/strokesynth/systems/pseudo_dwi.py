@@ -101,6 +101,8 @@ class PseudoDwiConfig:
         synthesis_loss: ``l1``, ``l2``, ``wl2``, ``wl2_ctx`` (the paper's L_g) or ``none`` (GAN only).
         lesion_weight, distance: w and D of the weight map A (D in pixels of the network grid).
         gamma: weight of ℓ_h in ``wl2_ctx``; alpha, beta: weights of L_g and L_e in L.
+        reduction: ``norm`` (the paper's ‖·‖₂ and ‖·‖₁ per image) or ``mean`` (per-pixel means);
+            see :mod:`strokesynth.losses.synthesis` for why it matters end to end.
         gan_weight: weight of the LSGAN term (0 = none).
         stages: ``subsequent``: the epochs at which Φg, then Φs, start (default: thirds; without
             Φe, halves).
@@ -125,6 +127,7 @@ class PseudoDwiConfig:
     gamma: float = 1.2
     alpha: float = 1.0
     beta: float = 1.0
+    reduction: Literal["norm", "mean"] = "norm"
     gan_weight: float = 0.0
     stages: list[int] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=_paper_optim)
@@ -381,12 +384,13 @@ class PseudoDwi(System):
         total = torch.zeros((), device=x.device)
         enc = self.networks.get("context")
         if cfg.generates and stage in (None, 1) and cfg.synthesis_loss != "none":
-            lg = synthesis_loss(cfg.synthesis_loss, pseudo, real, a, encoder=enc, gamma=cfg.gamma)
+            lg = synthesis_loss(cfg.synthesis_loss, pseudo, real, a, encoder=enc, gamma=cfg.gamma,
+                                reduction=cfg.reduction)
             total = total + cfg.alpha * lg
             logs["loss_g"] = float(lg.detach())
         if fh is not None and stage in (None, 0) and cfg.beta > 0:
             kind = cfg.synthesis_loss if cfg.synthesis_loss != "none" else "l2"
-            le = synthesis_loss(kind, fh, real, a, encoder=enc, gamma=cfg.gamma)
+            le = synthesis_loss(kind, fh, real, a, encoder=enc, gamma=cfg.gamma, reduction=cfg.reduction)
             total = total + cfg.beta * le
             logs["loss_e"] = float(le.detach())
         if cfg.gan_weight > 0 and stage in (None, 1):

@@ -1,0 +1,96 @@
+"""Pseudo-DWI system speed on CPU, per 256x256 slice: Φe + Φg + Φs inference at the paper's sizes
+(U-Nets of 64..1024, SLNet 33.84 M), fp32 and bf16 autocast, against MONAI's ``BasicUNet`` of the
+same width (64..1024, batch norm) measured in the same run; and the switchable-norm layer against
+``nn.BatchNorm2d`` (training forward + backward, and eval forward), as ratios.
+Run: ``python benchmarks/bench_pseudo_dwi.py [--quick]`` (quick: 128x128, fewer repeats).
+"""
+
+# ruff: noqa: B023  (closures are timed within the loop iteration that defines them)
+from __future__ import annotations
+
+import sys
+
+import torch
+from monai.networks.nets import BasicUNet
+from torch import nn
+
+from strokesynth.engine.system import autocast
+from strokesynth.nets.switchable import SwitchNorm
+from strokesynth.systems.pseudo_dwi import PseudoDwi, PseudoDwiConfig
+
+from _common import mean_time, report
+
+
+def pipeline_rows(size: int, repeats: int, batch: int = 4) -> list[dict]:
+    cfg = PseudoDwiConfig()  # paper sizes: extractor 32..256, generator 64..1024, SLNet 64..1024
+    system = PseudoDwi(cfg)
+    for n in system.networks.values():
+        n.eval()
+    x = torch.rand(batch, system.ch.total, size, size)
+    ref = BasicUNet(spatial_dims=2, in_channels=6, out_channels=1, features=(64, 128, 256, 512, 1024, 64),
+                    norm="batch").eval()
+    xr = torch.rand(batch, 6, size, size)
+    rows = []
+    for amp in ("none", "bf16"):
+        def ours() -> None:
+            with torch.no_grad(), autocast("cpu", amp):
+                pseudo, _ = system.synthesize(x)
+                system.networks["segmenter"](system.segmenter_input(x, pseudo))
+
+        def generator_only() -> None:
+            with torch.no_grad(), autocast("cpu", amp):
+                system.networks["generator"](xr)
+
+        def monai() -> None:
+            with torch.no_grad(), autocast("cpu", amp):
+                ref(xr)
+
+        t_pipe = mean_time(ours, repeats) / batch
+        t_gen = mean_time(generator_only, repeats) / batch
+        t_ref = mean_time(monai, repeats) / batch
+        rows += [{"what": "Phi_e + Phi_g + Phi_s (SLNet)", "amp": amp, "s_per_slice": round(t_pipe, 4),
+                  "x_of_BasicUNet": round(t_pipe / t_ref, 2)},
+                 {"what": "Phi_g alone (U-Net 64..1024)", "amp": amp, "s_per_slice": round(t_gen, 4),
+                  "x_of_BasicUNet": round(t_gen / t_ref, 2)},
+                 {"what": "reference: MONAI BasicUNet 64..1024", "amp": amp, "s_per_slice": round(t_ref, 4),
+                  "x_of_BasicUNet": 1.0}]
+    return rows
+
+
+def norm_rows(size: int, repeats: int) -> list[dict]:
+    x = torch.randn(4, 64, size, size, requires_grad=True)
+    rows = []
+    for name, layer in (("SwitchNorm (ours)", SwitchNorm(64)), ("reference: nn.BatchNorm2d", nn.BatchNorm2d(64))):
+        layer.train()
+
+        def train_step() -> None:
+            layer(x).sum().backward()
+
+        def infer() -> None:
+            with torch.no_grad():
+                layer(x)
+
+        t_train = mean_time(train_step, repeats)
+        layer.eval()
+        t_eval = mean_time(infer, repeats)
+        rows.append({"what": name, "train_fwd_bwd_s": round(t_train, 4), "eval_fwd_s": round(t_eval, 4)})
+    for r in rows:
+        r["train_x_of_BN"] = round(r["train_fwd_bwd_s"] / rows[1]["train_fwd_bwd_s"], 2)
+        r["eval_x_of_BN"] = round(r["eval_fwd_s"] / rows[1]["eval_fwd_s"], 2)
+    return rows
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    size, repeats = (128, 1) if quick else (256, 3)
+    torch.manual_seed(0)
+    report("bench_pseudo_dwi", pipeline_rows(size, repeats),
+           note=f"{size}x{size}, batch 4, per slice, {torch.get_num_threads()} threads; x_of_BasicUNet = time over "
+                "MONAI's BasicUNet of the same width and precision in this run (the pipeline runs three "
+                "networks, Phi_g alone is the like-for-like ratio)")
+    report("bench_switchable_norm", norm_rows(size, repeats),
+           note=f"4x64x{size}x{size}; switchable norm computes IN, LN and BN statistics and mixes them")
+
+
+if __name__ == "__main__":
+    main()
