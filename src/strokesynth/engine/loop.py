@@ -30,6 +30,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,11 @@ def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, fol
                 if value is not None and math.isfinite(value):
                     sched.step(value)
             else:
-                sched.step()
+                with warnings.catch_warnings():
+                    # an optimiser idle this epoch (a stage of a system that trains its networks
+                    # in turn) still follows the epoch-wise schedule; PyTorch warns about the order
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                    sched.step()
         improved = _improved(value, state["best"], mode)
         strictly = improved and (state["best"] is None or value != state["best"])
         keep = improved or monitor is None or val is None or state["best"] is None
