@@ -21,7 +21,21 @@ from strokesynth.systems.pseudo_dwi import PseudoDwi, PseudoDwiConfig
 from _common import mean_time, report
 
 
-def pipeline_rows(size: int, repeats: int, batch: int = 4) -> list[dict]:
+def bf16_slowdown() -> float:
+    """bf16 over fp32 time of one 64-channel 3x3 convolution on 64x64 (a probe: on CPUs without bf16
+    matrix units a bf16 convolution can be 100x slower, measured 170x for the whole pipeline on
+    an AMD EPYC without avx512_bf16, so the full bf16 rows are only timed where it pays)."""
+    conv = nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.rand(1, 64, 64, 64)
+
+    def run(amp: str) -> None:
+        with torch.no_grad(), autocast("cpu", amp):
+            conv(x)
+
+    return mean_time(lambda: run("bf16"), 2) / mean_time(lambda: run("none"), 2)
+
+
+def pipeline_rows(size: int, repeats: int, batch: int = 4, amps: tuple[str, ...] = ("none", "bf16")) -> list[dict]:
     cfg = PseudoDwiConfig()  # paper sizes: extractor 32..256, generator 64..1024, SLNet 64..1024
     system = PseudoDwi(cfg)
     for n in system.networks.values():
@@ -31,7 +45,7 @@ def pipeline_rows(size: int, repeats: int, batch: int = 4) -> list[dict]:
                     norm="batch").eval()
     xr = torch.rand(batch, 6, size, size)
     rows = []
-    for amp in ("none", "bf16"):
+    for amp in amps:
         def ours() -> None:
             with torch.no_grad(), autocast("cpu", amp):
                 pseudo, _ = system.synthesize(x)
@@ -84,10 +98,17 @@ def main() -> None:
     quick = "--quick" in sys.argv
     size, repeats = (128, 1) if quick else (256, 3)
     torch.manual_seed(0)
-    report("bench_pseudo_dwi", pipeline_rows(size, repeats),
+    slow = bf16_slowdown()
+    amps = ("none", "bf16") if slow < 4 or "--bf16" in sys.argv else ("none",)
+    rows = pipeline_rows(size, repeats, amps=amps)
+    rows.append({"what": "probe: bf16 / fp32 time of one 3x3 conv", "amp": "bf16", "s_per_slice": "",
+                 "x_of_BasicUNet": "", "bf16_over_fp32": round(slow, 1)})
+    skipped = "" if "bf16" in amps else (f"; bf16 rows skipped: a bf16 convolution is {slow:.0f}x slower than fp32 "
+                                         "on this CPU (run with --bf16 to time them anyway)")
+    report("bench_pseudo_dwi", rows,
            note=f"{size}x{size}, batch 4, per slice, {torch.get_num_threads()} threads; x_of_BasicUNet = time over "
                 "MONAI's BasicUNet of the same width and precision in this run (the pipeline runs three "
-                "networks, Phi_g alone is the like-for-like ratio)")
+                "networks, Phi_g alone is the like-for-like ratio)" + skipped)
     report("bench_switchable_norm", norm_rows(size, repeats),
            note=f"4x64x{size}x{size}; switchable norm computes IN, LN and BN statistics and mixes them")
 

@@ -203,6 +203,12 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
     code, _, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(no_ctp), "--out", str(bad))
     assert code == 2 and err.startswith("error: ") and "ctp" in err and len(err.strip().splitlines()) == 1
     assert not bad.exists()
+    # a raw CTP without a bolus (the toy scans are noise): one line naming the file, nothing written
+    flat = write_cohort(toy_cases, tmp_path / "flat", layout="isles2018",
+                        modalities=["ct", "ctp", "cbf", "cbv", "mtt", "tmax", "dwi"])
+    code, _, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(flat), "--out", str(bad))
+    assert code == 2 and "no bolus found" in err and "4DPWI" in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()
     code, _, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(pdwi_data), "--out", str(bad),
                            "--tables", "7")
     assert code == 2 and "tables" in err and not bad.exists()
