@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import sys
 import time
 import warnings
@@ -247,7 +248,7 @@ def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, fol
                 with warnings.catch_warnings():
                     # an optimiser idle this epoch (a stage of a system that trains its networks
                     # in turn) still follows the epoch-wise schedule; PyTorch warns about the order
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
                     sched.step()
         improved = _improved(value, state["best"], mode)
         strictly = improved and (state["best"] is None or value != state["best"])
