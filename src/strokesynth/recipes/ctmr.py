@@ -35,7 +35,7 @@ from strokesynth._fs import write_text_atomic
 from strokesynth.config import load_config
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
-from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.data.splits import Splits
 from strokesynth.engine.loop import fit
 from strokesynth.engine.protocol import fold_sets
 from strokesynth.errors import ConfigError
@@ -43,7 +43,7 @@ from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
-from strokesynth.recipes.cv import describe_paired, format_table, paired_dice, run_training
+from strokesynth.recipes.cv import describe_paired, format_table, open_run, paired_dice, run_training
 from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import (
@@ -193,15 +193,7 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     folds = gan.run.fold_list()
     if sorted(folds) != list(range(cfg.folds)):
         raise ConfigError("synthesis.run.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
-    splits = subject_kfold(cases, cfg.folds, cfg.seed)
-    if resume:
-        run = RunDir.resume(out)
-        if run.file("splits.json").exists():
-            splits = load_splits(run.file("splits.json"), cases)
-    else:
-        run = RunDir.create(out, force=force)
-        run.save_config(cfg)
-    splits.save(run.file("splits.json"))
+    run, splits = open_run(out, cfg, cases, force=force, resume=resume)
     log = run.logger()
 
     # 1. one cGAN per fold; cGAN k generates DWI only for fold k's held-out cases

@@ -57,6 +57,23 @@ def _kind(cfg: TrainConfig) -> str:
     return "volumes" if cfg.model.volumetric else "slices"
 
 
+def open_run(out: str | os.PathLike, cfg: Any, cases: list[Case], *, force: bool = False, resume: bool = False
+             ) -> tuple[RunDir, Splits]:
+    """The run folder of a multi-model experiment and its subject-level splits (``cfg.folds``,
+    ``cfg.seed``): created with ``cfg`` saved, or reopened with its saved splits on ``resume``.
+    Call it only after every input is checked, so bad input leaves no folder behind."""
+    splits = subject_kfold(cases, cfg.folds, cfg.seed)
+    if resume:
+        run = RunDir.resume(out)
+        if run.file("splits.json").exists():
+            splits = load_splits(run.file("splits.json"), cases)
+    else:
+        run = RunDir.create(out, force=force)
+        run.save_config(cfg)
+    splits.save(run.file("splits.json"))
+    return run, splits
+
+
 def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
                log: logging.Logger | None = None, dist: Dist | None = None) -> dict[str, Any]:
     """Train fold ``fold`` of ``cfg`` into ``folder`` on the fold loop; returns the loop's result

@@ -36,7 +36,7 @@ import yaml
 from strokesynth._fs import write_text_atomic
 from strokesynth.config import from_dict, load_config, to_dict
 from strokesynth.data.case import Case
-from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.data.splits import Splits
 from strokesynth.engine.checkpoint import load_system
 from strokesynth.engine.loop import fit
 from strokesynth.engine.protocol import PROTOCOLS, fold_sets
@@ -48,10 +48,11 @@ from strokesynth.metrics.baselines import BASELINE
 from strokesynth.metrics.segmentation import SIZE_GROUPS
 from strokesynth.nets import count_parameters
 from strokesynth.perfusion.cta import with_cta_features
-from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, paired_metric, summaries
+from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, open_run, paired_metric, summaries
 from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
-from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, brain_of, pseudo_dwi_dataset
+from strokesynth.systems.pix2pix import brain_mask
+from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "pseudo_dwi"
 
@@ -226,7 +227,7 @@ def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: P
             if pseudo is not None:
                 write_volume(pseudo, folder / PSEUDO / case.id / f"{PSEUDO}.nii.gz")
                 real = np.asarray(test.store.get(i)[0][-1])
-                q = image_quality(pseudo.array, real, brain_of(case), ref if ref.any() else None)
+                q = image_quality(pseudo.array, real, brain_mask(case), ref if ref.any() else None)
                 quality.append({"method": label, "fold": k, "case": case.id, "lesion": bool(ref.any()), **q})
             if prob is not None:
                 seg_rows.extend(case_rows(label, k, case, prob.array > cfg.threshold))
@@ -266,15 +267,7 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
         cases = [with_cta_features(c, base.cta) for c in cases]
         for c in cases:
             c["cta_mip"].array  # noqa: B018 - computes (and keeps) the features, raising on a bad scan
-    splits = subject_kfold(cases, cfg.folds, cfg.seed)
-    if resume:
-        run = RunDir.resume(out)
-        if run.file("splits.json").exists():
-            splits = load_splits(run.file("splits.json"), cases)
-    else:
-        run = RunDir.create(out, force=force)
-        run.save_config(cfg)
-    splits.save(run.file("splits.json"))
+    run, splits = open_run(out, cfg, cases, force=force, resume=resume)
     log = run.logger()
     results: dict[str, dict[str, Any]] = {}
     for row in rows:

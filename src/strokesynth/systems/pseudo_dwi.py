@@ -55,6 +55,7 @@ from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.context import ContextEncoder
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.perfusion.cta import CTA_KEYS, CtaConfig, with_cta_features
+from strokesynth.systems.pix2pix import brain_mask
 
 GENERATOR_INPUTS = ("maps", "mip", "features")
 SEG_INPUTS = ("pseudo_dwi", "pseudo_dwi+maps", "maps", "cta", "real_dwi")
@@ -223,14 +224,6 @@ def pseudo_dwi_dataset(cfg: PseudoDwiConfig, cases: list[Case], *, with_target: 
 
 def _unet(cin: int, channels: list[int]) -> nn.Module:
     return init_weights(UNet(2, cin, 1, channels), kind="xavier", gain=1.0)
-
-
-def brain_of(case: Case) -> np.ndarray:
-    """Brain mask for image metrics: non-zero perfusion maps (skull-stripped), else all voxels."""
-    for key in ("cbf", "cbv", "tmax", "mtt"):
-        if key in case:
-            return np.asarray(case[key].array) != 0
-    return np.ones(case.spatial_shape, bool)
 
 
 @SYSTEMS.register("pseudo_dwi")
@@ -457,7 +450,7 @@ class PseudoDwi(System):
                     fp_ml.append(float(pred.sum()) * float(np.prod(case.spacing)) / 1000.0)
             if pseudo is not None and dataset.store.modalities[-1] == cfg.target:
                 target = np.asarray(dataset.store.get(i)[0][-1])
-                q = image_quality(pseudo.array, target, brain_of(case), ref if ref is not None and ref.any() else None)
+                q = image_quality(pseudo.array, target, brain_mask(case), ref if ref is not None and ref.any() else None)
                 l1.append(q["mae_brain"])
                 if ref is not None and ref.any():
                     gen_c.append(q["contrast_generated"])
