@@ -47,8 +47,9 @@ def test_demo_check_split_convert(capsys, tmp_path):
     assert report["ok"] and report["n_subjects"] == 4
     code, out, _ = run(capsys, "split", str(data), "--out", str(tmp_path / "s.json"), "--folds", "3")
     assert code == 0 and (tmp_path / "s.json").exists()
-    code, out, _ = run(capsys, "convert", str(data), str(tmp_path / "nn"), "--to", "nnunet")
-    assert code == 0 and (tmp_path / "nn/dataset.json").exists()
+    code, out, _ = run(capsys, "convert", str(data), str(tmp_path / "nn"), "--to", "nnunet", "--folds", "2")
+    assert code == 0 and (tmp_path / "nn/dataset.json").exists() and (tmp_path / "nn/splits_final.json").exists()
+    assert "channels: 0000 ct, 0001 cbf, 0002 cbv, 0003 mtt, 0004 tmax" in out and "left out dwi" in out
     code, out, _ = run(capsys, "check", str(tmp_path / "nn"), "--quick")
     assert code == 0 and "nnunet" in out
     # a second demo into the same folder is refused without --force

@@ -28,7 +28,7 @@ def test_toy_roundtrip(tmp_path, toy_cases, layout):
     assert detect_layout(out) == layout
     cohort = open_cohort(out)
     assert cohort.layout == layout and not cohort.problems
-    keys = ["ct", "cbf", "cbv", "dwi", "mtt", "tmax", "lesion"] if layout == "nnunet" else None
+    keys = ["ct", "cbf", "cbv", "mtt", "tmax", "lesion"] if layout == "nnunet" else None  # CTP inputs only
     assert_same_cases(cohort.cases, toy_cases, keys)
     # reading is lazy: nothing in memory after opening
     assert all(v.is_lazy for c in cohort for v in c.modalities.values())

@@ -20,7 +20,7 @@ def _blobs(rng, shape, n, sigma):
 
 def _medpy(pred, ref, spacing):
     return {
-        "dice": binary.dc(pred, ref), "hd": binary.hd(pred, ref, spacing), "assd": binary.assd(pred, ref, spacing),
+        "dice": binary.dc(pred, ref), "hd": binary.hd(pred, ref, spacing), "hd95": binary.hd95(pred, ref, spacing), "assd": binary.assd(pred, ref, spacing),
         "precision": binary.precision(pred, ref), "recall": binary.recall(pred, ref), "rve": binary.ravd(pred, ref),
     }
 

@@ -82,17 +82,28 @@ def check(dataset: Path, layout: str, quick: bool, json_out: Path | None) -> Non
               help="Layout of SOURCE.")
 @click.option("--modalities", default=None, metavar="KEYS",
               help="Comma-separated modality keys to write (nnU-Net default: the 3D images all cases share).")
+@click.option("--folds", type=int, default=5, show_default=True,
+              help="Subject-level folds written as nnU-Net's splits_final.json (--to nnunet).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subject shuffle of --folds.")
 @click.option("--force", is_flag=True, help="Replace DEST if it exists and is not empty.")
-def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: str | None, force: bool) -> None:
+def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: str | None, folds: int, seed: int,
+            force: bool) -> None:
     """Convert the data set SOURCE into DEST in another layout (e.g. to nnU-Net raw and back).
 
     DEST appears complete or not at all. Subjects, own-grid modalities and original case ids
-    travel in DEST/strokesynth.json.
+    travel in DEST/strokesynth.json. For nnU-Net the channels default to the CTP inputs, every
+    modality left out is named, and splits_final.json holds subject-level folds.
     """
     from strokesynth.io import open_cohort, write_cohort
 
+    if folds < 1:
+        raise ConfigError("--folds", f"must be at least 1, got {folds}")
     cohort = open_cohort(source, layout=layout)
-    out = write_cohort(cohort.cases, dest, layout=to_layout, force=force, modalities=_split_list(modalities))
+    notes: list[str] = []
+    out = write_cohort(cohort.cases, dest, layout=to_layout, force=force, modalities=_split_list(modalities),
+                       folds=folds, seed=seed, notes=notes)
+    for line in notes:
+        click.echo(line)
     click.echo(f"wrote {len(cohort)} case(s) from {cohort.layout} to {to_layout} in {out}")
 
 
@@ -291,9 +302,41 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
 
 
 @cli.command()
-@click.argument("run", type=click.Path(path_type=Path))
-def evaluate(run: Path) -> None:
-    """Re-evaluate a training run: each fold's best model on its held-out cases, with the baseline."""
+@click.argument("run", type=click.Path(path_type=Path), required=False)
+@click.option("--predictions", "prediction_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="A folder of predicted masks made anywhere (nnU-Net CASE.nii.gz, its fold_K/validation/, "
+                   "strokesynth CASE/mask.nii.gz); repeat to compare folders, paired.")
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="The data set holding the reference lesion masks (with --predictions).")
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+              help="Layout of --reference.")
+@click.option("--name", "names", multiple=True, help="A name per --predictions folder for the tables [folder names].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for cases.csv, evaluation.json and table.txt (with --predictions).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Path | None, layout: str,
+             names: tuple[str, ...], out: Path | None, force: bool) -> None:
+    """Re-evaluate a training RUN, or score folders of predictions against a reference data set.
+
+    `evaluate RUN`: each fold's best model on its held-out cases, with the baseline.
+    `evaluate --predictions DIR [--predictions DIR2] --reference DATASET`: the same metrics and
+    tables for masks made by any tool (grids and affines checked case by case), the CBF-threshold
+    baseline where the reference has CBF, and paired comparisons between the folders.
+    """
+    if prediction_dirs or reference is not None:
+        if run is not None:
+            raise ConfigError("evaluate", "give either a RUN folder or --predictions with --reference, not both")
+        if not prediction_dirs or reference is None:
+            raise ConfigError("evaluate", "--predictions and --reference go together")
+        from strokesynth.recipes.score import score_predictions
+
+        score_predictions(prediction_dirs, reference, out=out, layout=layout, names=names, force=force,
+                          echo=click.echo)
+        if out is not None:
+            click.echo(f"wrote {out}")
+        return
+    if run is None:
+        raise ConfigError("evaluate", "give a RUN folder, or --predictions DIR --reference DATASET")
     from strokesynth.recipes.cv import evaluate_run
 
     evaluate_run(run, echo=click.echo)

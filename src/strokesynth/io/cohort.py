@@ -187,6 +187,9 @@ def write_cohort(
     force: bool = False,
     modalities: list[str] | None = None,
     extra: Callable[[Path], None] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write ``cases`` to ``dest`` in ``layout``; nothing appears at ``dest`` unless all succeed.
 
@@ -195,6 +198,9 @@ def write_cohort(
         force: replace an existing non-empty ``dest``.
         extra: called with the temporary folder to add files beside the layout (written
             atomically with it).
+        folds, seed: subject-level folds written with the data where the layout has a place for
+            them (nnU-Net's ``splits_final.json``).
+        notes: receives one line per remark (channels chosen, modalities left out).
     """
     if layout not in LAYOUTS:
         raise OutputError(None, f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
@@ -211,7 +217,7 @@ def write_cohort(
     meta = DatasetMeta()
     with atomic_dir(dest, force=force) as tmp:
         if layout == nnunet.NAME:
-            nnunet.write(cases, tmp, meta, modalities)
+            nnunet.write(cases, tmp, meta, modalities, name=dest.name, folds=folds, seed=seed, notes=notes)
         else:
             LAYOUTS[layout].write(cases, tmp, meta)
         meta.subjects = {k: v for k, v in meta.subjects.items() if k != v}

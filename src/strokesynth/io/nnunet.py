@@ -12,7 +12,10 @@
 
 Channel names map to modality keys case-insensitively (``CT``/``NCCT`` -> ``ct``,
 ``T1w`` -> ``t1``...). nnU-Net needs every channel on one grid and in 3D, so 4D series and
-own-grid modalities cannot be exported; ask for the modalities you want.
+own-grid modalities cannot be exported. The default channels are the CTP inputs (CT, CBF, CBV,
+MTT, Tmax) where the data has them: a DWI beside them is the target of the synthesis systems,
+not an input, and becomes a channel only when asked for. Every left-out modality is reported.
+``splits_final.json`` carries strokesynth's subject-level folds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+
+import numpy as np
 
 from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import LABEL_KEY, Case
@@ -120,17 +125,81 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
     return cases
 
 
+#: The CTP inputs a core segmenter sees; the default channels of an export from CTP data.
+CTP_INPUTS = ("ct", "cbf", "cbv", "mtt", "tmax")
+
+
 def default_modalities(cases: list[Case]) -> list[str]:
-    """3D image modalities on the shared grid that every case has, in key order."""
+    """Default channels: the CTP inputs (:data:`CTP_INPUTS`) that every case has on its grid.
+
+    Data without CTP maps (an MR data set such as ISLES'22) get every 3D image all cases share
+    on the case grid. DWI, FLAIR or any other target next to CTP maps is a channel only when
+    asked for (``--modalities``): it is what a CTP segmenter must not see.
+    """
     common: set[str] | None = None
     for case in cases:
         keys = {k for k in case.image_keys if get_modality(k).ndim == 3 and k not in case.own_grid}
         common = keys if common is None else common & keys
-    return sorted(common or [])
+    common = common or set()
+    ctp = [k for k in CTP_INPUTS if k in common]
+    return ctp if ctp else sorted(common)
 
 
-def write(cases: list[Case], root: Path, meta: DatasetMeta, modalities: list[str] | None = None) -> None:
-    """Export ``cases`` (channels = ``modalities``, default :func:`default_modalities`)."""
+def dropped_modalities(cases: list[Case], keys: list[str]) -> dict[str, str]:
+    """Modality -> why it is not a channel, for every modality some case has and ``keys`` leaves out."""
+    out: dict[str, str] = {}
+    present = sorted(set().union(*(set(c.image_keys) for c in cases)))
+    for key in present:
+        if key in keys:
+            continue
+        spec = get_modality(key)
+        holders = [c for c in cases if key in c]
+        if spec.ndim != 3:
+            out[key] = f"{spec.ndim}D series (nnU-Net channels are 3D)"
+        elif any(key in c.own_grid for c in holders):
+            out[key] = "on its own grid (nnU-Net needs every channel on one grid)"
+        elif len(holders) < len(cases):
+            out[key] = f"only {len(holders)} of {len(cases)} cases have it"
+        else:
+            out[key] = "not asked for (add it with --modalities)"
+    return out
+
+
+def nnunet_splits(cases: list[Case], folds: int, seed: int) -> list[dict[str, list[str]]]:
+    """nnU-Net v2 ``splits_final.json`` content from strokesynth's subject-level folds.
+
+    Only labelled cases train in nnU-Net, so only they are split; identifiers are the exported
+    file names' case part. No subject is on both sides of a fold.
+    """
+    from strokesynth.data.splits import subject_kfold
+
+    labelled = [c for c in cases if c.label is not None]
+    splits = subject_kfold(labelled, folds, seed)
+    ids = {c.id: safe_name(c.id) for c in labelled}
+    return [{"train": sorted(ids[i] for i in f.train_cases), "val": sorted(ids[i] for i in f.val_cases)}
+            for f in splits.folds]
+
+
+def _check_label(case: Case) -> None:
+    values = np.unique(np.asarray(case.label.array))
+    bad = [v for v in values.tolist() if v not in (0, 1)]
+    if bad:
+        raise OutputError(case.label.path or case.where or case.id,
+                          f"lesion mask holds values {bad[:5]} besides 0 and 1; dataset.json declares only "
+                          "background 0 and lesion 1 (binarise the mask first)")
+
+
+def write(cases: list[Case], root: Path, meta: DatasetMeta, modalities: list[str] | None = None, *,
+          name: str | None = None, folds: int = 5, seed: int = 0, notes: list[str] | None = None) -> None:
+    """Export ``cases`` (channels = ``modalities``, default :func:`default_modalities`).
+
+    Writes ``dataset.json`` (``name``: the destination folder's name), ``imagesTr``/``labelsTr``
+    (``imagesTs`` for unlabelled cases) and ``splits_final.json``: strokesynth's subject-level
+    folds (``folds``, ``seed``) in nnU-Net's format, to copy into
+    ``nnUNet_preprocessed/<dataset>/`` after ``nnUNetv2_plan_and_preprocess`` so nnU-Net never
+    puts two scans of one subject on both sides of a fold. ``notes`` receives one line per
+    chosen channel list and per left-out modality.
+    """
     keys = list(modalities) if modalities else default_modalities(cases)
     if not keys:
         raise OutputError(root, "no 3D image modality common to all cases to export")
@@ -140,16 +209,18 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta, modalities: list[str
             raise OutputError(root, f"modality {key!r} cannot be an nnU-Net channel (3D images only)")
     n_train = 0
     for case in cases:
-        name = safe_name(case.id)
+        case_name = safe_name(case.id)
         case.require(keys)
         on_own = sorted(set(keys) & case.own_grid)
         if on_own:
             raise OutputError(case.where or case.id, f"{', '.join(on_own)} is on its own grid; nnU-Net needs one grid")
         has_label = case.label is not None
-        folder = "imagesTr" if has_label else "imagesTs"
-        targets = {k: root / folder / f"{name}_{i:04d}.nii.gz" for i, k in enumerate(keys)}
         if has_label:
-            targets[LABEL_KEY] = root / "labelsTr" / f"{name}.nii.gz"
+            _check_label(case)
+        folder = "imagesTr" if has_label else "imagesTs"
+        targets = {k: root / folder / f"{case_name}_{i:04d}.nii.gz" for i, k in enumerate(keys)}
+        if has_label:
+            targets[LABEL_KEY] = root / "labelsTr" / f"{case_name}.nii.gz"
             n_train += 1
         write_case_volumes(case, targets)
         meta.subjects[case.id] = case.subject
@@ -161,7 +232,18 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta, modalities: list[str
             "labels": {"background": 0, "lesion": 1},
             "numTraining": n_train,
             "file_ending": ".nii.gz",
-            "name": root.name,
+            "name": name or root.name,
             "description": "exported by strokesynth",
         },
     )
+    log = notes if notes is not None else []
+    log.append("channels: " + ", ".join(f"{i:04d} {k}" for i, k in enumerate(keys)))
+    for key, why in dropped_modalities(cases, keys).items():
+        log.append(f"left out {key}: {why}")
+    n_subjects = len({c.subject for c in cases if c.label is not None})
+    if folds >= 2 and n_subjects >= folds:
+        write_json_atomic(root / "splits_final.json", nnunet_splits(cases, folds, seed))
+        log.append(f"splits_final.json: {folds} subject-level folds (seed {seed}); copy it to "
+                   f"nnUNet_preprocessed/{name or root.name}/ after plan_and_preprocess")
+    else:
+        log.append(f"no splits_final.json: {n_subjects} labelled subject(s) for {folds} folds")

@@ -7,8 +7,10 @@ synthesised DWI and the real DWI are compared after the same normalisation to [0
 - **SSIM** (Wang et al. 2004): Gaussian window σ = 1.5 px truncated at 3.5 σ (11x11),
   K1 = 0.01, K2 = 0.03, population (not sample) covariances, reflected borders; computed per
   axial slice (thick CTP slabs are 2D images stacked), then averaged over the voxels of a
-  mask. The SSIM map equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
-  sigma=1.5, use_sample_covariance=False, full=True)`` slice by slice (tested).
+  mask. The map is ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
+  sigma=1.5, use_sample_covariance=False, full=True)`` slice by slice; what strokesynth adds is
+  the masking (brain, lesion box), which scikit-image, pytorch-msssim, torchmetrics and MONAI
+  do not offer.
 - **PSNR**: ``10 log10(data_range² / MSE)`` with the MSE over the mask's voxels.
 - **Regions**: *brain* (the caller's brain mask) and *lesion box*: the bounding box of the
   reference lesion, grown by ``margin_px`` in-plane and limited to the slices that hold
@@ -25,7 +27,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 QUALITY_METRICS = ("ssim_brain", "psnr_brain", "mae_brain", "ssim_lesion", "psnr_lesion", "mae_lesion",
                    "contrast_generated", "contrast_real")
@@ -34,7 +35,7 @@ NAN = float("nan")
 
 def ssim_map(x: np.ndarray, y: np.ndarray, *, data_range: float = 1.0, sigma: float = 1.5,
              k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
-    """Local SSIM of two images, per axial slice.
+    """Local SSIM of two images, per axial slice (scikit-image's, slice by slice).
 
     Args:
         x, y: (X, Y) images or (X, Y, Z) volumes of the same shape.
@@ -43,21 +44,23 @@ def ssim_map(x: np.ndarray, y: np.ndarray, *, data_range: float = 1.0, sigma: fl
     Returns:
         float64 array of the input shape with the SSIM of each pixel's window.
     """
+    from skimage.metrics import structural_similarity
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
-    s = (sigma, sigma) + (0.0,) * (x.ndim - 2)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected (X, Y) or (X, Y, Z) images, got shape {x.shape}")
 
-    def blur(a: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(a, s, truncate=3.5, mode="reflect")
+    def one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        _, full = structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=sigma,
+                                        use_sample_covariance=False, K1=k1, K2=k2, full=True)
+        return full
 
-    mx, my = blur(x), blur(y)
-    vx = blur(x * x) - mx * mx
-    vy = blur(y * y) - my * my
-    cxy = blur(x * y) - mx * my
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    if x.ndim == 2:
+        return one(x, y)
+    return np.stack([one(x[..., z], y[..., z]) for z in range(x.shape[2])], axis=-1)
 
 
 def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, *, data_range: float = 1.0) -> float:

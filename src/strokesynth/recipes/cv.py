@@ -37,8 +37,8 @@ from strokesynth.metrics.baselines import BASELINE, threshold_core
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
 
-TABLE_METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "lesion_f1")
-LESION_METRICS = ("dice", "hd", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1")
+TABLE_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "lesion_f1")
+LESION_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1")
 EMPTY_METRICS = ("fp_ml", "empty_ok")
 
 __all__ = ["BASELINE", "evaluate_ensemble", "evaluate_run", "format_table", "load_model", "run_training"]
@@ -202,6 +202,11 @@ def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict
     return rows
 
 
+#: The selection line of tables of predictions made elsewhere (``strokesynth evaluate --predictions``).
+EXTERNAL = "external"
+EXTERNAL_TEXT = "predictions made outside this run; how their models were chosen is not known here"
+
+
 def summaries(rows: list[dict[str, Any]], protocol: str = "inner") -> dict[str, Any]:
     """Per method: ``lesion`` (scans with a lesion: overlap/distance metrics), ``empty`` (lesion-free
     scans: false-positive ml, share predicted empty), ``overall`` (all scans), ``by_fold`` and
@@ -211,7 +216,7 @@ def summaries(rows: list[dict[str, Any]], protocol: str = "inner") -> dict[str, 
     emp = [r for r in rows if not r["lesion"]]
     return {
         "protocol": protocol,
-        "protocol_text": PROTOCOLS[protocol],
+        "protocol_text": EXTERNAL_TEXT if protocol == EXTERNAL else PROTOCOLS[protocol],
         "lesion": {m: summarize([r for r in les if r["method"] == m], LESION_METRICS) for m in methods},
         "empty": {m: summarize([r for r in emp if r["method"] == m], EMPTY_METRICS) for m in methods},
         "overall": {m: summarize([r for r in rows if r["method"] == m], METRICS) for m in methods},
@@ -323,7 +328,7 @@ def format_table(summary: dict[str, Any], metrics=TABLE_METRICS) -> str:
         for method, s in empty.items():
             lines.append("  ".join([method[:32].ljust(32), _cell(s["fp_ml"], 2).rjust(18),
                                     _cell(s["empty_ok"], 2).rjust(16)]))
-    lines.append(f"selection: {summary['protocol']} - {PROTOCOLS[summary['protocol']]}")
+    lines.append(f"selection: {summary['protocol']} - {summary.get('protocol_text') or PROTOCOLS[summary['protocol']]}")
     return "\n".join(lines)
 
 
