@@ -5,13 +5,14 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import run_cli
 from scipy import ndimage
 
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.metrics import evaluate_case
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.recipes.score import score_predictions
+
+from conftest import run_cli
 
 
 def _write(path, array, affine):
