@@ -1,18 +1,31 @@
-"""ISLES'22 BIDS-like layout (MRI stroke challenge), read and write.
+"""ISLES'22 / BIDS layout (MRI stroke challenge), read and write.
 
-::
+Written as BIDS that BIDS tools index (pybids with ``validate=True`` finds every MR image and
+every mask)::
 
     ROOT/
-      rawdata/sub-strokecase0001/ses-0001/
-        sub-strokecase0001_ses-0001_dwi.nii.gz   (+ .json sidecar)
-        sub-strokecase0001_ses-0001_adc.nii.gz
-        sub-strokecase0001_ses-0001_flair.nii.gz
-      derivatives/sub-strokecase0001/ses-0001/
-        sub-strokecase0001_ses-0001_msk.nii.gz
+      rawdata/dataset_description.json                  (DatasetType: raw)
+      rawdata/sub-p1/ses-0001/dwi/sub-p1_ses-0001_run-1_dwi.nii.gz   (+ .json sidecar)
+      rawdata/sub-p1/ses-0001/anat/sub-p1_ses-0001_run-1_FLAIR.nii.gz (and _T1w)
+      rawdata/sub-p1/ses-0001/ct/sub-p1_ses-0001_run-1_ct.nii.gz      (and _ctp: the raw 4D CTP)
+      derivatives/dataset_description.json              (DatasetType: derivative, GeneratedBy)
+      derivatives/sub-p1/ses-0001/sub-p1_ses-0001_run-1_msk.nii.gz    (the lesion, as ISLES'22)
+      derivatives/sub-p1/ses-0001/dwi/sub-p1_ses-0001_run-1_adc.nii.gz
+      derivatives/sub-p1/ses-0001/perf/sub-p1_ses-0001_run-1_cbf.nii.gz (cbv, mtt, tmax)
 
-The case id is ``sub-X_ses-Y``, the subject ``sub-X``. FLAIR lives on its own grid (as in the
-challenge data); DWI, ADC and the mask share one. JSON sidecars are kept in each volume's
-``meta["sidecar"]`` and written back. A session level is optional (``rawdata/sub-X/*.nii.gz``).
+- Scans of one subject are slabs (or repeats) of one visit: they share a session and differ in
+  ``run-N``; a subject with one scan has no run entity. Case ids are the file-name stem before
+  the suffix (``sub-p1_ses-0001_run-1``), the subject ``sub-p1``.
+- ADC and the perfusion maps are computed from other images, so they are derivatives (BIDS has
+  no raw ``adc``/``cbf`` suffix). BIDS has no CT modality yet (BEP024 is a proposal): CT and the
+  raw CTP keep the ``ct``/``ctp`` suffixes of the ISLES 2024 convention in ``ct/``; BIDS
+  validators skip them, strokesynth reads them.
+- Reading also accepts the challenge's own release (files directly in
+  ``rawdata/sub-X/ses-Y/``, ``_adc`` beside ``_dwi``, masks in ``derivatives/sub-X/ses-Y/``),
+  with or without a session level.
+
+FLAIR (and T1) live on their own grid (as in the challenge data); DWI, ADC and the mask share
+one. JSON sidecars are kept in each volume's ``meta["sidecar"]`` and written back.
 """
 
 from __future__ import annotations
@@ -32,12 +45,24 @@ from strokesynth.io.problems import ProblemLog
 
 NAME = "isles22"
 
-#: BIDS suffix -> strokesynth key (raw data).
-SUFFIX_TO_KEY = {"dwi": "dwi", "adc": "adc", "flair": "flair", "T1w": "t1", "ct": "ct"}
-KEY_TO_SUFFIX = {v: k for k, v in SUFFIX_TO_KEY.items()}
+#: BIDS suffix -> strokesynth key (``FLAIR`` also read as ``flair``, the challenge's spelling).
+SUFFIX_TO_KEY = {"dwi": "dwi", "adc": "adc", "FLAIR": "flair", "flair": "flair", "T1w": "t1", "ct": "ct",
+                 "ctp": "ctp", "cbf": "cbf", "cbv": "cbv", "mtt": "mtt", "tmax": "tmax"}
+#: strokesynth key -> (tree, datatype folder, suffix) of the written file.
+KEY_TO_FILE = {"dwi": ("rawdata", "dwi", "dwi"), "flair": ("rawdata", "anat", "FLAIR"),
+               "t1": ("rawdata", "anat", "T1w"), "ct": ("rawdata", "ct", "ct"), "ctp": ("rawdata", "ct", "ctp"),
+               "adc": ("derivatives", "dwi", "adc"), "cbf": ("derivatives", "perf", "cbf"),
+               "cbv": ("derivatives", "perf", "cbv"), "mtt": ("derivatives", "perf", "mtt"),
+               "tmax": ("derivatives", "perf", "tmax")}
 MASK_SUFFIX = "msk"
 OWN_GRID = frozenset({"flair"})
-_ENTITIES = re.compile(r"^(?P<sub>sub-[A-Za-z0-9]+)(?:_(?P<ses>ses-[A-Za-z0-9]+))?_(?P<suffix>[A-Za-z0-9]+)$")
+DATATYPES = ("anat", "dwi", "ct", "perf", "func")
+_ENTITIES = re.compile(r"^(?P<sub>sub-[A-Za-z0-9]+)(?:_(?P<ses>ses-[A-Za-z0-9]+))?"
+                       r"(?P<rest>(?:_(?:acq|run|rec|desc|space)-[A-Za-z0-9]+)*)_(?P<suffix>[A-Za-z0-9]+)$")
+DESCRIPTION_RAW = {"Name": "strokesynth export", "BIDSVersion": "1.9.0", "DatasetType": "raw",
+                   "GeneratedBy": [{"Name": "strokesynth"}]}
+DESCRIPTION_DERIVED = {"Name": "strokesynth export: lesion masks, ADC and perfusion maps", "BIDSVersion": "1.9.0",
+                       "DatasetType": "derivative", "GeneratedBy": [{"Name": "strokesynth"}]}
 
 
 def detect(root: Path) -> bool:
@@ -67,103 +92,140 @@ def _sidecar(path: Path) -> dict[str, Any] | None:
         raise DataError(side, f"sidecar is not valid JSON ({exc})") from None
 
 
+def _scan_files(folder: Path, log: ProblemLog) -> list[Path]:
+    """NIfTI files of a session folder and its datatype subfolders."""
+    out = []
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith((".json", ".bval", ".bvec", ".tsv")) or path.name.startswith("."):
+            continue
+        if path.is_dir():
+            if path.name in DATATYPES:
+                out.extend(_scan_files(path, log))
+            else:
+                log.note(path, "ignored (folder inside a session)")
+            continue
+        if not is_nifti_name(path):
+            log.add(path, "not a NIfTI file (expected .nii or .nii.gz)")
+            continue
+        out.append(path)
+    return out
+
+
 def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
-    """Read every ``rawdata/sub-*/ses-*`` folder and its ``derivatives`` mask."""
+    """Read every ``rawdata/sub-*[/ses-*]`` folder with the matching ``derivatives`` files."""
     cases = []
     for sub, ses, folder in _session_dirs(root / "rawdata"):
         with log.guard():
-            layout_id = f"{sub}_{ses}" if ses else sub
-            files: dict[str, Path] = {}
-            sidecars: dict[str, dict[str, Any]] = {}
-            for path in sorted(folder.iterdir()):
-                if path.name.endswith(".json") or path.name.startswith("."):
-                    continue
-                if path.is_dir():
-                    log.note(path, "ignored (folder inside a session)")
-                    continue
-                if not is_nifti_name(path):
-                    log.add(path, "not a NIfTI file (expected .nii or .nii.gz)")
-                    continue
+            base = f"{sub}_{ses}" if ses else sub
+            deriv = root / "derivatives" / sub / (ses or "")
+            found: dict[str, dict[str, Path]] = {}  # case layout id -> key -> file
+            sidecars: dict[str, dict[str, dict[str, Any]]] = {}
+            paths = _scan_files(folder, log) + (_scan_files(deriv, log) if deriv.is_dir() else [])
+            for path in paths:
                 match = _ENTITIES.match(strip_nifti_suffix(path.name))
                 if not match or match["sub"] != sub or (match["ses"] or None) != ses:
-                    log.add(path, f"file name does not follow {layout_id}_<suffix>.nii.gz")
+                    log.add(path, f"file name does not follow {base}[_run-N]_<suffix>.nii.gz")
                     continue
                 suffix = match["suffix"]
-                if suffix not in SUFFIX_TO_KEY:
-                    log.add(path, f"unknown modality suffix {suffix!r} (known: {', '.join(SUFFIX_TO_KEY)})")
+                key = LABEL_KEY if suffix == MASK_SUFFIX else SUFFIX_TO_KEY.get(suffix)
+                if key is None:
+                    known = ", ".join(sorted({*SUFFIX_TO_KEY, MASK_SUFFIX}))
+                    log.add(path, f"unknown modality suffix {suffix!r} (known: {known})")
                     continue
-                key = SUFFIX_TO_KEY[suffix]
+                layout_id = base + match["rest"]
+                files = found.setdefault(layout_id, {})
+                if key in files:
+                    log.add(path, f"second {key} file for {layout_id} (first: {files[key].name})")
+                    continue
                 files[key] = path
                 side = _sidecar(path)
                 if side is not None:
-                    sidecars[key] = {"sidecar": side}
-            deriv = root / "derivatives" / sub / (ses or "")
-            masks = sorted(deriv.glob(f"{layout_id}_{MASK_SUFFIX}.nii*")) if deriv.is_dir() else []
-            if len(masks) > 1:
-                log.add(deriv, f"found {len(masks)} lesion masks, expected one")
-                continue
-            if masks:
-                files[LABEL_KEY] = masks[0]
-            if not any(k != LABEL_KEY for k in files):
+                    sidecars.setdefault(layout_id, {})[key] = {"sidecar": side}
+            if not found:
                 log.add(folder, "no image found in the session folder")
                 continue
-            case_id = meta.case_id(layout_id)
-            cases.append(
-                case_from_files(
-                    case_id,
-                    meta.subject(case_id, default=sub),
-                    files,
-                    own_grid=OWN_GRID | set(meta.own_grid),
-                    where=folder,
-                    meta={"layout": NAME, "folder": str(folder), "bids": {"sub": sub, "ses": ses}},
-                    volume_meta=sidecars,
+            for layout_id, files in sorted(found.items()):
+                if not any(k != LABEL_KEY for k in files):
+                    log.add(files[LABEL_KEY], f"lesion mask of {layout_id} without an image")
+                    continue
+                case_id = meta.case_id(layout_id)
+                run = re.search(r"_run-([A-Za-z0-9]+)", layout_id)
+                cases.append(
+                    case_from_files(
+                        case_id,
+                        meta.subject(case_id, default=sub),
+                        files,
+                        own_grid=OWN_GRID | set(meta.own_grid),
+                        where=folder,
+                        meta={"layout": NAME, "folder": str(folder),
+                              "bids": {"sub": sub, "ses": ses, "run": run.group(1) if run else None}},
+                        volume_meta=sidecars.get(layout_id, {}),
+                    )
                 )
-            )
     return cases
 
 
-def _entities(case: Case, counters: dict[str, int]) -> tuple[str, str]:
-    bids = case.meta.get("bids") or {}
-    if bids.get("sub") and bids.get("ses"):
-        return str(bids["sub"]), str(bids["ses"])
-    label = re.sub(r"[^A-Za-z0-9]", "", case.subject)
+def _label(text: str, what: str) -> str:
+    label = re.sub(r"[^A-Za-z0-9]", "", text)
     if not label:
-        raise OutputError(None, f"subject {case.subject!r} gives an empty BIDS label")
-    counters[label] = counters.get(label, 0) + 1
-    return f"sub-{label}", f"ses-{counters[label]:04d}"
+        raise OutputError(None, f"{what} {text!r} gives an empty BIDS label")
+    return label
+
+
+def _entities(cases: list[Case]) -> list[str]:
+    """The BIDS stem (``sub-X_ses-Y[_run-N]``) of each case.
+
+    Cases read from BIDS keep their entities. Others: one session per subject, its scans told
+    apart by ``run-N`` (a subject with one scan has no run).
+    """
+    per_subject: dict[str, int] = {}
+    for case in cases:
+        per_subject[case.subject] = per_subject.get(case.subject, 0) + 1
+    counters: dict[str, int] = {}
+    stems = []
+    for case in cases:
+        bids = case.meta.get("bids") or {}
+        if bids.get("sub"):
+            stem = str(bids["sub"]) + (f"_{bids['ses']}" if bids.get("ses") else "")
+            stem += f"_run-{bids['run']}" if bids.get("run") else ""
+        else:
+            stem = f"sub-{_label(case.subject, 'subject')}_ses-0001"
+            if per_subject[case.subject] > 1:
+                counters[case.subject] = counters.get(case.subject, 0) + 1
+                stem += f"_run-{counters[case.subject]}"
+        stems.append(stem)
+    return stems
 
 
 def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
-    """Write ``cases`` as ``rawdata``/``derivatives``; ids that are not BIDS become ``sub-X_ses-N``."""
-    counters: dict[str, int] = {}
+    """Write ``cases`` as BIDS ``rawdata``/``derivatives`` (see the module docstring)."""
     used: set[str] = set()
-    for case in cases:
-        unsupported = sorted(set(case.modalities) - set(KEY_TO_SUFFIX) - {LABEL_KEY})
+    for case, stem in zip(cases, _entities(cases), strict=True):
+        unsupported = sorted(set(case.modalities) - set(KEY_TO_FILE) - {LABEL_KEY})
         if unsupported:
             raise OutputError(
                 case.where or case.id,
-                f"no ISLES'22 file name for {', '.join(unsupported)} (it holds {', '.join(KEY_TO_SUFFIX)}, lesion)",
+                f"no ISLES'22/BIDS file name for {', '.join(unsupported)} (it holds {', '.join(KEY_TO_FILE)}, lesion)",
             )
-        sub, ses = _entities(case, counters)
-        layout_id = f"{sub}_{ses}"
-        if layout_id in used:
-            raise OutputError(case.where or case.id, f"two cases map to {layout_id}")
-        used.add(layout_id)
+        if stem in used:
+            raise OutputError(case.where or case.id, f"two cases map to {stem}")
+        used.add(stem)
+        parts = stem.split("_")
+        sub, ses = parts[0], next((p for p in parts[1:] if p.startswith("ses-")), "")
         targets = {}
         for key in case.modalities:
             if key == LABEL_KEY:
-                targets[key] = root / "derivatives" / sub / ses / f"{layout_id}_{MASK_SUFFIX}.nii.gz"
-            else:
-                path = root / "rawdata" / sub / ses / f"{layout_id}_{KEY_TO_SUFFIX[key]}.nii.gz"
-                targets[key] = path
-                side = case[key].meta.get("sidecar")
-                if side is not None:
-                    write_json_atomic(path.with_name(f"{layout_id}_{KEY_TO_SUFFIX[key]}.json"), side)
+                targets[key] = root / "derivatives" / sub / ses / f"{stem}_{MASK_SUFFIX}.nii.gz"
+                continue
+            tree, datatype, suffix = KEY_TO_FILE[key]
+            path = root / tree / sub / ses / datatype / f"{stem}_{suffix}.nii.gz"
+            targets[key] = path
+            side = case[key].meta.get("sidecar")
+            if side is not None:
+                write_json_atomic(path.with_name(f"{stem}_{suffix}.json"), side)
         write_case_volumes(case, targets)
-        if layout_id != case.id:
-            meta.case_ids[layout_id] = case.id
+        if stem != case.id:
+            meta.case_ids[stem] = case.id
         meta.subjects[case.id] = case.subject
-    write_json_atomic(
-        root / "dataset_description.json",
-        {"Name": "strokesynth export", "BIDSVersion": "1.8.0", "GeneratedBy": [{"Name": "strokesynth"}]},
-    )
+    write_json_atomic(root / "rawdata" / "dataset_description.json", DESCRIPTION_RAW)
+    write_json_atomic(root / "derivatives" / "dataset_description.json", DESCRIPTION_DERIVED)
