@@ -142,6 +142,19 @@ def test_label_not_binary_is_a_check_problem(capsys, plain_dir):
     assert code == 1 and "expected 0/1" in out
 
 
+def test_negative_perfusion_values_are_counted_by_check(capsys, plain_dir, tmp_path):
+    path = first_file(plain_dir, "mtt.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj).astype(np.float32)
+    arr[0, 0, 0] = arr[1, 0, 0] = -245.0
+    _rewrite(path, arr)
+    code, out, _ = run_cli(capsys, "check", str(plain_dir), "--json", str(tmp_path / "c.json"))
+    assert code == 0 and "2 voxel(s)" in out and "physically impossible for mtt" in out
+    import json
+
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert sum(c["impossible"].get("mtt", 0) for c in report["cases"]) == 2
+
+
 def test_empty_directory(capsys, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -157,3 +157,21 @@ def test_analyze_ctp_on_phantom_scan(tiny_phantom):
     assert 0.6 < np.median(ratio) < 1.4
     with pytest.raises(DataError, match="4D"):
         analyze_ctp(Volume(np.zeros((4, 4, 2), np.float32), np.eye(4)))
+
+
+def test_physically_impossible_values_are_zeroed_and_flagged(tiny_phantom):
+    from strokesynth.perfusion.maps import INVALID_BITS, physical_limits
+
+    maps = {"cbf": np.array([10.0, -1.0, np.nan]), "cbv": np.array([-0.1, 2.0, 3.0]),
+            "mtt": np.array([4.0, -245.0, 5.0]), "tmax": np.array([-0.5, 1.0, 2.0])}
+    clean, flags = physical_limits(maps)
+    assert clean["cbf"].tolist() == [10.0, 0.0, 0.0] and clean["mtt"].tolist() == [4.0, 0.0, 5.0]
+    assert flags.tolist() == [INVALID_BITS["cbv"] | INVALID_BITS["tmax"], INVALID_BITS["cbf"] | INVALID_BITS["mtt"],
+                              INVALID_BITS["cbf"]]
+    res = analyze_ctp(tiny_phantom[0].case["ctp"], PerfusionConfig())
+    brain = res.mask.array > 0
+    for key in ("cbf", "cbv", "mtt", "tmax"):
+        assert (res.maps[key].array >= 0).all() and np.isfinite(res.maps[key].array).all()
+        flagged = (res.invalid.array & INVALID_BITS[key]) > 0
+        assert res.info["invalid"][key]["voxels"] == int(flagged[brain].sum())
+        assert (res.maps[key].array[flagged] == 0).all()

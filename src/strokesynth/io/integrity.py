@@ -32,6 +32,7 @@ class CaseSummary:
     slices: int
     frames: int | None
     lesion_ml: float | None
+    impossible: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,12 +69,17 @@ class IntegrityReport:
         return out
 
 
+#: Perfusion maps that cannot be negative (ml/100 g/min, ml/100 g, s, s).
+NON_NEGATIVE = ("cbf", "cbv", "mtt", "tmax")
+
+
 def check_dataset(root: str | os.PathLike, *, layout: str = "auto", deep: bool = True) -> IntegrityReport:
     """Read ``root`` collecting problems; raises only if no layout fits at all."""
     cohort = open_cohort(root, layout=layout, strict=False)
     report = IntegrityReport(str(Path(root)), cohort.layout, problems=list(cohort.problems), notes=list(cohort.notes))
     for case in cohort.cases:
         lesion_ml = None
+        impossible: dict[str, int] = {}
         if deep:
             for key in sorted(case.modalities):
                 vol = case[key]
@@ -82,6 +88,12 @@ def check_dataset(root: str | os.PathLike, *, layout: str = "auto", deep: bool =
                 except DataError as exc:
                     report.problems.append(exc.one_line())
                     continue
+                if key in NON_NEGATIVE:
+                    n_bad = int(np.count_nonzero(arr < 0))
+                    if n_bad:
+                        impossible[key] = n_bad
+                        report.notes.append(f"{vol.path or case.id}: {n_bad} voxel(s) ({100 * n_bad / arr.size:.2f} % "
+                                            f"of the volume) negative, which is physically impossible for {key}")
                 if key == LABEL_KEY:
                     values = np.unique(arr)
                     if not set(values.tolist()) <= {0, 1}:
@@ -102,6 +114,7 @@ def check_dataset(root: str | os.PathLike, *, layout: str = "auto", deep: bool =
                 slices=ref.spatial_shape[2],
                 frames=frames,
                 lesion_ml=None if lesion_ml is None else round(lesion_ml, 3),
+                impossible=impossible,
             )
         )
     all_mods = sorted({m for c in report.cases for m in c.modalities})

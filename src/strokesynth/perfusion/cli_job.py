@@ -68,6 +68,7 @@ def run_perfusion(
         for key, vol in result.maps.items():
             write_volume(vol, tmp / f"{key}.nii.gz")
         write_volume(result.mask, tmp / "mask.nii.gz")
+        write_volume(result.invalid, tmp / "invalid.nii.gz")
         write_volume(Volume(result.frames, ctp.affine, dt=None), tmp / "cta_frames.nii.gz")
         write_json_atomic(tmp / "perfusion.json", report)
     brain = result.mask.array > 0
@@ -75,6 +76,8 @@ def run_perfusion(
          f"AIF peak {report['aif_peak_hu']:.0f} HU at {report['aif_peak_time_s']:.1f} s")
     for key in ("cbf", "cbv", "mtt", "tmax"):
         v = result.maps[key].array[brain]
-        echo(f"  {key}: median {np.median(v):.2f}, IQR {np.percentile(v, 25):.2f}-{np.percentile(v, 75):.2f}")
+        bad = result.info["invalid"][key]
+        echo(f"  {key}: median {np.median(v):.2f}, IQR {np.percentile(v, 25):.2f}-{np.percentile(v, 75):.2f}; "
+             f"{bad['voxels']} brain voxel(s) ({bad['percent']:.2f} %) physically impossible, set to 0")
     echo(f"wrote {out}")
     return report

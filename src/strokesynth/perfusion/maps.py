@@ -47,6 +47,42 @@ class PerfusionConfig:
     frames: int = 6
 
 
+#: Bit of each map in the ``invalid`` flags volume.
+INVALID_BITS = {"cbf": 1, "cbv": 2, "mtt": 4, "tmax": 8}
+
+
+def physical_limits(maps: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Replace physically impossible perfusion values by the documented invalid value, 0.
+
+    CBF, CBV and MTT cannot be negative, and Tmax (the delay of the residue peak after the AIF,
+    which is chosen as the earliest arterial curve) cannot either; noise and deconvolution
+    ringing make all four negative in a few percent of brain voxels (and NaN where a curve is
+    degenerate). Those voxels are set to 0, as clinical packages display them, and flagged.
+
+    Args:
+        maps: ``cbf``, ``cbv``, ``mtt``, ``tmax`` arrays of one shape.
+
+    Returns:
+        The cleaned maps and a uint8 array of flags (bit :data:`INVALID_BITS` [key] set where
+        that map was invalid).
+    """
+    flags = np.zeros(next(iter(maps.values())).shape, np.uint8)
+    out = {}
+    for key, values in maps.items():
+        bad = ~np.isfinite(values) | (values < 0)
+        flags[bad] |= INVALID_BITS[key]
+        out[key] = np.where(bad, 0, values).astype(np.float32)
+    return out, flags
+
+
+def invalid_counts(flags: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per map: voxels of ``mask`` flagged invalid, and their percentage of the mask."""
+    n = max(int(mask.sum()), 1)
+    return {key: {"voxels": int(np.count_nonzero(flags[mask] & bit)),
+                  "percent": round(100.0 * np.count_nonzero(flags[mask] & bit) / n, 3)}
+            for key, bit in INVALID_BITS.items()}
+
+
 @dataclass
 class PerfusionResult:
     """Everything :func:`analyze_ctp` computed; Volumes share the input's affine.
@@ -58,7 +94,9 @@ class PerfusionResult:
         vof: the venous output function, if venous scaling was asked for.
         window: bolus window (Ts, Te) as frame indices.
         frames: ``(X, Y, Z, n)`` resampled bolus-window frames, HU.
-        info: numbers for reports (bolus window, baseline frames, AIF peak, venous scale).
+        info: numbers for reports (bolus window, baseline frames, AIF peak, venous scale,
+            ``invalid``: per map the brain voxels set to 0 by :func:`physical_limits`).
+        invalid: uint8 flags Volume of those voxels (bits :data:`INVALID_BITS`).
     """
 
     maps: dict[str, Volume]
@@ -68,6 +106,7 @@ class PerfusionResult:
     window: tuple[int, int]
     frames: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    invalid: Volume | None = None
 
 
 def brain_mask(baseline: np.ndarray, cfg: PerfusionConfig) -> np.ndarray:
@@ -170,12 +209,16 @@ def analyze_ctp(
 
     maps: PerfusionMaps = deconvolve(enh[mask], chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
                                      threshold=cfg.threshold, oi=cfg.oi)
+    clean, flags = physical_limits(maps.as_dict())
     out: dict[str, Volume] = {}
-    for key, values in maps.as_dict().items():
+    for key, values in clean.items():
         full = np.zeros(mask.shape, np.float32)
         full[mask] = values
         out[key] = Volume(full, ctp.affine)
+    invalid = np.zeros(mask.shape, np.uint8)
+    invalid[mask] = flags
+    info["invalid"] = invalid_counts(invalid, mask)
     out["mip"] = Volume(temporal_mip(data, ts, te) * mask, ctp.affine)
     frames = resample_frames(data, ts, te, cfg.frames)
     return PerfusionResult(out, Volume(mask.astype(np.uint8), ctp.affine, kind="label"), chosen, vof,
-                           (ts, te), frames, info)
+                           (ts, te), frames, info, Volume(invalid, ctp.affine, kind="label"))
