@@ -6,13 +6,36 @@ import numpy as np
 
 #: the name every table gives the CBF-threshold baseline
 BASELINE = "baseline: CBF < 30% of median"
+#: the perfusion maps that define the brain of a scan for the baseline
+PERFUSION_KEYS = ("cbf", "cbv", "mtt", "tmax")
 
 
 def threshold_core(cbf: np.ndarray, brain: np.ndarray, fraction: float = 0.3) -> np.ndarray:
     """Core by the usual CTP rule: CBF below ``fraction`` of the median CBF of the brain.
 
-    The threshold is fixed in advance (30 %), never fitted to the scored data. Voxels with
-    CBF 0 (outside the mask) are never core. Shapes: any; returns a boolean mask of that shape.
+    The threshold is fixed in advance (30 %), never fitted to the scored data. Voxels outside
+    ``brain`` are never core; inside it, CBF 0 (e.g. a negative value zeroed by
+    :func:`strokesynth.perfusion.maps.physical_limits`) is core. The median is over the brain's
+    voxels with CBF > 0. Shapes: any; returns a boolean mask of that shape.
     """
     ref = float(np.median(cbf[brain & (cbf > 0)])) if np.any(brain & (cbf > 0)) else 0.0
-    return brain & (cbf > 0) & (cbf < fraction * ref)
+    return brain & (cbf < fraction * ref)
+
+
+def perfusion_brain(maps: dict[str, np.ndarray]) -> np.ndarray:
+    """Brain mask of a set of perfusion maps (0 outside the brain): voxels where any map is non-zero.
+
+    CBF alone would drop the brain voxels whose (impossible, negative) CBF was set to 0, which
+    sit mostly in the core.
+    """
+    arrays = [np.asarray(a) for a in maps.values()]
+    mask = np.zeros(arrays[0].shape, bool)
+    for a in arrays:
+        mask |= a != 0
+    return mask
+
+
+def baseline_core(maps: dict[str, np.ndarray]) -> np.ndarray:
+    """The CBF-threshold baseline of one scan from its maps (``cbf`` required; ``cbv``, ``mtt``,
+    ``tmax`` refine the brain mask, see :func:`perfusion_brain`)."""
+    return threshold_core(maps["cbf"], perfusion_brain(maps))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth.errors import DataError
-from strokesynth.metrics.baselines import threshold_core
+from strokesynth.metrics.baselines import perfusion_brain, threshold_core
 from strokesynth.metrics.segmentation import dice
 from strokesynth.perfusion.deconvolution import METHODS, deconvolve
 from strokesynth.phantom.kinetics import Bolus, ResponseTable, tissue_enhancement
@@ -146,7 +146,7 @@ def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray]
         region against the true core and core + penumbra.
     """
     anat = truth["anatomy"]
-    brain = np.isin(anat, (2, 3, 5)) & (case_maps["cbf"] > 0)
+    brain = np.isin(anat, (2, 3, 5)) & perfusion_brain(case_maps)
     normal = np.isin(anat, (2, 3)) & (truth["tmax"] < 3) & (case_maps["cbf"] > 0)
     out: dict[str, Any] = {}
     if normal.any():

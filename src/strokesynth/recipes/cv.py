@@ -33,7 +33,7 @@ from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import METRICS, evaluate_case, summarize, summarize_by_size
-from strokesynth.metrics.baselines import BASELINE, threshold_core
+from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
 
@@ -192,7 +192,7 @@ def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict
     ref = case.label.array > 0
     preds = [(method, mask)]
     if "cbf" in case:
-        preds.append((BASELINE, threshold_core(case["cbf"].array, case["cbf"].array > 0)))
+        preds.append((BASELINE, baseline_core({k: case[k].array for k in PERFUSION_KEYS if k in case})))
     rows = []
     for name, pred in preds:
         m = evaluate_case(pred, ref, case.spacing)

@@ -35,7 +35,7 @@ from strokesynth.errors import ConfigError, DataError, OutputError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import is_nifti_name, read_volume, strip_nifti_suffix
 from strokesynth.metrics import evaluate_case
-from strokesynth.metrics.baselines import BASELINE, threshold_core
+from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
 from strokesynth.recipes.cv import EXTERNAL, format_table, summaries
 from strokesynth.runs import RunDir
 
@@ -160,7 +160,7 @@ def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.
         preds = [(label, load_prediction(p[case_id], case)) for label, p in zip(labels, found, strict=True)
                  if case_id in p]
         if "cbf" in case:
-            preds.append((BASELINE, threshold_core(case["cbf"].array, case["cbf"].array > 0)))
+            preds.append((BASELINE, baseline_core({k: case[k].array for k in PERFUSION_KEYS if k in case})))
         for method, mask in preds:
             m = evaluate_case(mask, ref, case.spacing)
             extra = {} if lesion else {"fp_ml": m["pred_ml"], "empty_ok": float(not mask.any())}
