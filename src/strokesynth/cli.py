@@ -496,6 +496,28 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
 
 
 @cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def report(run: Path) -> None:
+    """(Re)write RUN/report.html of a finished demo, ctmr-cgan or pseudo-dwi run from its files.
+
+    Nothing is trained or predicted: the tables come from the run's saved metrics, the figures
+    from its data set and predictions, so a report made with a newer strokesynth shows the same
+    numbers."""
+    if not run.is_dir():
+        raise ConfigError(run, "run folder not found")
+    if (run / "summary.json").is_file() and (run / "ctmr").is_dir():
+        from strokesynth.demo import write_demo_report as write
+    elif (run / "table.json").is_file():
+        from strokesynth.report.ctmr import write_ctmr_report as write
+    elif (run / "tables.json").is_file():
+        from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report as write
+    else:
+        raise ConfigError(run, "not a finished demo, ctmr-cgan or pseudo-dwi run (no summary.json + ctmr/, "
+                               "table.json or tables.json)")
+    click.echo(f"report: {write(run)}")
+
+
+@cli.command()
 @click.option("--config", "config_path", default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
 @click.option("--recipe", "recipe_name", type=click.Choice(["ctmr-cgan", "pseudo-dwi"]), default="ctmr-cgan",

@@ -27,11 +27,12 @@ from strokesynth.errors import DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.integrity import check_dataset, format_report
 from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
+from strokesynth.phantom.cohort import case_montage, read_ground_truth
 from strokesynth.phantom.validation import accuracy_table, maps_vs_truth, osipi_accuracy, summarize_osipi
 from strokesynth.plots import channel_montage
 from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
 from strokesynth.report.ctmr import Section, summary_rows, write_ctmr_report
-from strokesynth.report.html import dict_table, esc, figure, table
+from strokesynth.report.html import dict_table, esc, figure, human, table
 from strokesynth.report.perfusion import write_perfusion_report
 from strokesynth.runs import RunDir
 
@@ -70,9 +71,10 @@ def run_demo(
 
     per_case = []
     for scan in scans:
-        computed = {k: scan.case[k].array for k in ("cbf", "cbv", "tmax")}
+        computed = {k: scan.case[k].array for k in ("cbf", "cbv", "mtt", "tmax")}
         truth = {k: scan.truth[k].array for k in ("cbf", "cbv", "tmax", "core", "penumbra", "anatomy")}
-        per_case.append({"case": scan.case.id, "core_ml": scan.info["core_ml"], **maps_vs_truth(computed, truth)})
+        per_case.append({"case": scan.case.id, "core_ml": scan.info["core_ml"], **maps_vs_truth(computed, truth),
+                         **invalid_columns(scan.info)})
     curves = accuracy_table(repeats=50, seed=seed)
     dro_rows = summarize_osipi(osipi_accuracy(dro)) if dro else None
     write_perfusion_report(run.file("perfusion_accuracy.md"), per_case, curves, dro_rows, pcfg.perfusion_method)
@@ -152,13 +154,34 @@ def run_demo(
     summary["paired_vs_baseline"] = result["paired_vs_baseline"]
     summary["seconds"] = round(time.time() - t0, 2)
     run.save_json("summary.json", summary)
-    html = write_ctmr_report(run.file("ctmr"), run.file("report.html"), title="strokesynth demo: digital stroke "
-                             "phantom → perfusion → CT-to-MR cGAN → FCN vs FCN-CGAN",
-                             before=_demo_sections(run, summary, per_case, curves, scans[0].case.id),
-                             intro=_intro(summary))
+    html = write_demo_report(run.path)
     echo(f"report: {html}")
     log.info("demo finished in %.1f s", summary["seconds"])
     return summary
+
+
+def invalid_columns(info: dict[str, Any]) -> dict[str, float]:
+    """``<map>_invalid_pct`` of a phantom scan's info: % of brain voxels whose computed value was
+    physically impossible and set to 0 (see :func:`strokesynth.perfusion.maps.physical_limits`)."""
+    return {f"{k}_invalid_pct": v["percent"] for k, v in info.get("perfusion", {}).get("invalid", {}).items()}
+
+
+def write_demo_report(run_path: str | os.PathLike) -> Path:
+    """(Re)write ``RUN/report.html`` of a demo run from what the run folder holds."""
+    run = RunDir(run_path)
+    if not run.file("summary.json").is_file() or not run.file("ctmr", "config.yaml").is_file():
+        raise DataError(run.path, "not a finished demo run (needs summary.json and ctmr/)")
+    summary = run.load_json("summary.json")
+    accuracy = run.load_json("perfusion_accuracy.json")
+    phantom = run.load_json("data/groundtruth/phantom.json")
+    invalid = {c["case"]: invalid_columns(c) for c in phantom["cases"]}
+    for row in accuracy["per_case"]:  # runs made before the column existed get it from phantom.json
+        row.update(invalid.get(row["case"], {}))
+    first_case = sorted(summary.get("lesion_ml") or {"case_1": 0})[0]
+    return write_ctmr_report(run.file("ctmr"), run.file("report.html"), title="strokesynth demo: digital stroke "
+                             "phantom → perfusion → CT-to-MR cGAN → FCN vs FCN-CGAN",
+                             before=_demo_sections(run, summary, accuracy["per_case"], accuracy["curves"], first_case),
+                             intro=_intro(summary))
 
 
 def _intro(summary: dict[str, Any]) -> str:
@@ -179,16 +202,27 @@ def _demo_sections(run: RunDir, summary: dict[str, Any], per_case: list[dict[str
     """The phantom and perfusion sections that come before the CT-to-MR ones."""
     ph = summary["phantom"]
     inner = table(summary_rows(ph), ["cohort", "value"])
-    montage = run.file("data", "groundtruth", "figures", f"{first_case}.png")
-    if montage.exists():
-        inner += figure(montage, f"{first_case}: simulated inputs, DWI and ground truth")
+    data = run.file("data")
+    if data.is_dir():
+        case = open_cohort(data)[first_case]
+        truth = read_ground_truth(data, first_case, ("core", "anatomy"))
+        montage = run.file("figures", f"phantom_{first_case}.png")
+        case_montage(case, truth["core"].array, truth["anatomy"].array, montage,
+                     title=f"{first_case}, core {case.lesion_volume_ml() or 0:.1f} ml (red)")
+        inner += figure(montage, f"{first_case}: simulated CT, perfusion maps computed from the simulated 4D CTP, "
+                                 "simulated DWI and FLAIR, anatomy labels; red: true core")
     inner += figure(run.file("figures", "sample.png"), "an augmented training sample of fold 0 (normalised channels)")
     sections: list[Section] = [("cohort", "Cohort: digital stroke phantom", inner)]
     med = summary["perfusion"]
-    rows = [[k, f"{v:.3f}"] for k, v in med.items()]
+    rows = [[human(k), f"{v:.3f}"] for k, v in med.items()]
+    for key in ("cbf", "cbv", "mtt", "tmax"):
+        vals = [r[f"{key}_invalid_pct"] for r in per_case if r.get(f"{key}_invalid_pct") is not None]
+        if vals:
+            rows.append([human(f"{key}_invalid_pct"), f"{float(np.median(vals)):.3f}"])
     inner = ("<p>CBF, CBV, MTT and Tmax were computed from each simulated 4D CTP (oSVD deconvolution, "
              "automatic AIF) and compared with the phantom's truth. Normal tissue: grey and white matter with "
-             "true Tmax under 3 s. Medians over scans:</p>" + table(rows, ["measure", "median"])
+             "true Tmax under 3 s. Negative (physically impossible) values are set to 0 and counted. "
+             "Medians over scans:</p>" + table(rows, ["measure", "median"])
              + "<details><summary>per scan</summary>" + dict_table(per_case) + "</details>"
              + "<p>Deconvolution methods on the forward model's curves, by noise (HU per frame):</p>"
              + dict_table(curves, ["method", "noise_hu", "cbf_bias", "cbf_abs_err", "cbv_abs_err", "mtt_abs_err",

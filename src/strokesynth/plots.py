@@ -9,18 +9,25 @@ import numpy as np
 
 from strokesynth._fs import atomic_file
 
+#: Titles and colour-bar labels in points: at the report's width (about 1180 px) a figure of
+#: four 3-inch panels is shown at about 100 %, so 11 pt stays about 15 px on screen.
+TITLE_PT, LABEL_PT = 11, 9
+MAX_COLS = 4
+
 
 def panel_row(
-    panels: Sequence[tuple[str, np.ndarray, tuple[float, float], str]],
+    panels: Sequence[tuple],
     path: str | os.PathLike,
     *,
     label: np.ndarray | None = None,
     title: str = "",
 ) -> None:
-    """Save a row of 2D panels ``(name, image (H, W), (vmin, vmax), colormap)`` with a label contour.
+    """Save 2D panels ``(name, image (H, W), (vmin, vmax), colormap[, unit])`` with a label contour.
 
     Panels show array axis 0 (x) horizontally, as radiological viewers show axial slices
-    after a transpose; ``label`` (H, W) is drawn as a red contour on every panel.
+    after a transpose; ``label`` (H, W) is drawn as a red contour on every panel. A panel with
+    a ``unit`` (e.g. ``"ml/100 g/min"``) gets a colour bar labelled with it; every quantitative
+    map should have one. More than :data:`MAX_COLS` panels wrap onto further rows.
     """
     import matplotlib
 
@@ -28,15 +35,25 @@ def panel_row(
     import matplotlib.pyplot as plt
 
     c = len(panels)
-    fig, axes = plt.subplots(1, c, figsize=(2.4 * c, 2.6), squeeze=False)
-    for ax, (name, img, (vmin, vmax), cmap) in zip(axes[0], panels, strict=False):
-        ax.imshow(img.T, cmap=cmap, origin="lower", vmin=vmin, vmax=vmax)
+    rows = -(-c // MAX_COLS)
+    cols = -(-c // rows)  # balanced rows: 6 panels as 2 x 3, not 4 + 2
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.1 * rows + (0.4 if title else 0)), squeeze=False)
+    for ax in axes.flat[c:]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        name, img, (vmin, vmax), cmap = panel[:4]
+        unit = panel[4] if len(panel) > 4 else None
+        shown = ax.imshow(img.T, cmap=cmap, origin="lower", vmin=vmin, vmax=vmax)
         if label is not None and np.any(label):
             ax.contour(label.T, levels=[0.5], colors="red", linewidths=0.8, origin="lower")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=TITLE_PT)
         ax.axis("off")
+        if unit is not None:
+            bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+            bar.set_label(unit, fontsize=LABEL_PT)
+            bar.ax.tick_params(labelsize=LABEL_PT - 1)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=TITLE_PT + 1)
     _save(fig, path)
 
 
@@ -49,7 +66,8 @@ def channel_montage(
     title: str = "",
 ) -> None:
     """Save a row of panels, one per channel of normalised ``image`` (C, H, W), see :func:`panel_row`."""
-    panels = [(names[i] if i < len(names) else f"ch{i}", image[i], (0.0, max(1.0, float(image[i].max()))), "gray")
+    panels = [(names[i] if i < len(names) else f"ch{i}", image[i], (0.0, max(1.0, float(image[i].max()))), "gray",
+               "normalised")
               for i in range(image.shape[0])]
     panel_row(panels, path, label=label, title=title)
 
@@ -67,16 +85,16 @@ def overlay_row(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False)
     for ax, (name, img, masks) in zip(axes[0], panels, strict=False):
         ax.imshow(img.T, cmap="gray", origin="lower", vmin=0.0, vmax=1.0)
         for mask, colour in masks:
             if np.any(mask):
                 ax.contour(np.asarray(mask, float).T, levels=[0.5], colors=colour, linewidths=1.0, origin="lower")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=TITLE_PT)
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=TITLE_PT + 1)
     _save(fig, path)
 
 
@@ -94,7 +112,7 @@ def curves_figure(
     for ax, (name, ylabel, lines) in zip(axes[0], plots, strict=False):
         for legend, x, y, style in lines:
             ax.plot(x, y, style, label=legend, linewidth=1.2)
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=TITLE_PT)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -25,6 +25,7 @@ import numpy as np
 
 from strokesynth._fs import write_json_atomic
 from strokesynth.config import save_config
+from strokesynth.data.case import Case
 from strokesynth.data.volume import Volume
 from strokesynth.io.cohort import write_cohort
 from strokesynth.io.nifti import read_volume, write_volume
@@ -112,22 +113,31 @@ def cohort_summary(scans: list[PhantomScan]) -> dict[str, Any]:
 
 def case_figure(scan: PhantomScan, path: str | os.PathLike) -> None:
     """A montage of CT, CBF, CBV, MTT, Tmax, DWI, FLAIR and the anatomy at the slice of largest core."""
-    m = scan.case.modalities
-    core = scan.truth["core"].array
+    case_montage(scan.case, scan.truth["core"].array, scan.truth["anatomy"].array, path,
+                 title=f"{scan.case.id} ({scan.case.subject}), core {scan.info['core_ml']} ml (red)")
+
+
+#: (key, title, display range, colour map, unit) of the montage's quantitative maps.
+MAP_PANELS = (("cbf", "CBF", (0, 80), "viridis", "ml/100 g/min"), ("cbv", "CBV", (0, 6), "viridis", "ml/100 g"),
+              ("mtt", "MTT", (0, 15), "magma", "s"), ("tmax", "Tmax", (0, 12), "magma", "s"))
+
+
+def case_montage(case: Case, core: np.ndarray, anatomy: np.ndarray | None, path: str | os.PathLike, *,
+                 title: str = "", mr_name: str = "simulated") -> None:
+    """CT, the perfusion maps with colour bars in their units, DWI, FLAIR and the anatomy labels of
+    ``case`` (X, Y, Z volumes) at the slice of largest ``core``, the core drawn in red."""
+    m = case.modalities
     z = int(np.argmax(core.sum(axis=(0, 1)))) if core.any() else core.shape[2] // 2
-    dwi = m["dwi"].array[..., z]
-    panels = [
-        ("CT (0-80 HU)", m["ct"].array[..., z], (0, 80), "gray"),
-        ("CBF", m["cbf"].array[..., z], (0, 80), "jet"),
-        ("CBV", m["cbv"].array[..., z], (0, 6), "jet"),
-        ("MTT", m["mtt"].array[..., z], (0, 15), "jet"),
-        ("Tmax", m["tmax"].array[..., z], (0, 12), "jet"),
-        ("DWI", dwi, (0, float(np.percentile(dwi, 99.5))), "gray"),
-        ("FLAIR", m["flair"].array[..., z], (0, float(np.percentile(m["flair"].array[..., z], 99.5))), "gray"),
-        ("anatomy", scan.truth["anatomy"].array[..., z], (0, 5), "tab10"),
-    ]
-    panel_row(panels, path, label=core[..., z], title=f"{scan.case.id} ({scan.case.subject}) z={z}, "
-              f"core {scan.info['core_ml']} ml (red)")
+    panels: list[tuple] = [("CT", m["ct"].array[..., z], (0, 80), "gray", "HU")]
+    panels += [(name, m[key].array[..., z], rng, cmap, unit) for key, name, rng, cmap, unit in MAP_PANELS if key in m]
+    for key in ("dwi", "flair"):
+        if key in m:
+            img = m[key].array[..., z]
+            panels.append((f"{mr_name} {key.upper()}", img, (0, float(np.percentile(img, 99.5))), "gray",
+                           "signal (a.u.)"))
+    if anatomy is not None:
+        panels.append(("anatomy labels", anatomy[..., z], (0, 5), "tab10"))
+    panel_row(panels, path, label=core[..., z], title=f"{title}, slice {z}" if title else f"slice {z}")
 
 
 def write_phantom(scans: list[PhantomScan], dest: str | os.PathLike, cfg: PhantomConfig, *, force: bool = False,

@@ -57,7 +57,7 @@ from strokesynth.systems.pix2pix import (
 from strokesynth.systems.segmenter import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "ctmr"
-TABLE_I = ("dice", "hd", "assd", "precision", "recall", "avd_ml")
+TABLE_I = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml")
 GENERATED = "dwi_gen"
 FCN, FCN_CGAN = "FCN", "FCN-CGAN"
 

@@ -17,6 +17,7 @@ import torch
 
 from strokesynth._fs import atomic_dir, write_json_atomic
 from strokesynth.data.config import make_dataset
+from strokesynth.data.modalities import get_modality
 from strokesynth.data.volume import Volume
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
@@ -124,9 +125,10 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             ml = float(mask.sum()) * float(np.prod(case.spacing)) / 1000.0
             z = int(np.argmax(mask.sum(axis=(0, 1)))) if mask.any() else case.spatial_shape[2] // 2
             ref = case.label.array[..., z] if case.label is not None else None
-            panels = [(k.upper(), case[k].array[..., z], tuple(np.percentile(case[k].array[..., z], [1, 99])), "gray")
+            panels = [(k.upper(), case[k].array[..., z], tuple(np.percentile(case[k].array[..., z], [1, 99])), "gray",
+                       get_modality(k).unit)
                       for k in [m for m in mods if m != "ctp"][:3]]
-            panels.append(("core probability", prob[..., z], (0.0, 1.0), "magma"))
+            panels.append(("core probability", prob[..., z], (0.0, 1.0), "magma", "probability"))
             panel_row(panels, tmp / case.id / "overlay.png", label=mask[..., z],
                       title=f"{case.id} z={z}: predicted core {ml:.1f} ml (red)"
                       + ("" if ref is None else f", reference {float((case.label.array > 0).sum()) * np.prod(case.spacing) / 1000:.1f} ml"))

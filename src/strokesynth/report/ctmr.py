@@ -17,7 +17,7 @@ from strokesynth.data.normalize import Normalization
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import curves_figure, overlay_row, panel_row
-from strokesynth.report.html import dict_table, esc, figure, mean_sd, table, write_page
+from strokesynth.report.html import dict_table, esc, figure, human, mean_sd, table, write_page
 from strokesynth.runs import RunDir
 
 Section = tuple[str, str, str]
@@ -34,6 +34,13 @@ def _lesion_slice(case: Case) -> int:
     if lab is None or not lab.any():
         return case.spatial_shape[2] // 2
     return int(np.argmax((lab > 0).sum(axis=(0, 1))))
+
+
+def slice_dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of one shown slice (1 when both are empty, the metrics module's rule)."""
+    from strokesynth.metrics import dice
+
+    return dice(np.asarray(pred, bool), np.asarray(ref, bool))
 
 
 def _showcase(cases: list[Case], n: int) -> list[Case]:
@@ -70,7 +77,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
              "(no lesion, so no lesion box).</p>"
              + table(rows, ["region", "SSIM", "PSNR (dB)", "MAE"])
              + f"<p>Lesion contrast (mean in the reference lesion / mean in the rest of the brain): generated "
-               f"{mean_sd(q['contrast_generated'])}, real {mean_sd(q['contrast_real'])}. SSIM and PSNR mostly "
+               f"{mean_sd(q['contrast_generated'])}, {target_name} {mean_sd(q['contrast_real'])}. SSIM and PSNR mostly "
                "measure anatomy and noise; this ratio says whether the synthesis shows the lesion.</p>")
     per_case = [{k: r[k] for k in ("case", "fold", "ssim_brain", "psnr_brain", "ssim_lesion", "psnr_lesion",
                                    "contrast_generated", "contrast_real")}
@@ -81,22 +88,23 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
         z = _lesion_slice(case)
         real = norm(gan.target, case[gan.target].array)[:, :, z]
         gen = case[GENERATED].array[:, :, z]
-        panels = [(k.upper(), norm(k, case[k].array)[:, :, z], (0.0, 1.0), "gray")
+        panels = [(f"{ {'ct': 'CT', 'cbf': 'CBF', 'tmax': 'Tmax'}[k]} (input)",
+                   norm(k, case[k].array)[:, :, z], (0.0, 1.0), "gray", "normalised")
                   for k in ("ct", "cbf", "tmax") if k in case]
-        panels += [(target_name, real, (0.0, 1.0), "gray"), ("generated DWI", gen, (0.0, 1.0), "gray"),
-                   ("|difference|", np.abs(gen - real), (0.0, 0.5), "magma")]
+        panels += [(target_name, real, (0.0, 1.0), "gray", "normalised"),
+                   ("generated DWI", gen, (0.0, 1.0), "gray", "normalised"),
+                   ("|generated - reference|", np.abs(gen - real), (0.0, 0.5), "magma", "normalised")]
         path = figs / f"synthesis_{case.id}.png"
         lab = case.label.array[:, :, z] if case.label is not None else None
         panel_row(panels, path, label=lab, title=f"{case.id}, slice {z}")
-        inner += figure(path, f"{case.id} (slice {z}, core {case.lesion_volume_ml() or 0:.1f} ml): inputs, real and "
-                              "generated DWI; red: reference core")
-    sections.append(("synthesis", "CT-to-MR synthesis: real vs generated DWI", inner))
+        inner += figure(path, f"{case.id} (slice {z}, core {case.lesion_volume_ml() or 0:.1f} ml): inputs, "
+                              f"{target_name} and generated DWI; red: reference core")
+    sections.append(("synthesis", f"CT-to-MR synthesis: {target_name} vs generated DWI", inner))
 
     # FCN vs FCN-CGAN
-    names = {"dice": "Dice", "hd": "Hausdorff (mm)", "assd": "avg. distance (mm)", "precision": "precision",
-             "recall": "recall", "avd_ml": "abs. volume diff. (ml)"}
     lesion, empty, scans = tab["lesion"], tab["empty"], tab["scans"]
-    rows = [[m] + [mean_sd(lesion[m][k]) for k in TABLE_I] for m in lesion]
+    shown = [k for k in TABLE_I if all(k in lesion[m] for m in lesion)]  # runs of older versions lack hd95
+    rows = [[m] + [mean_sd(lesion[m][k]) for k in shown] for m in lesion]
     protocol = ("<p class='warn'><b>Optimistic protocol:</b> " if tab["protocol"] == "heldout" else "<p><b>Selection "
                 "protocol:</b> ") + esc(tab["protocol_text"]) + ".</p>"
     inner = ("<p>The same segmenter (PSPNet, focal loss) cross-validated on the same subject-level folds, "
@@ -104,7 +112,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
              f"over the held-out scans <b>with a lesion</b> ({scans['lesion']} scans; mean ± sd; [n] = scans where "
              "the metric is undefined, e.g. distances when the prediction is empty). The baseline thresholds CBF "
              "at 30 % of the brain median, fixed in advance.</p>" + protocol
-             + table(rows, ["method"] + [names[k] for k in TABLE_I])
+             + table(rows, ["method"] + [human(k) for k in shown])
              + "<p>" + "<br>".join(esc(describe_paired(p)) for p in
                                    [tab["paired_dice"], *tab["paired_vs_baseline"].values()]) + ".</p>")
     if scans["empty"]:
@@ -125,7 +133,8 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
     # per-case overlays
     inner = (f"<p>Reference core in <b style='color:{REF}'>red</b>, FCN prediction in "
              f"<b style='color:{FCN_COLOUR}'>blue</b>, FCN-CGAN prediction in <b style='color:green'>green</b>; "
-             "the slice with the most reference core.</p>")
+             "the slice with the most reference core. Panel titles give the Dice <b>of the slice shown</b>; "
+             "captions give the Dice of the whole scan.</p>")
     dice = {(r["method"], r["case"]): float(r["dice"]) for sub in ("fcn", "fcn_cgan")
             for r in _rows(run.file(sub, "metrics", "cases.csv"))}
     for case in _showcase(cases, n_cases + 2):
@@ -139,14 +148,15 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
         dwi = norm(gan.target, case[gan.target].array)[:, :, z]
         gen = case[GENERATED].array[:, :, z] if GENERATED in case else dwi * 0
         panels = [("CT + reference", ct, [(ref, REF)]),
-                  (f"FCN (Dice {dice.get((FCN, case.id), float('nan')):.2f})", ct,
-                   [(ref, REF), (preds["fcn"], FCN_COLOUR)]),
-                  (f"FCN-CGAN (Dice {dice.get((FCN_CGAN, case.id), float('nan')):.2f})", gen,
+                  (f"FCN, slice Dice {slice_dice(preds['fcn'], ref):.2f}", ct, [(ref, REF), (preds["fcn"], FCN_COLOUR)]),
+                  (f"FCN-CGAN, slice Dice {slice_dice(preds['fcn_cgan'], ref):.2f}", gen,
                    [(ref, REF), (preds["fcn_cgan"], CGAN_COLOUR)]),
                   (f"{target_name} + reference", dwi, [(ref, REF)])]
         path = figs / f"overlay_{case.id}.png"
         overlay_row(panels, path, title=f"{case.id}, slice {z}")
-        inner += figure(path, f"{case.id}: reference {case.lesion_volume_ml() or 0:.1f} ml")
+        scan_dice = ", ".join(f"{name} {dice.get((name, case.id), float('nan')):.2f}" for name in (FCN, FCN_CGAN))
+        inner += figure(path, f"{case.id}: reference {case.lesion_volume_ml() or 0:.1f} ml; whole-scan Dice "
+                              f"{scan_dice}")
     sections.append(("overlays", "Per-case overlays", inner))
 
     # training curves
@@ -198,5 +208,5 @@ def summary_rows(summary: dict[str, Any]) -> list[list[str]]:
             v = ", ".join(f"{a}: {b}" for a, b in v.items())
         elif isinstance(v, list):
             v = ", ".join(map(str, v))
-        out.append([str(k), str(v)])
+        out.append([human(str(k)), str(v)])
     return out

@@ -12,7 +12,8 @@ from strokesynth._fs import write_text_atomic
 
 
 def markdown_table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
-    """``rows`` as a GitHub-flavoured Markdown table (None shows as an en dash)."""
+    """``rows`` as a GitHub-flavoured Markdown table (headers from
+    :func:`strokesynth.report.html.human`; None shows as an en dash)."""
     if not rows:
         return "(no rows)\n"
     cols = cols or list(dict.fromkeys(k for r in rows for k in r))
@@ -22,7 +23,9 @@ def markdown_table(rows: list[dict[str, Any]], cols: list[str] | None = None) ->
             return "–"
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    from strokesynth.report.html import human
+
+    lines = ["| " + " | ".join(human(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -44,6 +47,10 @@ def write_perfusion_report(path: str | os.PathLike, per_case: list[dict[str, Any
         f"\nMedians over scans: CBF ratio {col_median('cbf_ratio_normal')}, CBV ratio {col_median('cbv_ratio_normal')}, "
         f"Tmax error {col_median('tmax_err_normal_s')} s, thresholded-core Dice {col_median('core_dice_cbf_threshold')}, "
         f"Tmax>6 s Dice {col_median('hypoperfusion_dice_tmax6')}.\n",
+        "\nPhysically impossible values (negative CBF, CBV, MTT or Tmax, from noise and deconvolution ringing) "
+        "are set to 0 and flagged in the perfusion output (`invalid.nii.gz`); the `% brain` columns count them. "
+        f"Medians over scans: CBF {col_median('cbf_invalid_pct')} %, CBV {col_median('cbv_invalid_pct')} %, "
+        f"MTT {col_median('mtt_invalid_pct')} %, Tmax {col_median('tmax_invalid_pct')} %.\n",
         "\n## Curves of the forward model, by method and noise (HU per frame)\n",
         "Grey matter, white matter, penumbra and core at delays 0-4 s; errors are medians of relative errors; "
         "delay sensitivity is the largest spread (max/min - 1) of a tissue's mean CBF across delays.\n",

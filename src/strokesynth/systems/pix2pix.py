@@ -213,9 +213,10 @@ def sample_figure(g: torch.nn.Module, ds: SliceDataset, item: int, path: Path, t
     img = s["image"].numpy()
     names = ds.modalities
     show = [i for i, n in enumerate(names) if n in ("ct", "cbf", "tmax")] or [0]
-    panels = [(names[i].upper(), img[i], (0.0, 1.0), "gray") for i in show]
-    panels += [("simulated DWI", real, (0.0, 1.0), "gray"), ("generated DWI", fake, (0.0, 1.0), "gray"),
-               ("|difference|", np.abs(fake - real), (0.0, 0.5), "magma")]
+    panels = [(names[i].upper(), img[i], (0.0, 1.0), "gray", "normalised") for i in show]
+    panels += [("target DWI", real, (0.0, 1.0), "gray", "normalised"),
+               ("generated DWI", fake, (0.0, 1.0), "gray", "normalised"),
+               ("|difference|", np.abs(fake - real), (0.0, 0.5), "magma", "normalised")]
     panel_row(panels, path, label=s["label"][0].numpy(), title=title)
 
 
