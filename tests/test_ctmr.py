@@ -116,6 +116,25 @@ def test_fcn_vs_fcn_cgan_table_and_report(ctmr_run):
     assert len(images) >= 6
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "http://" not in html and "https://" not in html  # nothing to fetch: opens offline
+    # phantom data: the reference DWI is called simulated, overlays give the shown slice's Dice,
+    # headers are words with units
+    assert "simulated DWI" in html and "real DWI" not in html
+    assert "slice Dice" in html and "HD95 (mm)" in html and "abs. volume diff. (ml)" in html
+
+
+def test_report_command_rebuilds_the_same_numbers(ctmr_run, capsys, tmp_path):
+    import shutil
+
+    out, summary = ctmr_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "report.html").unlink()
+    code, stdout, err = run_cli(capsys, "report", str(copy))
+    assert code == 0, err
+    html = (copy / "report.html").read_text()
+    assert f"{summary['segmentation'][FCN]['dice']['mean']:.3f}" in html
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
+    assert code == 2 and "not a finished" in err
 
 
 def test_gan_fold_resumes_from_its_last_checkpoint(ctmr_data, tmp_path):

@@ -40,3 +40,18 @@ def test_shipped_phantom_and_perfusion_configs_are_the_defaults():
 
     for cls, name in ((PhantomConfig, "phantom.yaml"), (PerfusionConfig, "perfusion.yaml")):
         assert to_dict(load_config(cls, ROOT / "configs" / name)) == to_dict(cls())
+
+
+def test_readme_demo_numbers_are_those_of_the_saved_run():
+    """The README's demo paragraph is generated from docs/demo/readme_numbers.json, which is copied
+    from the demo run (runs/demo/readme_numbers.json) at the commit the README names."""
+    import json
+    import re
+
+    from strokesynth.demo import demo_paragraph
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- demo-numbers -->(.*?)<!-- /demo-numbers -->", readme, re.S)
+    assert block, "README lacks the <!-- demo-numbers --> block"
+    numbers = json.loads((ROOT / "docs" / "demo" / "readme_numbers.json").read_text())
+    assert " ".join(block.group(1).split()) == " ".join(demo_paragraph(numbers).split())

@@ -154,10 +154,67 @@ def run_demo(
     summary["paired_vs_baseline"] = result["paired_vs_baseline"]
     summary["seconds"] = round(time.time() - t0, 2)
     run.save_json("summary.json", summary)
+    run.save_json("readme_numbers.json", demo_numbers(run.path))
     html = write_demo_report(run.path)
     echo(f"report: {html}")
     log.info("demo finished in %.1f s", summary["seconds"])
     return summary
+
+
+def demo_numbers(run_path: str | os.PathLike) -> dict[str, Any]:
+    """The numbers the README quotes, from a finished demo run (``summary.json``, ``ctmr/table.json``,
+    ``ctmr/metrics/quality.json``), rounded as quoted."""
+    run = RunDir(run_path)
+    summary = run.load_json("summary.json")
+    tab = run.load_json("ctmr/table.json")
+    quality = run.load_json("ctmr/metrics/quality.json")["overall"]
+    methods = list(tab["lesion"])
+    base = next(m for m in methods if m.startswith("baseline"))
+    fcn, cgan = (m for m in methods if m != base)
+    out: dict[str, Any] = {"seconds": round(float(summary["seconds"])), "lesion_scans": tab["scans"]["lesion"],
+                           "empty_scans": tab["scans"]["empty"], "protocol": tab["protocol"]}
+    for key, m in (("fcn", fcn), ("fcn_cgan", cgan), ("baseline", base)):
+        d = tab["lesion"][m]["dice"]
+        out[f"{key}_dice"] = [round(d["mean"], 3), round(d["sd"], 3)]
+        out[f"{key}_hd95"] = round(tab["lesion"][m]["hd95"]["mean"], 1) if "hd95" in tab["lesion"][m] else None
+        out[f"{key}_fp_ml"] = round(tab["empty"][m]["fp_ml"]["mean"], 2) if tab["scans"]["empty"] else None
+        out[f"{key}_empty_ok"] = tab["empty"][m]["empty_ok"]["mean"] if tab["scans"]["empty"] else None
+    for key, p in (("fcn_vs_baseline", tab["paired_vs_baseline"][fcn]),
+                   ("fcn_cgan_vs_baseline", tab["paired_vs_baseline"][cgan]), ("cgan_minus_fcn", tab["paired_dice"])):
+        out[key] = {"diff": round(p["mean_diff"], 3), "better": p["better"], "cases": p["cases"],
+                    "p": float(f"{p['wilcoxon_p']:.2g}")}
+    out["ssim_brain"] = round(quality["ssim_brain"]["mean"], 2)
+    out["contrast_generated"] = round(quality["contrast_generated"]["mean"], 2)
+    out["contrast_real"] = round(quality["contrast_real"]["mean"], 2)
+    return out
+
+
+def demo_paragraph(n: dict[str, Any]) -> str:
+    """The README's paragraph of demo results from :func:`demo_numbers` (a test keeps them equal)."""
+    def dice(key: str) -> str:
+        return f"{n[key][0]:.3f} ± {n[key][1]:.3f}"
+
+    def paired(key: str, name: str) -> str:
+        p = n[key]
+        return f"{p['diff']:+.3f} ({name}, better on {p['better']} of {p['cases']} scans, Wilcoxon p = {p['p']:g})"
+
+    text = (f"On the {n['lesion_scans']} held-out scans **with a lesion**, Dice was {dice('fcn_dice')} for FCN, "
+            f"{dice('fcn_cgan_dice')} for FCN-CGAN and {dice('baseline_dice')} for the CBF-threshold baseline: "
+            f"{paired('fcn_vs_baseline', 'FCN')} and {paired('fcn_cgan_vs_baseline', 'FCN-CGAN')} over the baseline "
+            f"on the same scans. FCN-CGAN minus FCN: {n['cgan_minus_fcn']['diff']:+.3f} "
+            f"(p = {n['cgan_minus_fcn']['p']:g}).")
+    if n.get("fcn_hd95") is not None:
+        text += (f" HD95: {n['fcn_hd95']:.1f} mm (FCN), {n['fcn_cgan_hd95']:.1f} mm (FCN-CGAN), "
+                 f"{n['baseline_hd95']:.1f} mm (baseline).")
+    if n["empty_scans"]:
+        text += (f" On the {n['empty_scans']} lesion-free scans the false-positive volume was {n['fcn_fp_ml']:.2f} ml "
+                 f"(FCN), {n['fcn_cgan_fp_ml']:.2f} ml (FCN-CGAN) and {n['baseline_fp_ml']:.2f} ml (baseline); share "
+                 f"predicted empty {n['fcn_empty_ok']:.2f}, {n['fcn_cgan_empty_ok']:.2f} and {n['baseline_empty_ok']:.2f}.")
+    text += (f" The tiny cGAN reproduces the anatomy (SSIM {n['ssim_brain']:.2f} in the brain); lesion-to-brain "
+             f"intensity of the generated DWI {n['contrast_generated']:.2f} against {n['contrast_real']:.2f} for the "
+             f"simulated DWI ({100 * n['contrast_generated'] / n['contrast_real']:.0f} %). The demo took "
+             f"{n['seconds'] // 60} min {n['seconds'] % 60} s.")
+    return text
 
 
 def invalid_columns(info: dict[str, Any]) -> dict[str, float]:
