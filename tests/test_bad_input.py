@@ -153,6 +153,9 @@ def test_negative_perfusion_values_are_counted_by_check(capsys, plain_dir, tmp_p
 
     report = json.loads((tmp_path / "c.json").read_text())
     assert sum(c["impossible"].get("mtt", 0) for c in report["cases"]) == 2
+    code, _, err = run_cli(capsys, "check", str(plain_dir), "--json", str(tmp_path / "c.json"))
+    assert code == 2 and "--force" in err  # an existing report is not overwritten silently
+    assert json.loads((tmp_path / "c.json").read_text()) == report
 
 
 def test_empty_directory(capsys, tmp_path):

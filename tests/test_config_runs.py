@@ -40,6 +40,15 @@ def test_config_errors(tmp_path, text, override, message):
         load_config(DataConfig, path, [override] if override else [])
 
 
+def test_bad_override_is_named(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(DataConfig, None, ["size=[64,64]", "augment.nope=1"])
+    assert exc.value.one_line().startswith("--set augment.nope=1: unknown key 'nope'")
+    with pytest.raises(ConfigError) as exc:
+        load_config(DataConfig, None, ["size=[abc,3]"])
+    assert exc.value.one_line().startswith("--set size=[abc,3]: expected an integer")
+
+
 def test_run_dir_never_overwrites_without_force(tmp_path):
     run = RunDir.create(tmp_path / "r")
     run.save_json("metrics/m.json", {"dice": 0.5})

@@ -9,9 +9,11 @@ replaced when the caller passes ``force=True``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,23 +36,73 @@ def ensure_writable_dir(path: Path) -> None:
         raise OutputError(path, "output folder is not writable")
 
 
+#: Temporary names: ``.<name>.<pid>.<random>.partial[<suffix>]`` (and ``.old`` for a replaced
+#: folder). The pid lets a later run remove what a killed one left behind.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.(?:partial|old)")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files and folders that killed strokesynth processes left in ``folder``.
+
+    Only names of the :data:`_TEMP` pattern whose process no longer exists are removed; returns them.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if not match or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
 
     ``suffix`` keeps the extension that writers look at (``".nii.gz"``); by default it is
-    everything after the first dot of the file name.
+    everything after the first dot of the file name. The file gets the permissions the umask
+    gives a new file; temporaries of killed runs in the folder are removed first.
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
+    clean_stale_temporaries(path.parent)
     if suffix is None:
         name = path.name
         suffix = name[name.index(".") :] if "." in name else ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".partial{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -68,13 +120,71 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _acquire(dest: Path) -> Path | None:
+    """Take ``.<name>.lock`` next to ``dest``; None if this process holds it already."""
+    ensure_writable_dir(dest.parent)
+    lock = dest.parent / f".{dest.name}.lock"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text(encoding="utf-8").split()[0])
+            except (OSError, ValueError, IndexError):
+                owner = -1
+            if owner == os.getpid():
+                return None
+            if owner > 0 and pid_alive(owner):
+                raise OutputError(dest, f"another strokesynth process (pid {owner}) is writing this output; "
+                                        "wait for it to finish or stop it") from None
+            with contextlib.suppress(OSError):
+                lock.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return lock
+    raise OutputError(dest, f"cannot take the lock {lock}")
+
+
+def _release(lock: Path) -> None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        if int(lock.read_text(encoding="utf-8").split()[0]) == os.getpid():
+            lock.unlink()
+
+
+@contextlib.contextmanager
+def output_lock(dest: str | os.PathLike) -> Iterator[Path | None]:
+    """Hold ``.<name>.lock`` next to ``dest`` for the block: one writer per output.
+
+    A second process asking for the same output gets an :class:`OutputError` naming the
+    first one's pid; a lock whose process is gone (killed) is taken over. Re-entrant.
+    """
+    lock = _acquire(Path(dest))
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            _release(lock)
+
+
+def claim_output(dest: str | os.PathLike) -> None:
+    """Take :func:`output_lock` of ``dest`` until this process exits (a run folder's writer)."""
+    lock = _acquire(Path(dest))
+    if lock is not None:
+        atexit.register(_release, lock)
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Yield an empty hidden folder next to ``dest``; rename it to ``dest`` if the block succeeds.
 
+    One writer at a time (:func:`output_lock`); if ``dest`` appeared while the block ran (another
+    tool wrote it), it is not replaced unless ``force``. The folder gets the permissions the
+    umask gives a new folder.
+
     Raises:
-        OutputError: ``dest`` exists and is not empty while ``force`` is false, or its parent
-            cannot be written.
+        OutputError: ``dest`` exists and is not empty while ``force`` is false, another process
+            writes it, or its parent cannot be written.
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
@@ -83,17 +193,24 @@ def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path
         if any(dest.iterdir()):
             raise OutputError(dest, "output folder exists and is not empty (use --force to replace it)")
     ensure_writable_dir(dest.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-    try:
-        yield tmp
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            old.rmdir()
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with output_lock(dest):
+        clean_stale_temporaries(dest.parent)
+        existed = dest.exists() and any(dest.iterdir())
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".partial", dir=dest.parent))
+        try:
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
+            if dest.exists():
+                if not force and not existed and any(dest.iterdir()):
+                    raise OutputError(dest, "output folder appeared while this was being written; kept it, "
+                                            "nothing written (use --force to replace it)")
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".old", dir=dest.parent))
+                old.rmdir()
+                os.replace(dest, old)
+                os.replace(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

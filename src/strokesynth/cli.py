@@ -57,7 +57,8 @@ def cli() -> None:
 @click.option("--quick", is_flag=True, help="Check headers only (shapes, affines, names); skip reading voxels.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the report as JSON to this file.")
-def check(dataset: Path, layout: str, quick: bool, json_out: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
+def check(dataset: Path, layout: str, quick: bool, json_out: Path | None, force: bool) -> None:
     """Integrity report of DATASET: cases, subjects, modalities, shapes, spacings, lesion volumes.
 
     Reads every file once (unless --quick) to find NaN/Inf, truncated data and non-binary
@@ -66,6 +67,8 @@ def check(dataset: Path, layout: str, quick: bool, json_out: Path | None) -> Non
     from strokesynth._fs import write_json_atomic
     from strokesynth.io.integrity import check_dataset, format_report
 
+    if json_out is not None and json_out.exists() and not force:
+        raise OutputError(json_out, "file exists (use --force to overwrite it)")
     report = check_dataset(dataset, layout=layout, deep=not quick)
     click.echo(format_report(report))
     if json_out is not None:

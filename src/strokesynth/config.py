@@ -13,6 +13,7 @@ lists, dicts, optional values, nested dataclasses); an unknown key or a wrong ty
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
@@ -163,8 +164,23 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        before = copy.deepcopy(tree)
         _set(tree, key.strip(), value)
+        try:
+            _build(cls, tree, "")
+        except ConfigError as exc:  # name the override that broke it, not an empty location
+            if _build_ok(cls, before):
+                raise ConfigError(f"--set {item}", exc.problem) from None
+            raise
     return _build(cls, tree, "")
+
+
+def _build_ok(cls: type, tree: dict[str, Any]) -> bool:
+    try:
+        _build(cls, tree, "")
+    except ConfigError:
+        return False
+    return True
 
 
 def from_dict(cls: type[T], tree: dict[str, Any], where: str = "") -> T:

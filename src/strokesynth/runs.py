@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from strokesynth._fs import ensure_writable_dir, write_json_atomic, write_text_atomic
+from strokesynth._fs import claim_output, ensure_writable_dir, write_json_atomic, write_text_atomic
 from strokesynth.config import save_config
 from strokesynth.errors import DataError, OutputError
 
@@ -49,12 +49,14 @@ class RunDir:
             if any(path.iterdir()):
                 if not force:
                     raise OutputError(path, "run folder exists and is not empty (use --force to replace it)")
+                claim_output(path)  # never empty a folder another process is writing
                 for child in path.iterdir():
                     if child.is_dir() and not child.is_symlink():
                         shutil.rmtree(child)
                     else:
                         child.unlink()
         ensure_writable_dir(path)
+        claim_output(path)
         run = cls(path)
         for sub in SUBDIRS:
             (path / sub).mkdir(exist_ok=True)
@@ -67,6 +69,13 @@ class RunDir:
         if not (path / "config.yaml").is_file():
             raise DataError(path, "not a run folder (no config.yaml)")
         return cls(path)
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> RunDir:
+        """:meth:`resume` for writing: also takes the folder's writer lock for this process."""
+        run = cls.resume(path)
+        claim_output(run.path)
+        return run
 
     def file(self, *parts: str) -> Path:
         """A path inside the run folder."""

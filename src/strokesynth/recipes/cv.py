@@ -64,7 +64,7 @@ def open_run(out: str | os.PathLike, cfg: Any, cases: list[Case], *, force: bool
     Call it only after every input is checked, so bad input leaves no folder behind."""
     splits = subject_kfold(cases, cfg.folds, cfg.seed)
     if resume:
-        run = RunDir.resume(out)
+        run = RunDir.reopen(out)
         if run.file("splits.json").exists():
             splits = load_splits(run.file("splits.json"), cases)
     else:
@@ -99,7 +99,7 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     """
     dist = Dist.from_env(cfg.run.device)
     if resume:
-        run = RunDir.resume(out)
+        run = RunDir.reopen(out) if dist.main else RunDir.resume(out)
         cfg = load_config(TrainConfig, run.file("config.yaml"))
     cases = _open(cfg)  # read before anything is written
     if not resume:
@@ -154,7 +154,7 @@ def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, case
     Writes ``predictions/<case>/{prob,mask}.nii.gz`` (input affine), ``metrics/cases.csv`` and
     ``metrics/evaluation.json``; returns the summary (see :func:`summaries`).
     """
-    run = RunDir.resume(out)
+    run = RunDir.reopen(out)
     cfg = cfg or load_config(TrainConfig, run.file("config.yaml"))
     cases = cases if cases is not None else _open(cfg)
     splits = splits or load_splits(run.file("splits.json"), cases)
