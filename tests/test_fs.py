@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
 
 from strokesynth._fs import atomic_dir, atomic_file, claim_output, clean_stale_temporaries, output_lock
 from strokesynth.errors import OutputError
+
+from conftest import run_cli
 
 
 def _dead_pid() -> int:
