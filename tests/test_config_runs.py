@@ -59,3 +59,33 @@ def test_run_dir_never_overwrites_without_force(tmp_path):
     assert (tmp_path / "r/metrics/m.json").exists()
     RunDir.create(tmp_path / "r", force=True)
     assert not (tmp_path / "r/metrics/m.json").exists()
+
+
+def test_force_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, plain_dir, capsys, monkeypatch):
+    from conftest import run_cli
+
+    import strokesynth.recipes.cv as cv
+    from strokesynth.errors import DataError
+    from strokesynth.runs import stale_backups
+
+    old = tmp_path / "run"
+    old.mkdir()
+    (old / "config.yaml").write_text("name: yesterday\n")
+    (old / "result.txt").write_text("precious")
+
+    def broken(*args, **kwargs):
+        raise DataError("fold_0", "failed half-way through the new run")
+
+    monkeypatch.setattr(cv, "train_fold", broken)
+    code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={plain_dir}", "--set", "data.size=[32,32]",
+                           "--set", "run.folds=2", "--out", str(old), "--force")
+    assert code == 2 and "failed half-way" in err and "kept the previous result" in err
+    assert (old / "result.txt").read_text() == "precious" and sorted(p.name for p in old.iterdir()) == [
+        "config.yaml", "result.txt"]
+    assert not list(tmp_path.glob(".run.*.backup")) and stale_backups(old) == []
+    from strokesynth.runs import finish_replacements
+
+    RunDir.create(old, force=True)
+    assert list(tmp_path.glob(".run.*.backup"))  # the old result waits beside the new run
+    finish_replacements()  # the command succeeded
+    assert not list(tmp_path.glob(".run.*.backup")) and not (old / "result.txt").exists()

@@ -537,9 +537,25 @@ def describe(config_path: str, recipe_name: str, size: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
+    from strokesynth.runs import finish_replacements, undo_replacements
+
     start = time.time()
     try:
         rv = cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
+    except BaseException:
+        for path in undo_replacements():  # --force: the old result comes back when the new one failed
+            click.echo(f"kept the previous result in {path}", err=True)
+        _report_error(start)
+        return
+    finish_replacements()
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+def _report_error(start: float) -> None:
+    """Turn the exception being handled into the CLI's one line and exit code (bugs re-raise)."""
+    try:
+        raise
     except StrokesynthError as exc:
         click.echo(f"error: {exc.one_line()}", err=True)
         sys.exit(2)
@@ -556,8 +572,6 @@ def main(argv: list[str] | None = None) -> None:
         where = exc.filename or "strokesynth"
         click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
         sys.exit(2)
-    if isinstance(rv, int) and rv:
-        sys.exit(rv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@
 
 A new run refuses a non-empty folder unless ``force`` is given; :meth:`RunDir.resume` reopens
 an existing one (to continue from its last checkpoint).
+
+``force`` never destroys the old result before the new one exists: the old folder is moved
+aside (``.<name>.<pid>.<random>.backup`` next to it) and the new run starts in an empty folder.
+:func:`finish_replacements` deletes the backups once the command succeeded;
+:func:`undo_replacements` puts them back when it failed (the CLI calls one or the other). A
+run killed outright leaves its backup in place and the next command names it: nothing is lost.
 """
 
 from __future__ import annotations
@@ -21,16 +27,68 @@ import csv
 import io
 import json
 import logging
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from strokesynth._fs import claim_output, ensure_writable_dir, write_json_atomic, write_text_atomic
+from strokesynth._fs import claim_output, ensure_writable_dir, pid_alive, write_json_atomic, write_text_atomic
 from strokesynth.config import save_config
 from strokesynth.errors import DataError, OutputError
 
 SUBDIRS = ("metrics", "checkpoints", "figures")
+
+
+#: run folder -> the backup of the result it replaces, for this process
+_REPLACED: dict[Path, Path] = {}
+
+
+def _move_aside(path: Path) -> None:
+    """Move the non-empty run folder ``path`` to a hidden backup and recreate it empty."""
+    path = path.resolve()
+    if path in _REPLACED:  # replaced twice in one command: the first backup is the old result
+        shutil.rmtree(path)
+    else:
+        backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".backup", dir=path.parent))
+        backup.rmdir()
+        os.replace(path, backup)
+        _REPLACED[path] = backup
+    path.mkdir()
+
+
+def finish_replacements() -> None:
+    """Delete the backups of the run folders this process replaced (the new results are complete)."""
+    while _REPLACED:
+        _, backup = _REPLACED.popitem()
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def undo_replacements() -> list[Path]:
+    """Put back the results this process was replacing (the command failed); returns their folders."""
+    restored = []
+    while _REPLACED:
+        path, backup = _REPLACED.popitem()
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(backup, path)
+        restored.append(path)
+    return restored
+
+
+def stale_backups(path: str | os.PathLike) -> list[Path]:
+    """Backups of ``path`` left by ``--force`` runs that were killed (their process is gone)."""
+    path = Path(path).resolve()
+    out = []
+    for entry in sorted(path.parent.glob(f".{path.name}.*.backup")):
+        parts = entry.name[len(path.name) + 2:].split(".")
+        if parts and parts[0].isdigit() and not pid_alive(int(parts[0])):
+            out.append(entry)
+    return out
+
+
+atexit.register(finish_replacements)  # Python API: a script that returns normally keeps its new results
 
 
 class RunDir:
@@ -49,14 +107,14 @@ class RunDir:
             if any(path.iterdir()):
                 if not force:
                     raise OutputError(path, "run folder exists and is not empty (use --force to replace it)")
-                claim_output(path)  # never empty a folder another process is writing
-                for child in path.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
+                claim_output(path)  # never touch a folder another process is writing
+                _move_aside(path)
         ensure_writable_dir(path)
         claim_output(path)
+        for backup in stale_backups(path):
+            logging.getLogger("strokesynth").warning(
+                "%s holds the result a killed --force run was replacing; it is kept, delete it when not needed",
+                backup)
         run = cls(path)
         for sub in SUBDIRS:
             (path / sub).mkdir(exist_ok=True)
