@@ -62,11 +62,11 @@ def test_run_dir_never_overwrites_without_force(tmp_path):
 
 
 def test_force_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, plain_dir, capsys, monkeypatch):
-    from conftest import run_cli
-
     import strokesynth.recipes.cv as cv
     from strokesynth.errors import DataError
     from strokesynth.runs import stale_backups
+
+    from conftest import run_cli
 
     old = tmp_path / "run"
     old.mkdir()

@@ -23,11 +23,11 @@ run killed outright leaves its backup in place and the next command names it: no
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
 import logging
-import atexit
 import os
 import shutil
 import tempfile
