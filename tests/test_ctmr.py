@@ -135,6 +135,10 @@ def test_report_command_rebuilds_the_same_numbers(ctmr_run, capsys, tmp_path):
     assert f"{summary['segmentation'][FCN]['dice']['mean']:.3f}" in html
     code, _, err = run_cli(capsys, "report", str(tmp_path))
     assert code == 2 and "not a finished" in err
+    # --resume of a finished run trains nothing and keeps its results
+    before = (copy / "table.json").read_text()
+    code, stdout, err = run_cli(capsys, "recipe", "ctmr-cgan", "--out", str(copy), "--resume")
+    assert code == 0 and "already finished" in stdout and (copy / "table.json").read_text() == before
 
 
 def test_gan_fold_resumes_from_its_last_checkpoint(ctmr_data, tmp_path):

@@ -65,8 +65,13 @@ def test_resume_continues_from_last_checkpoint(seg_data, tmp_path):
     out = tmp_path / "run"
     cfg = tiny(seg_data, epochs=2)
     run_training(cfg, out, echo=lambda s: None)
-    cfg.run.epochs = 4  # as if the first run had been killed after epoch 2 of 4
+    summary = json.loads((out / "metrics" / "summary.json").read_text())
+    said = []
+    assert run_training(cfg, out, resume=True, echo=said.append) == summary  # finished: nothing to do
+    assert "already finished" in said[0] and len(json.loads((out / "fold_0" / "metrics.json").read_text())) == 2
+    cfg.run.epochs = 4  # as if the first run had been killed after epoch 2 of 4, before its summary
     save_config(cfg, out / "config.yaml")
+    (out / "metrics" / "summary.json").unlink()
     first_two = json.loads((out / "fold_0" / "metrics.json").read_text())
     run_training(cfg, out, resume=True, echo=lambda s: None)
     history = json.loads((out / "fold_0" / "metrics.json").read_text())

@@ -184,7 +184,14 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
     if resume:
-        cfg = load_config(CtMrConfig, RunDir.resume(out).file("config.yaml"))
+        done = RunDir.resume(out)
+        cfg = load_config(CtMrConfig, done.file("config.yaml"))
+        if done.file("table.json").is_file() and done.file("metrics", "summary.json").is_file():
+            echo(f"{done.path} already finished (table.json): nothing to resume; --force runs it anew.")
+            return done.load_json("metrics/summary.json")
+    else:
+        cfg = copy.deepcopy(cfg)
+        cfg.dataset = str(Path(cfg.dataset).resolve())
     gan, fcn, cgan = cfg.resolved()
     inputs = list(gan.data.modalities)
     # read the data set before anything is written, so bad input leaves no run folder behind

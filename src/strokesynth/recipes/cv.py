@@ -9,6 +9,7 @@ is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import os
@@ -74,6 +75,17 @@ def open_run(out: str | os.PathLike, cfg: Any, cases: list[Case], *, force: bool
     return run, splits
 
 
+def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its data set, derived and cache folders absolute, so the saved config finds
+    them from any working directory (``train --resume --out RUN`` alone)."""
+    cfg = copy.deepcopy(cfg)
+    d = cfg.data
+    d.dataset = str(Path(d.dataset).resolve()) if d.dataset else d.dataset
+    d.derived = [str(Path(p).resolve()) for p in d.derived]
+    d.cache_dir = str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir
+    return cfg
+
+
 def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
                log: logging.Logger | None = None, dist: Dist | None = None) -> dict[str, Any]:
     """Train fold ``fold`` of ``cfg`` into ``folder`` on the fold loop; returns the loop's result
@@ -101,6 +113,12 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     if resume:
         run = RunDir.reopen(out) if dist.main else RunDir.resume(out)
         cfg = load_config(TrainConfig, run.file("config.yaml"))
+        if run.file("metrics", "summary.json").is_file():
+            echo(f"{run.path} already finished (metrics/summary.json): nothing to resume. "
+                 "`strokesynth evaluate RUN` scores it again; --force trains a new run.")
+            return run.load_json("metrics/summary.json")
+    else:
+        cfg = absolute_data_paths(cfg)
     cases = _open(cfg)  # read before anything is written
     if not resume:
         if dist.main:

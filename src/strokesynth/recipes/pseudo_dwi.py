@@ -250,6 +250,9 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
     """
     if resume:
         cfg = load_config(PseudoDwiRecipeConfig, RunDir.resume(out).file("config.yaml"))
+    elif cfg.dataset:
+        cfg = copy.deepcopy(cfg)
+        cfg.dataset = str(Path(cfg.dataset).resolve())
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
     rows = selected_rows(cfg.tables)
