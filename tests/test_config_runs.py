@@ -89,3 +89,20 @@ def test_force_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, plai
     assert list(tmp_path.glob(".run.*.backup"))  # the old result waits beside the new run
     finish_replacements()  # the command succeeded
     assert not list(tmp_path.glob(".run.*.backup")) and not (old / "result.txt").exists()
+
+
+def test_failed_command_leaves_no_run_folder(tmp_path, plain_dir, capsys, monkeypatch):
+    from conftest import run_cli
+
+    import strokesynth.recipes.cv as cv
+    from strokesynth.errors import DataError
+
+    def bad_label(*args, **kwargs):
+        raise DataError("lesion.nii.gz", "lesion mask holds values [2] besides 0 and 1")
+
+    monkeypatch.setattr(cv, "train_fold", bad_label)
+    out = tmp_path / "new_run"
+    code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={plain_dir}", "--set", "data.size=[32,32]",
+                           "--set", "run.folds=2", "--out", str(out))
+    assert code == 2 and "besides 0 and 1" in err
+    assert not out.exists()  # the corrected re-run is not blocked by a half run

@@ -537,17 +537,25 @@ def describe(config_path: str, recipe_name: str, size: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and turns user errors into one line and exit code 2."""
-    from strokesynth.runs import finish_replacements, undo_replacements
+    from strokesynth.runs import finish_runs, keep_interrupted, undo_replacements
 
     start = time.time()
+    finish_runs()  # each command is one transaction: what came before in this process is settled
     try:
         rv = cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
-    except BaseException:
-        for path in undo_replacements():  # --force: the old result comes back when the new one failed
-            click.echo(f"kept the previous result in {path}", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        for path, backup in keep_interrupted():  # resumable: nothing is removed
+            click.echo(f"unfinished run kept in {path} (continue it with --resume)"
+                       + (f"; the result it was replacing is in {backup}" if backup else ""), err=True)
         _report_error(start)
         return
-    finish_replacements()
+    except BaseException as exc:
+        if not (isinstance(exc, SystemExit) and not exc.code):
+            for path in undo_replacements():  # --force: the old result comes back when the new one failed
+                click.echo(f"kept the previous result in {path}", err=True)
+        _report_error(start)
+        return
+    finish_runs()
     if isinstance(rv, int) and rv:
         sys.exit(rv)
 

@@ -16,9 +16,11 @@ an existing one (to continue from its last checkpoint).
 
 ``force`` never destroys the old result before the new one exists: the old folder is moved
 aside (``.<name>.<pid>.<random>.backup`` next to it) and the new run starts in an empty folder.
-:func:`finish_replacements` deletes the backups once the command succeeded;
-:func:`undo_replacements` puts them back when it failed (the CLI calls one or the other). A
-run killed outright leaves its backup in place and the next command names it: nothing is lost.
+The CLI ends every command with one of three calls: :func:`finish_runs` (it succeeded:
+the backups go), :func:`undo_replacements` (it failed: run folders it created are removed, so a
+corrected re-run is not blocked, and replaced results come back) or :func:`keep_interrupted`
+(Ctrl-C: the unfinished run stays for ``--resume``, the old result stays in its backup). A run
+killed outright leaves its backup in place and the next run there names it: nothing is lost.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ SUBDIRS = ("metrics", "checkpoints", "figures")
 
 #: run folder -> the backup of the result it replaces, for this process
 _REPLACED: dict[Path, Path] = {}
+#: run folders this process created (-> whether an empty folder was there before)
+_CREATED: dict[Path, bool] = {}
 
 
 def _move_aside(path: Path) -> None:
@@ -65,8 +70,22 @@ def finish_replacements() -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def finish_runs() -> None:
+    """The command succeeded: forget created folders and delete the backups of replaced ones."""
+    _CREATED.clear()
+    finish_replacements()
+
+
 def undo_replacements() -> list[Path]:
-    """Put back the results this process was replacing (the command failed); returns their folders."""
+    """The command failed: remove the run folders it created and put back the results it was
+    replacing; returns the restored folders."""
+    while _CREATED:
+        path, existed = _CREATED.popitem()
+        if path in _REPLACED:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if existed:
+            path.mkdir(exist_ok=True)
     restored = []
     while _REPLACED:
         path, backup = _REPLACED.popitem()
@@ -75,6 +94,15 @@ def undo_replacements() -> list[Path]:
         os.replace(backup, path)
         restored.append(path)
     return restored
+
+
+def keep_interrupted() -> list[tuple[Path, Path | None]]:
+    """Ctrl-C: keep every unfinished run (``--resume`` continues it) and every backup; returns
+    (run folder, backup of the result it was replacing or None)."""
+    kept = [(p, _REPLACED.get(p)) for p in _CREATED]
+    _CREATED.clear()
+    _REPLACED.clear()
+    return kept
 
 
 def stale_backups(path: str | os.PathLike) -> list[Path]:
@@ -88,7 +116,7 @@ def stale_backups(path: str | os.PathLike) -> list[Path]:
     return out
 
 
-atexit.register(finish_replacements)  # Python API: a script that returns normally keeps its new results
+atexit.register(finish_runs)  # Python API: a script that returns normally keeps its new results
 
 
 class RunDir:
@@ -101,6 +129,7 @@ class RunDir:
     def create(cls, path: str | os.PathLike, *, force: bool = False) -> RunDir:
         """Make a fresh run folder; an existing non-empty one needs ``force`` (it is emptied)."""
         path = Path(path)
+        existed = path.is_dir()
         if path.exists():
             if not path.is_dir():
                 raise OutputError(path, "run path exists and is not a folder")
@@ -111,10 +140,10 @@ class RunDir:
                 _move_aside(path)
         ensure_writable_dir(path)
         claim_output(path)
+        _CREATED.setdefault(path.resolve(), existed)
         for backup in stale_backups(path):
-            logging.getLogger("strokesynth").warning(
-                "%s holds the result a killed --force run was replacing; it is kept, delete it when not needed",
-                backup)
+            sys.stderr.write(f"note: {backup} holds the result a killed --force run was replacing; "
+                             "it is kept, delete it when not needed\n")
         run = cls(path)
         for sub in SUBDIRS:
             (path / sub).mkdir(exist_ok=True)
