@@ -142,6 +142,44 @@ def test_label_not_binary_is_a_check_problem(capsys, plain_dir):
     assert code == 1 and "expected 0/1" in out
 
 
+@pytest.mark.parametrize("command", ["train", "seg-comparison", "ctmr-cgan"])
+def test_label_not_binary_refused_before_any_run_folder(capsys, plain_dir, tmp_path, command):
+    path = first_file(plain_dir, "lesion.nii.gz")
+    arr = np.asanyarray(nib.load(str(path)).dataobj).astype(np.uint8) * 2
+    _rewrite(path, arr)
+    out = tmp_path / "run"
+    args = {"train": ["train", "--set", f"data.dataset={plain_dir}", "--out", str(out)],
+            "seg-comparison": ["recipe", "seg-comparison", "--data", str(plain_dir), "--out", str(out)],
+            "ctmr-cgan": ["recipe", "ctmr-cgan", "--data", str(plain_dir), "--out", str(out)]}[command]
+    code, _, err = run_cli(capsys, *args)
+    assert_user_error(code, err, "besides 0 and 1", "lesion")
+    assert not out.exists()
+
+
+def test_perfusion_refuses_nan_one_slice_and_non_binary_aif_mask(capsys, tmp_path, plain_dir):
+    ctp = first_file(plain_dir, "ctp.nii.gz")
+    img = nib.load(str(ctp))
+    img.header.set_data_dtype(np.float32)
+    arr = np.asanyarray(img.dataobj).astype(np.float32)
+    bad = arr.copy()
+    bad[:3, :3, 0, 5] = np.nan
+    nan_path = tmp_path / "nan_ctp.nii.gz"
+    nib.save(nib.Nifti1Image(bad, img.affine, img.header), str(nan_path))
+    code, _, err = run_cli(capsys, "perfusion", str(nan_path), "--out", str(tmp_path / "p1"))
+    assert_user_error(code, err, "9 NaN/Inf")
+    one = tmp_path / "one_ctp.nii.gz"
+    nib.save(nib.Nifti1Image(arr[:, :, :1], img.affine, img.header), str(one))
+    code, _, err = run_cli(capsys, "perfusion", str(one), "--out", str(tmp_path / "p2"))
+    assert_user_error(code, err, "slice")
+    mask = np.zeros(arr.shape[:3], np.uint8)
+    mask[10:14, 10:14, :] = 2
+    mpath = tmp_path / "aif.nii.gz"
+    nib.save(nib.Nifti1Image(mask, img.affine), str(mpath))
+    code, _, err = run_cli(capsys, "perfusion", str(ctp), "--out", str(tmp_path / "p3"), "--aif-mask", str(mpath))
+    assert_user_error(code, err, "AIF mask holds values [2]")
+    assert not any((tmp_path / p).exists() for p in ("p1", "p2", "p3"))
+
+
 def test_negative_perfusion_values_are_counted_by_check(capsys, plain_dir, tmp_path):
     path = first_file(plain_dir, "mtt.nii.gz")
     arr = np.asanyarray(nib.load(str(path)).dataobj).astype(np.float32)

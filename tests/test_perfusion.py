@@ -175,3 +175,4 @@ def test_physically_impossible_values_are_zeroed_and_flagged(tiny_phantom):
         flagged = (res.invalid.array & INVALID_BITS[key]) > 0
         assert res.info["invalid"][key]["voxels"] == int(flagged[brain].sum())
         assert (res.maps[key].array[flagged] == 0).all()
+

@@ -48,8 +48,31 @@ def case_arrays(
     image = np.ascontiguousarray(np.stack(channels, axis=0), dtype=np.float32)
     label = None
     if label_key is not None and label_key in case:
-        label = (case[label_key].array > 0).astype(np.uint8)
+        label = (binary_label(case, label_key) > 0).astype(np.uint8)
     return image, label
+
+
+def binary_label(case: Case, key: str = "lesion") -> np.ndarray:
+    """The (X, Y, Z) mask ``case[key]``, refused unless it holds only 0 and 1 (never binarised silently).
+
+    Raises:
+        DataError: naming the file and the values found.
+    """
+    raw = np.asarray(case[key].array)
+    bad = [v for v in np.unique(raw).tolist() if v not in (0, 1)]
+    if bad:
+        vol = case[key]
+        raise DataError(vol.path or f"{case.where or case.id} [{key}]",
+                        f"{key} mask holds values {bad[:5]} besides 0 and 1; binarise it first "
+                        "(`strokesynth check` lists such masks)")
+    return raw
+
+
+def check_labels(cases: list[Case], key: str = "lesion") -> None:
+    """:func:`binary_label` of every case that has ``key``: call before a run folder is made."""
+    for case in cases:
+        if key in case:
+            binary_label(case, key)
 
 
 def n_channels(case: Case, modalities: list[str]) -> int:

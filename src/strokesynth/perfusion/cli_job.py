@@ -51,6 +51,9 @@ def run_perfusion(
         mvol = read_volume(aif_mask, kind="label", ndim=3)
         if not mvol.same_grid(Volume(np.zeros(ctp.spatial_shape, np.float32), ctp.affine)):
             raise DataError(aif_mask, f"grid {mvol.shape} does not match the scan's {ctp.spatial_shape} (shape or affine)")
+        values = [v for v in np.unique(mvol.array).tolist() if v not in (0, 1)]
+        if values:
+            raise DataError(aif_mask, f"the AIF mask holds values {values[:5]} besides 0 and 1")
         mask = mvol.array > 0
         if not mask.any():
             raise DataError(aif_mask, "the AIF mask is empty")

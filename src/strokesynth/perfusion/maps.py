@@ -159,6 +159,8 @@ def analyze_ctp(
         raise DataError(where, "the time step of the 4D scan is unknown (pixdim[4] is 0)")
     dt = ctp.dt
     data = ctp.array.astype(np.float32, copy=False)
+    if data.shape[2] < 2:
+        raise DataError(where, f"only {data.shape[2]} slice; a CTP slab needs at least 2 (shape {data.shape})")
     n_t = data.shape[-1]
     if n_t < 2 * cfg.bolus_k + 2:
         raise DataError(where, f"only {n_t} frames; need at least {2 * cfg.bolus_k + 2}")

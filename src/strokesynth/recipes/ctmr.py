@@ -33,6 +33,7 @@ import numpy as np
 
 from strokesynth._fs import write_text_atomic
 from strokesynth.config import load_config
+from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
 from strokesynth.data.splits import Splits
@@ -197,6 +198,7 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     # read the data set before anything is written, so bad input leaves no run folder behind
     cohort = open_cohort(cfg.dataset, layout=cfg.layout, require=[*inputs, gan.target, gan.data.label])
     cases = cohort.cases
+    check_labels(cases, gan.data.label)
     folds = gan.run.fold_list()
     if sorted(folds) != list(range(cfg.folds)):
         raise ConfigError("synthesis.run.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")

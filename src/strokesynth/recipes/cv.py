@@ -22,6 +22,7 @@ import torch
 from scipy import stats
 
 from strokesynth.config import load_config
+from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
 from strokesynth.data.splits import Splits, load_splits, subject_kfold
@@ -50,8 +51,10 @@ def _quiet(_: str) -> None:
 
 
 def _open(cfg: TrainConfig) -> list[Case]:
-    return open_cohort(cfg.data.dataset, layout=cfg.data.layout, require=cfg.data.modalities + [cfg.data.label],
-                       derived=cfg.data.derived).cases
+    cases = open_cohort(cfg.data.dataset, layout=cfg.data.layout, require=cfg.data.modalities + [cfg.data.label],
+                        derived=cfg.data.derived).cases
+    check_labels(cases, cfg.data.label)
+    return cases
 
 
 def _kind(cfg: TrainConfig) -> str:
@@ -174,6 +177,11 @@ def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, case
     """
     run = RunDir.reopen(out)
     cfg = cfg or load_config(TrainConfig, run.file("config.yaml"))
+    missing = [f for f in cfg.run.fold_list() if not run.file(f"fold_{f}", "best.pt").is_file()]
+    if missing:  # a partial evaluation would replace the saved one with fewer folds
+        raise DataError(run.file(f"fold_{missing[0]}", "best.pt"),
+                        f"missing (fold(s) {', '.join(map(str, missing))} have no kept model); nothing re-evaluated "
+                        "(finish the run with --resume)")
     cases = cases if cases is not None else _open(cfg)
     splits = splits or load_splits(run.file("splits.json"), cases)
     rows = []

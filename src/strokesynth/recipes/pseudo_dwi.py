@@ -35,6 +35,7 @@ import yaml
 
 from strokesynth._fs import write_text_atomic
 from strokesynth.config import from_dict, load_config, to_dict
+from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits
 from strokesynth.engine.checkpoint import load_system
@@ -264,6 +265,7 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
     require = [*base.data.modalities, base.target, base.data.label, *needs]
     cohort = open_cohort(cfg.dataset, layout=cfg.layout, require=require)
     cases = cohort.cases
+    check_labels(cases, base.data.label)
     if len({c.subject for c in cases}) < cfg.folds:
         raise DataError(cfg.dataset, f"{len({c.subject for c in cases})} subject(s) for {cfg.folds} folds")
     if needs:  # computed once for every row and fold; a scan without a bolus fails here, before any write
