@@ -92,10 +92,10 @@ def test_force_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, plai
 
 
 def test_failed_command_leaves_no_run_folder(tmp_path, plain_dir, capsys, monkeypatch):
-    from conftest import run_cli
-
     import strokesynth.recipes.cv as cv
     from strokesynth.errors import DataError
+
+    from conftest import run_cli
 
     def bad_label(*args, **kwargs):
         raise DataError("lesion.nii.gz", "lesion mask holds values [2] besides 0 and 1")

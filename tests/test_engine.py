@@ -79,6 +79,18 @@ def test_resume_continues_from_last_checkpoint(seg_data, tmp_path):
     assert history[:2] == first_two
 
 
+def test_evaluate_refuses_a_run_with_a_fold_missing(seg_data, tmp_path, capsys):
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    run_training(tiny(seg_data, epochs=1), out, echo=lambda s: None)
+    saved = (out / "metrics" / "evaluation.json").read_text()
+    (out / "fold_0" / "best.pt").unlink()
+    code, _, err = run_cli(capsys, "evaluate", str(out))
+    assert code == 2 and "best.pt: missing" in err and len(err.strip().splitlines()) == 1
+    assert (out / "metrics" / "evaluation.json").read_text() == saved
+
+
 def test_predict_cli_writes_mask_probability_volume_overlay(seg_data, tmp_path, capsys):
     out = tmp_path / "run"
     run_training(tiny(seg_data, epochs=2), out, echo=lambda s: None)
