@@ -91,6 +91,26 @@ def test_evaluate_refuses_a_run_with_a_fold_missing(seg_data, tmp_path, capsys):
     assert (out / "metrics" / "evaluation.json").read_text() == saved
 
 
+def test_checkpoint_of_another_architecture_is_one_line(seg_data, tmp_path, capsys):
+    from conftest import run_cli
+
+    from strokesynth.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    run_training(tiny(seg_data, epochs=1), out, echo=lambda s: None)
+    best = out / "fold_0" / "best.pt"
+    ck = load_checkpoint(best)
+    other = {**ck, "config": {**ck["config"], "model": {**ck["config"]["model"], "channels": [16, 32, 64, 128]}}}
+    save_checkpoint(best, other)  # a checkpoint of a wider network, copied into this run
+    for args in (["evaluate", str(out)], ["predict", "--model", str(out), "--input", str(seg_data), "--out",
+                                          str(tmp_path / "pred")], ["ensemble", str(out), str(out), "--out",
+                                                                    str(tmp_path / "ens")]):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and "best.pt" in err and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "pred").exists() and not (tmp_path / "ens").exists()
+
+
 def test_predict_cli_writes_mask_probability_volume_overlay(seg_data, tmp_path, capsys):
     out = tmp_path / "run"
     run_training(tiny(seg_data, epochs=2), out, echo=lambda s: None)

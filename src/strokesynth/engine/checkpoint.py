@@ -44,5 +44,11 @@ def load_system(path: str | os.PathLike, *, which: str = "networks"):
     cls = SYSTEMS.get(ck["system"])
     system = cls.restore(from_dict(cls.config_class, ck["config"], str(path)))
     for name, state in ck[which].items():
-        system.networks[name].load_state_dict(state)
+        if name not in system.networks:
+            raise DataError(path, f"holds weights of a network {name!r} that a {ck['system']} system does not have")
+        try:
+            system.networks[name].load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+            raise DataError(path, f"the {name!r} weights do not fit the network its config describes ({first})") from None
     return system

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from strokesynth.config import load_config
+from strokesynth.config import load_config, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
@@ -206,11 +206,29 @@ def fold_probabilities(run: RunDir, cfg: TrainConfig, cases: list[Case], splits:
     best = run.file(f"fold_{fold}", "best.pt")
     if not best.exists():
         return
-    model = load_system(best).networks["model"].to(cfg.run.device)
+    model = kept_model(best, cfg).to(cfg.run.device)
     by_id = {c.id: c for c in cases}
     ds = make_dataset([by_id[c] for c in splits.folds[fold].val_cases], cfg.data, seed=cfg.run.seed, kind=_kind(cfg))
     for i, case in enumerate(ds.cases):
         yield case, predict_case(model, ds, i, device=cfg.run.device, amp=cfg.run.amp)
+
+
+def kept_model(path: Path, cfg: TrainConfig) -> torch.nn.Module:
+    """The segmentation network in checkpoint ``path``, checked to be the one the run ``cfg`` trains
+    (same system, network and input channels), so a checkpoint copied from another run is refused in
+    one line instead of failing inside the network."""
+    system = load_system(path)
+    if not isinstance(system, Segmenter):
+        raise DataError(path, f"holds a {system.name} system, not the segmenter this run trains")
+    theirs = {**{f"model.{k}": v for k, v in to_dict(system.config.model).items()},
+              "data.modalities": list(system.config.data.modalities)}
+    ours = {**{f"model.{k}": v for k, v in to_dict(cfg.model).items()}, "data.modalities": list(cfg.data.modalities)}
+    differ = [k for k in ours if theirs.get(k) != ours[k]]
+    if differ:
+        k = differ[0]
+        raise DataError(path, f"is not this run's model: {k} is {theirs.get(k)!r} there, {ours[k]!r} in the run's "
+                              "config.yaml (a checkpoint of another run?)")
+    return system.networks["model"]
 
 
 def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict[str, Any]]:
