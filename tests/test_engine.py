@@ -92,9 +92,9 @@ def test_evaluate_refuses_a_run_with_a_fold_missing(seg_data, tmp_path, capsys):
 
 
 def test_checkpoint_of_another_architecture_is_one_line(seg_data, tmp_path, capsys):
-    from conftest import run_cli
-
     from strokesynth.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    from conftest import run_cli
 
     out = tmp_path / "run"
     run_training(tiny(seg_data, epochs=1), out, echo=lambda s: None)
