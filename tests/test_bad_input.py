@@ -304,3 +304,23 @@ def test_segmentation_cli_bad_inputs(capsys, tmp_path, plain_dir):
     assert not (tmp_path / "p").exists()
     code, _, err = run_cli(capsys, "train", "--set", "run.epochs=3")
     assert_user_error(code, err, "data.dataset")
+
+
+def test_predict_input_case_folders_of_any_layout(tmp_path, plain_dir, isles2018_dir, isles22_dir):
+    from strokesynth.errors import DataError
+    from strokesynth.recipes.predict import open_cases
+
+    case_dir = sorted(p for p in plain_dir.iterdir() if p.is_dir())[0]
+    assert [c.id for c in open_cases(case_dir, ["cbf"])] == [case_dir.name]
+    case_dir = sorted(p for p in isles2018_dir.iterdir() if p.is_dir())[0]
+    assert len(open_cases(case_dir, ["cbf"])) == 1
+    subject = isles22_dir / "rawdata" / "sub-strokecase0009"
+    assert [c.id for c in open_cases(subject, ["dwi"])] == ["sub-strokecase0009_ses-0001"]
+    with pytest.raises(DataError, match="missing modality cbf") as exc:  # the real problem: no CTP maps, not a layout guess
+        open_cases(subject, ["cbf"])
+    assert "unknown modality" not in str(exc.value)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="not a data set and not a case folder"):
+        open_cases(stray, ["cbf"])

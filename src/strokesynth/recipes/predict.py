@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from strokesynth._fs import atomic_dir, write_json_atomic
+from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
 from strokesynth.data.modalities import get_modality
 from strokesynth.data.volume import Volume
@@ -77,6 +78,39 @@ def load_predictor(path: str | os.PathLike) -> Model:
     return load_model(path)
 
 
+def open_cases(source: Path, require: list[str]) -> list[Case]:
+    """The cases of a data set folder, or of one case (or subject) folder inside a data set.
+
+    A case folder is found by opening the folders above it (up to three levels: an ISLES'22
+    session sits two below the root) and keeping the cases stored under ``source``.
+
+    Raises:
+        DataError: one line saying what ``source`` is missing (not a layout's guess at it).
+    """
+    if not source.exists():
+        raise DataError(source, "no such data set or case folder")
+    try:
+        return open_cohort(source, require=require).cases
+    except DataError as first:
+        problem = first
+    target = source.resolve()
+    for root in list(target.parents)[:3]:
+        try:
+            cohort = open_cohort(root, strict=False)
+        except DataError:
+            continue
+        inside = [c for c in cohort.cases if c.where and (Path(c.where).resolve() == target
+                                                          or target in Path(c.where).resolve().parents)]
+        if inside:
+            for case in inside:
+                case.require(require)
+            return inside
+        mine = [p for p in cohort.problems if str(target) in p or str(source) in p]
+        if mine:
+            raise DataError(None, mine[0])
+    raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
+
+
 def predict_cases(models: list[Model], source: str | os.PathLike,
                   out: str | os.PathLike, *, force: bool = False, threshold: float | None = None,
                   echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
@@ -93,17 +127,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     for _, cfg in models[1:]:
         if required_modalities(cfg) != mods:
             raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
-    source = Path(source)
-    try:
-        cases = open_cohort(source, require=mods).cases
-    except DataError as first:  # maybe one case folder of a data set: open the set, keep that case
-        try:
-            cases = [c for c in open_cohort(source.parent, require=mods).cases
-                     if Path(c.meta.get("folder", "")).name == source.name]
-        except DataError:
-            cases = []
-        if not cases:
-            raise first from None
+    cases = open_cases(Path(source), mods)
     thr = models[0][1].threshold if threshold is None else threshold
     results = []
     with atomic_dir(out, force=force) as tmp:
