@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,18 @@ from strokesynth._fs import atomic_file
 from strokesynth.errors import DataError
 
 
+#: Fault injection for the kill tests: with ``STROKESYNTH_KILL_AT_SAVE=N`` the process kills itself
+#: (SIGKILL) during its N-th checkpoint save, after the data is written and before it is moved into place.
+_SAVES = [0]
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Save tensors, state dicts and plain Python values (no pickled objects) atomically."""
     with atomic_file(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
+        _SAVES[0] += 1
+        if os.environ.get("STROKESYNTH_KILL_AT_SAVE") == str(_SAVES[0]):
+            os.kill(os.getpid(), signal.SIGKILL)
     return Path(path)
 
 

@@ -197,6 +197,9 @@ def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, fol
     if last.exists():
         t.restore(load_checkpoint(last), last)
         log.info("%s: resumed after epoch %d", desc or folder.name, t.state["epoch"])
+        if dist.main:  # a kill between last.pt and the history files leaves them one epoch behind
+            RunDir(folder).save_table("metrics.csv", t.state["history"])
+            RunDir(folder).save_json("metrics.json", t.state["history"])
     else:
         t.rebuild()
     state = t.state
