@@ -12,7 +12,6 @@ import torch
 from strokesynth._fs import atomic_file
 from strokesynth.errors import DataError
 
-
 #: Fault injection for the kill tests: with ``STROKESYNTH_KILL_AT_SAVE=N`` the process kills itself
 #: (SIGKILL) during its N-th checkpoint save, after the data is written and before it is moved into place.
 _SAVES = [0]
