@@ -324,3 +324,21 @@ def test_predict_input_case_folders_of_any_layout(tmp_path, plain_dir, isles2018
     (stray / "notes.txt").write_text("x")
     with pytest.raises(DataError, match="not a data set and not a case folder"):
         open_cases(stray, ["cbf"])
+
+
+def test_predict_never_crops_silently(toy_cases):
+    from strokesynth.errors import DataError
+    from strokesynth.recipes.predict import grid_check
+    from strokesynth.systems.segmenter import TrainConfig
+
+    cfg = TrainConfig()
+    case = toy_cases[0]  # 32 x 32 in-plane
+    cfg.data.size = (16, 16)
+    with pytest.raises(DataError, match="larger than the model's training grid 16x16"):
+        grid_check(case, cfg)
+    cfg.data.size = (64, 64)
+    assert "padded to the model's 64x64" in grid_check(case, cfg)
+    cfg.data.size = (32, 32)
+    assert grid_check(case, cfg) is None
+    cfg.data.mode, cfg.data.size = "resample", (16, 16)
+    assert grid_check(case, cfg) is None

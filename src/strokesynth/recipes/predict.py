@@ -111,6 +111,30 @@ def open_cases(source: Path, require: list[str]) -> list[Case]:
     raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
 
 
+def grid_check(case: Case, cfg: TrainConfig | PseudoDwiConfig) -> str | None:
+    """Refuse a case the model would see cut, or return a note when it is padded.
+
+    With ``pad_crop`` a case larger in-plane than the model's training grid would be centre-cropped
+    (probability 0 outside): refused. A smaller one is padded with background, which keeps every
+    voxel but shows the network a larger field of view than in training: allowed, with a note.
+    ``resample`` models take any grid (the field of view is then the model's concern).
+
+    Raises:
+        DataError: naming the case and both grids.
+    """
+    if cfg.data.mode != "pad_crop":
+        return None
+    have, want = tuple(case.spatial_shape[:2]), tuple(cfg.data.size)
+    if any(h > w for h, w in zip(have, want, strict=True)):
+        raise DataError(case.where or case.id, f"in-plane grid {have[0]}x{have[1]} px is larger than the model's "
+                                               f"training grid {want[0]}x{want[1]} (pad_crop would cut it); resample "
+                                               "the case to the training spacing or use a model trained at this size")
+    if have != want:
+        return (f"note: {case.id}: {have[0]}x{have[1]} px padded to the model's {want[0]}x{want[1]} training grid "
+                "(every voxel kept; the network sees more background than in training)")
+    return None
+
+
 def predict_cases(models: list[Model], source: str | os.PathLike,
                   out: str | os.PathLike, *, force: bool = False, threshold: float | None = None,
                   echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
@@ -128,6 +152,11 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
         if required_modalities(cfg) != mods:
             raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
     cases = open_cases(Path(source), mods)
+    for case in cases:  # before anything is written
+        for _, cfg in models:
+            note = grid_check(case, cfg)
+            if note:
+                echo(note)
     thr = models[0][1].threshold if threshold is None else threshold
     results = []
     with atomic_dir(out, force=force) as tmp:
