@@ -167,11 +167,24 @@ def output_lock(dest: str | os.PathLike) -> Iterator[Path | None]:
             _release(lock)
 
 
+_CLAIMED: list[Path] = []
+
+
 def claim_output(dest: str | os.PathLike) -> None:
-    """Take :func:`output_lock` of ``dest`` until this process exits (a run folder's writer)."""
+    """Take :func:`output_lock` of ``dest`` until :func:`release_outputs` or the process exits
+    (a run folder's writer)."""
     lock = _acquire(Path(dest))
     if lock is not None:
-        atexit.register(_release, lock)
+        _CLAIMED.append(lock)
+
+
+def release_outputs() -> None:
+    """Release every lock :func:`claim_output` took (the CLI calls it when a command ends)."""
+    while _CLAIMED:
+        _release(_CLAIMED.pop())
+
+
+atexit.register(release_outputs)
 
 
 @contextlib.contextmanager

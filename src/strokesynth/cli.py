@@ -101,7 +101,10 @@ def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: s
 
     if folds < 1:
         raise ConfigError("--folds", f"must be at least 1, got {folds}")
+    from strokesynth.data.arrays import check_labels
+
     cohort = open_cohort(source, layout=layout)
+    check_labels(cohort.cases)  # a lesion mask is 0/1 in every layout; never copy or binarise another silently
     notes: list[str] = []
     out = write_cohort(cohort.cases, dest, layout=to_layout, force=force, modalities=_split_list(modalities),
                        folds=folds, seed=seed, notes=notes)
@@ -362,6 +365,8 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     pseudo-DWI (dwi_pseudo.nii.gz)."""
     from strokesynth.recipes.predict import load_predictor, predict_cases
 
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
     predict_cases([load_predictor(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
     click.echo(f"wrote {out}")
 
@@ -542,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
     finish_runs()  # each command is one transaction: what came before in this process is settled
     try:
-        rv = cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
+        rv = _run(argv)
     except (KeyboardInterrupt, click.exceptions.Abort):
         for path, backup in keep_interrupted():  # resumable: nothing is removed
             click.echo(f"unfinished run kept in {path} (continue it with --resume)"
@@ -558,6 +563,16 @@ def main(argv: list[str] | None = None) -> None:
     finish_runs()
     if isinstance(rv, int) and rv:
         sys.exit(rv)
+
+
+def _run(argv: list[str] | None):
+    """The command itself; the locks on its outputs are released when it ends, however it ends."""
+    from strokesynth._fs import release_outputs
+
+    try:
+        return cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
+    finally:
+        release_outputs()
 
 
 def _report_error(start: float) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from strokesynth._fs import atomic_dir, write_json_atomic
+from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
 from strokesynth.data.modalities import get_modality
@@ -152,6 +153,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
         if required_modalities(cfg) != mods:
             raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
     cases = open_cases(Path(source), mods)
+    check_labels(cases)  # a reference mask, when present, is shown and measured: it must be 0/1
     for case in cases:  # before anything is written
         for _, cfg in models:
             note = grid_check(case, cfg)

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from strokesynth._fs import atomic_dir
+from strokesynth.data.arrays import binary_label
 from strokesynth.data.case import Case
 from strokesynth.errors import ConfigError, DataError, OutputError
 from strokesynth.io import open_cohort
@@ -155,7 +156,7 @@ def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.
     missing: dict[str, list[str]] = {}
     for case_id in sorted(set().union(*(set(p) for p in found))):
         case = by_id[case_id]
-        ref = case.label.array > 0
+        ref = binary_label(case) > 0
         lesion = bool(ref.any())
         preds = [(label, load_prediction(p[case_id], case)) for label, p in zip(labels, found, strict=True)
                  if case_id in p]

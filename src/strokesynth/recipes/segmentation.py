@@ -14,11 +14,12 @@ from typing import Any
 
 from strokesynth._fs import write_json_atomic, write_text_atomic
 from strokesynth.config import load_config
-from strokesynth.errors import ConfigError
+from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.recipes.cv import format_table, run_training
 from strokesynth.recipes.registry import RECIPES
+from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "seg"
@@ -49,21 +50,21 @@ def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: 
     if bad:
         raise ConfigError("recipe", f"unknown architecture/loss {bad}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ConfigError(out, "exists and is not empty (use --force to replace it)")
+    configs = [comparison_config(arch, loss, str(dataset), tiny, overrides) for arch in architectures for loss in losses]
+    if not Path(dataset).is_dir():
+        raise DataError(dataset, "data set folder not found")
+    RunDir.create(out, force=force)  # one folder for the comparison: replaced or removed as a whole
     merged: dict[str, Any] = {}
-    for arch in architectures:
-        for loss in losses:
-            cfg = comparison_config(arch, loss, str(dataset), tiny, overrides)
-            echo(f"== {cfg.name}")
-            summary = run_training(cfg, out / cfg.name, force=True, echo=echo)
-            if not merged:
-                merged = {k: summary[k] for k in ("protocol", "protocol_text", "scans")}
-            for part in ("lesion", "empty", "overall"):
-                table = merged.setdefault(part, {})
-                table[cfg.name] = summary[part][cfg.name]
-                if BASELINE in summary[part]:
-                    table.setdefault(BASELINE, summary[part][BASELINE])
+    for cfg in configs:
+        echo(f"== {cfg.name}")
+        summary = run_training(cfg, out / cfg.name, force=True, echo=echo)
+        if not merged:
+            merged = {k: summary[k] for k in ("protocol", "protocol_text", "scans")}
+        for part in ("lesion", "empty", "overall"):
+            table = merged.setdefault(part, {})
+            table[cfg.name] = summary[part][cfg.name]
+            if BASELINE in summary[part]:
+                table.setdefault(BASELINE, summary[part][BASELINE])
     for part in ("lesion", "empty", "overall"):  # the baseline last
         if BASELINE in merged[part]:
             merged[part][BASELINE] = merged[part].pop(BASELINE)
