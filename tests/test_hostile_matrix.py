@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
 from conftest import run_cli
 
 TINY = ["--set", "data.size=[32,32]", "--set", "run.epochs=1", "--set", "run.steps_per_epoch=1",
