@@ -119,7 +119,8 @@ def test_fcn_vs_fcn_cgan_table_and_report(ctmr_run):
     # phantom data: the reference DWI is called simulated, overlays give the shown slice's Dice,
     # headers are words with units
     assert "simulated DWI" in html and "real DWI" not in html
-    assert "slice Dice" in html and "HD95 (mm)" in html and "abs. volume diff. (ml)" in html
+    assert "of the slice shown" in html and "whole-scan Dice" in html and "HD95 (mm)" in html
+    assert "abs. volume diff. (ml)" in html
 
 
 def test_report_command_rebuilds_the_same_numbers(ctmr_run, capsys, tmp_path):
