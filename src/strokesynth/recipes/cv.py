@@ -328,7 +328,13 @@ def paired_metric(csv_a: Path, method_a: str, csv_b: Path, method_b: str, metric
                     for r in csv.DictReader(fh) if r["method"] == method and r.get("lesion", "True") == "True"}
         return {c: v for c, v in rows.items() if not np.isnan(v)}
 
-    a, b = read(csv_a, method_a), read(csv_b, method_b)
+    return paired_values(read(csv_a, method_a), read(csv_b, method_b), method_a, method_b, metric)
+
+
+def paired_values(a: dict[str, float], b: dict[str, float], method_a: str, method_b: str,
+                  metric: str) -> dict[str, Any]:
+    """``b`` minus ``a`` (case -> value, undefined values already left out) on the cases both have,
+    with a Wilcoxon signed-rank test on the non-zero differences."""
     common = sorted(set(a) & set(b))
     diff = np.array([b[c] - a[c] for c in common])
     nonzero = diff[diff != 0]

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from strokesynth._fs import atomic_dir
 from strokesynth.data.arrays import binary_label
@@ -37,7 +36,7 @@ from strokesynth.io import open_cohort
 from strokesynth.io.nifti import is_nifti_name, read_volume, strip_nifti_suffix
 from strokesynth.metrics import evaluate_case
 from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
-from strokesynth.recipes.cv import EXTERNAL, format_table, summaries
+from strokesynth.recipes.cv import EXTERNAL, format_table, paired_values, summaries
 from strokesynth.runs import RunDir
 
 #: How far (mm) a prediction's affine may be from its reference's; NIfTI writers round to float32.
@@ -108,20 +107,12 @@ def _labels(folders: Sequence[Path], names: Sequence[str] | None) -> list[str]:
 
 def paired(rows: list[dict[str, Any]], method_a: str, method_b: str, metric: str = "dice") -> dict[str, Any]:
     """``method_b`` minus ``method_a`` on ``metric`` over the lesion scans both scored (undefined values
-    left out), with a Wilcoxon signed-rank test (zero differences dropped)."""
+    left out), with a Wilcoxon signed-rank test (:func:`~strokesynth.recipes.cv.paired_values`)."""
     def values(method: str) -> dict[str, float]:
         return {r["case"]: float(r[metric]) for r in rows
                 if r["method"] == method and r["lesion"] and not np.isnan(float(r[metric]))}
 
-    a, b = values(method_a), values(method_b)
-    common = sorted(set(a) & set(b))
-    diff = np.array([b[c] - a[c] for c in common])
-    nonzero = diff[diff != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
-    return {"a": method_a, "b": method_b, "metric": metric, "cases": len(common),
-            "mean_diff": float(diff.mean()) if diff.size else float("nan"),
-            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
-            "wilcoxon_p": p}
+    return paired_values(values(method_a), values(method_b), method_a, method_b, metric)
 
 
 def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.PathLike, *,

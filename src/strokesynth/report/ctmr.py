@@ -17,7 +17,7 @@ from strokesynth.data.normalize import Normalization
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import curves_figure, overlay_row, panel_row
-from strokesynth.report.html import dict_table, esc, figure, human, mean_sd, table, write_page
+from strokesynth.report.html import dict_table, esc, figure, human, mean_sd, reference_dwi_name, table, write_page
 from strokesynth.runs import RunDir
 
 Section = tuple[str, str, str]
@@ -65,7 +65,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
     figs = run.file("figures")
     sections: list[Section] = []
     # the phantom's DWI is simulated, not a real scan: say so wherever it is shown
-    target_name = "simulated DWI" if (Path(cfg.dataset) / "groundtruth" / "phantom.json").exists() else "real DWI"
+    target_name = reference_dwi_name(cfg.dataset)
 
     # synthesis: quality table and real vs generated images
     q = quality["overall"]

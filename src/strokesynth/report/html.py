@@ -78,6 +78,12 @@ HEADERS = {
 }
 
 
+def reference_dwi_name(dataset: str | os.PathLike) -> str:
+    """What to call a data set's DWI in a report: ``simulated DWI`` for the phantom (it has
+    ``groundtruth/phantom.json``), ``real DWI`` otherwise."""
+    return "simulated DWI" if (Path(dataset) / "groundtruth" / "phantom.json").exists() else "real DWI"
+
+
 def human(key: str) -> str:
     """The header of a column key (:data:`HEADERS`; unknown keys with underscores as spaces)."""
     return HEADERS.get(key, key.replace("_", " "))
