@@ -351,7 +351,7 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 
 @cli.command()
 @click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="A run folder, a pseudo-DWI recipe row folder (rows/<row>) or a fold's best.pt "
+              help="A run folder, a pseudo-DWI recipe row folder (rows/<row>), a pseudo-healthy model folder or a fold's best.pt "
                    "(repeat to average several models).")
 @click.option("--input", "source", required=True, type=click.Path(path_type=Path),
               help="A data set folder, or one case folder of it.")
@@ -362,9 +362,18 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG.
 
     A pseudo-DWI model needs the perfusion maps and the raw 4D CTP, no DWI, and also writes the
-    pseudo-DWI (dwi_pseudo.nii.gz)."""
+    pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's <contrast>/fold_k/<row>
+    folder or its best.pt) writes pseudo_healthy.nii.gz and pathology_map.nii.gz instead."""
     from strokesynth.recipes.predict import load_predictor, predict_cases
+    from strokesynth.recipes.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
 
+    healthy = [pseudo_healthy_checkpoint(m) for m in models]
+    if any(healthy):
+        if len(models) > 1 or threshold is not None:
+            raise ConfigError("--model", "a pseudo-healthy model is applied alone and without --threshold")
+        predict_pseudo_healthy(healthy[0], source, out, force=force, echo=click.echo)
+        click.echo(f"wrote {out}")
+        return
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
     predict_cases([load_predictor(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
@@ -503,10 +512,56 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
     click.echo(f"report: {write_pseudo_dwi_report(folder)}")
 
 
+@recipe.command("pseudo-healthy")
+@click.option("--config", "config_path", default="tiny", show_default=True,
+              help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Xia, Chartsias & Tsaftaris).")
+@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+              help="Data set folder with an MR contrast and lesion masks on one grid [config: the embedded phantom].")
+@click.option("--contrasts", default=None, metavar="flair,dwi", help="MR contrasts, e.g. flair,dwi [config].")
+@click.option("--real-case", type=click.Path(path_type=Path), default=None,
+              help="A real data set to apply the models to as a labelled example [config: ../shared/data/isles22 "
+                   "when present].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None, real_case: Path | None,
+                   overrides: tuple[str, ...], out: Path | None, device: str | None, resume: bool, force: bool) -> None:
+    """Xia, Chartsias & Tsaftaris: pseudo-healthy synthesis by pathology factorisation.
+
+    Trains the conditional GAN and CycleGAN baselines and the proposed model (unpaired and
+    paired) on the same subject-level folds, with f_pre judging healthiness, and writes
+    OUT/ph_table.txt (identity, healthiness, S and anomaly-detector Dice, lesion-free slices
+    apart), the figures and OUT/report.html. Default data: the embedded phantom (FLAIR, DWI).
+    """
+    import torch
+
+    from strokesynth.recipes.pseudo_healthy import load_recipe_config, run_pseudo_healthy
+    from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
+
+    extra = [f"dataset={dataset}"] if dataset is not None else []
+    if contrasts is not None:
+        extra.append(f"contrasts=[{','.join(c.strip() for c in contrasts.split(',') if c.strip())}]")
+    if real_case is not None:
+        if not real_case.is_dir():
+            raise ConfigError("--real-case", f"{real_case} is not a folder")
+        extra.append(f"real_case={real_case.resolve()}")
+    cfg = load_recipe_config(config_path, [*overrides, *extra])
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+        cfg.system.run.device = cfg.segmentor.run.device = device
+    folder = out or Path("runs") / cfg.name
+    run_pseudo_healthy(cfg, folder, force=force, resume=resume, echo=click.echo)
+    click.echo(f"report: {write_pseudo_healthy_report(folder)}")
+
+
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 def report(run: Path) -> None:
-    """(Re)write RUN/report.html of a finished demo, ctmr-cgan or pseudo-dwi run from its files.
+    """(Re)write RUN/report.html of a finished demo, ctmr-cgan, pseudo-dwi or pseudo-healthy run from its files.
 
     Nothing is trained or predicted: the tables come from the run's saved metrics, the figures
     from its data set and predictions, so a report made with a newer strokesynth shows the same
@@ -519,9 +574,11 @@ def report(run: Path) -> None:
         from strokesynth.report.ctmr import write_ctmr_report as write
     elif (run / "tables.json").is_file():
         from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report as write
+    elif (run / "ph_table.json").is_file():
+        from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report as write
     else:
-        raise ConfigError(run, "not a finished demo, ctmr-cgan or pseudo-dwi run (no summary.json + ctmr/, "
-                               "table.json or tables.json)")
+        raise ConfigError(run, "not a finished demo, ctmr-cgan, pseudo-dwi or pseudo-healthy run (no "
+                               "summary.json + ctmr/, table.json, tables.json or ph_table.json)")
     click.echo(f"report: {write(run)}")
 
 
