@@ -243,3 +243,19 @@ def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, toy_cases, 
     assert code == 2
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_shipped_yaml_configs_are_the_python_ones():
+    from strokesynth.config import to_dict
+    from strokesynth.recipes.pseudo_healthy import CONFIGS, load_recipe_config, paper_config, tiny_config
+
+    assert to_dict(load_recipe_config(CONFIGS / "tiny.yaml")) == to_dict(tiny_config())
+    assert to_dict(load_recipe_config(CONFIGS / "paper.yaml")) == to_dict(paper_config())
+    cfg = load_recipe_config("tiny", ["system.run.epochs=3"])
+    assert cfg.system.run.epochs == 3 and cfg.system.optim.lr == 1e-3
+
+
+def test_describe_prints_the_paper_networks(capsys):
+    code, out, err = run_cli(capsys, "describe", "--recipe", "pseudo-healthy", "--config", "paper")
+    assert code == 0, err
+    assert "1,957,505" in out and "8,981,057" in out and "1x7x7" in out  # G, S, critics at 128 px

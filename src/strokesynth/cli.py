@@ -585,16 +585,18 @@ def report(run: Path) -> None:
 @cli.command()
 @click.option("--config", "config_path", default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
-@click.option("--recipe", "recipe_name", type=click.Choice(["ctmr-cgan", "pseudo-dwi"]), default="ctmr-cgan",
+@click.option("--recipe", "recipe_name", type=click.Choice(["ctmr-cgan", "pseudo-dwi", "pseudo-healthy"]),
+              default="ctmr-cgan",
               show_default=True, help="Which recipe's networks to describe.")
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
 def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
-    from strokesynth.recipes.describe import describe_ctmr, describe_pseudo_dwi
+    from strokesynth.recipes.describe import describe_ctmr, describe_pseudo_dwi, describe_pseudo_healthy
 
     if size is not None and (size < 32 or size % 32):
         raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")
-    click.echo(describe_ctmr(config_path, size) if recipe_name == "ctmr-cgan" else describe_pseudo_dwi(config_path, size))
+    describe_of = {"ctmr-cgan": describe_ctmr, "pseudo-dwi": describe_pseudo_dwi, "pseudo-healthy": describe_pseudo_healthy}
+    click.echo(describe_of[recipe_name](config_path, size))
 
 
 def main(argv: list[str] | None = None) -> None:

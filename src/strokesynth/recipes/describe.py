@@ -1,4 +1,5 @@
-"""``strokesynth describe``: the networks of an experiment (CT-to-MR cGAN, pseudo-DWI), with sizes and costs."""
+"""``strokesynth describe``: the networks of an experiment (CT-to-MR cGAN, pseudo-DWI, pseudo-healthy), with sizes
+and costs."""
 
 from __future__ import annotations
 
@@ -95,3 +96,26 @@ def describe_pseudo_dwi(config: str, size: int | None = None) -> str:
 def _in_channels(net: torch.nn.Module) -> int:
     first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
     return first.in_channels
+
+
+def describe_pseudo_healthy(config: str, size: int | None = None) -> str:
+    """A text table of G, R, S (also f_pre's architecture) and the critics of a pseudo-healthy experiment."""
+    from strokesynth.recipes.pseudo_healthy import load_recipe_config, row_config
+    from strokesynth.systems.pseudo_healthy import PathologyFactorisation
+
+    cfg = load_recipe_config(config)
+    s = row_config(cfg.system, "proposed unpaired", cfg.contrasts[0])
+    h = w = size or s.data.size
+    system = PathologyFactorisation(s)
+    what = {"G": f"G pathological -> pseudo-healthy: ngf {s.ngf}, {s.n_blocks} residual blocks, sigmoid",
+            "R": "R pseudo-healthy + mask -> pathological: the same, 2 inputs",
+            "S": f"S segmentor (and f_pre): residual U-Net {s.segmentor_channels}, LeakyReLU, sigmoid",
+            "D_x": f"D_x image critic: {s.critic_channels}, least squares",
+            "D_m": "D_m mask critic (unpaired): the same"}
+    nets = [(what[n], system.networks[n], _in_channels(system.networks[n])) for n in what]
+    lines = [f"experiment {cfg.name}: {', '.join(cfg.contrasts)} slices -> pseudo-healthy + pathology map; "
+             f"{cfg.folds} folds; input {h}x{w}",
+             f"{'network':<72} {'in':>3} {'parameters':>12} {'output':>14} {'GFLOP/slice':>12}",
+             *_rows(nets, h, w),
+             "GFLOP/slice: one forward pass of one slice (multiply and add counted separately)."]
+    return "\n".join(lines)

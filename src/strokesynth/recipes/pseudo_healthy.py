@@ -206,6 +206,8 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
     if resume:
         cfg = load_config(PseudoHealthyRecipeConfig, RunDir.resume(out).file("config.yaml"))
     cfg = copy.deepcopy(cfg)
+    if cfg.real_case and Path(cfg.real_case).is_dir():  # saved absolute: a resume from elsewhere finds it
+        cfg.real_case = str(Path(cfg.real_case).resolve())
     if cfg.dataset == "phantom":
         cases, spacing = phantom_cases(cfg.phantom, echo)
         cfg.system.data.spacing_mm = cfg.segmentor.data.spacing_mm = spacing

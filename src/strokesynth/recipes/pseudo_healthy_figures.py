@@ -149,7 +149,7 @@ def real_case_figures(run_path: str | os.PathLike, cfg, fold: int, echo: Callabl
                 results["notes"].append(note)
                 echo(note)
                 continue
-            les = vol.masks.reshape(len(vol.z), -1).sum(1)
+            les = vol.masks.reshape(len(vol.z), -1).sum(1).astype(np.int64)
             x = torch.from_numpy(vol.images[:, None])
             m = vol.masks[:, None]
             entry: dict[str, Any] = {"case": case.id, "contrast": contrast, "slices": len(vol.z),
