@@ -259,3 +259,14 @@ def test_describe_prints_the_paper_networks(capsys):
     code, out, err = run_cli(capsys, "describe", "--recipe", "pseudo-healthy", "--config", "paper")
     assert code == 0, err
     assert "1,957,505" in out and "8,981,057" in out and "1x7x7" in out  # G, S, critics at 128 px
+
+
+def test_docs_quote_the_saved_tiny_table():
+    """docs/pseudo_healthy.md quotes docs/pseudo_healthy/tiny_table.txt (the run's ph_table.txt) verbatim."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "pseudo_healthy.md").read_text()
+    block = doc.split("<!-- ph-numbers -->")[1].split("<!-- /ph-numbers -->")[0]
+    saved = (root / "docs" / "pseudo_healthy" / "tiny_table.txt").read_text()
+    assert saved.strip() and saved.strip() in block

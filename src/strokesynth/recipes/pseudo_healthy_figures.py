@@ -98,7 +98,7 @@ def example_figures(run_path: str | os.PathLike, cfg, banks: dict[str, Any], fol
         if fails and "CycleGAN" in models:
             import torch
 
-            worst = max(fails, key=lambda f: f["added_outside_px"])
+            worst = max(fails, key=lambda f: f["invented_px"])
             i = int(np.flatnonzero((bank.case == worst["case"]) & (bank.z == worst["z"]))[0])
             x = torch.from_numpy(bank.images[i:i + 1])
             g = models["CycleGAN"]
@@ -107,10 +107,10 @@ def example_figures(run_path: str | os.PathLike, cfg, banks: dict[str, Any], fol
             panel_row([("input", bank.images[i, 0], (0, 1), "gray", "normalised"),
                        ("CycleGAN pseudo-healthy", ph, (0, 1), "gray", "normalised"),
                        ("reconstruction", rec, (0, 1), "gray", "normalised"),
-                       ("reconstruction - pseudo-healthy", rec - ph, (-0.5, 0.5), "RdBu_r", "normalised")],
+                       ("reconstruction - input", rec - bank.images[i, 0], (-0.5, 0.5), "RdBu_r", "normalised")],
                       path, label=bank.masks[i, 0],
-                      title=f"{worst['case']} z={worst['z']}: the reconstruction adds {worst['added_outside_px']} px "
-                            "away from the true lesion (red)")
+                      title=f"{worst['case']} z={worst['z']}: the reconstruction invents a {worst['invented_px']} px "
+                            "bright blob away from the true lesion (red)")
             written.append(path)
     return written
 
@@ -118,15 +118,13 @@ def example_figures(run_path: str | os.PathLike, cfg, banks: dict[str, Any], fol
 def real_case_figures(run_path: str | os.PathLike, cfg, fold: int, echo: Callable[[str], Any] = print
                       ) -> dict[str, Any]:
     """Apply the fold's kept models to each case of ``cfg.real_case`` (skipped with a note if absent)."""
-    import copy
-
     import torch
 
     from strokesynth.data.pathology_slices import prepare_volume
     from strokesynth.errors import StrokesynthError
     from strokesynth.io import open_cohort
     from strokesynth.metrics.pseudo_healthy import identity, slice_dice
-    from strokesynth.recipes.pseudo_healthy import load_kept
+    from strokesynth.recipes.pseudo_healthy import contrast_data, load_kept
 
     run = Path(run_path)
     src = Path(cfg.real_case) if cfg.real_case else None
@@ -139,8 +137,7 @@ def real_case_figures(run_path: str | os.PathLike, cfg, fold: int, echo: Callabl
     for contrast in cfg.contrasts:
         models = _models(run, contrast, fold, cfg.rows)
         fpre = load_kept(run / contrast / f"fold_{fold}" / "f_pre")
-        data = copy.deepcopy(cfg.system.data)
-        data.modality = contrast
+        data = contrast_data(cfg.system.data, contrast, cfg.clip_percentiles)
         for case in cases:
             try:
                 vol = prepare_volume(case, data)
