@@ -29,13 +29,16 @@ def test_equals_pytorch_msssim(side):
 
 
 @pytest.mark.parametrize("side", [176, 192])
-def test_equals_monai(side):
+def test_equals_monai_to_its_float32_rounding(side):
+    """MONAI casts the images to float32 before computing (metrics/regression.py), so it agrees
+    only to its own rounding: measured 3.6e-6 to 1.03e-5 on these images (pytorch-msssim, in
+    float64, agrees to 1.9e-6). Checked at 3e-5; the 1e-5 check is the pytorch-msssim one."""
     from monai.metrics import MultiScaleSSIMMetric
 
     x, y = _pair(side, seed=1)
     mine, _ = masked_ms_ssim(x, y)
     ref = MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, kernel_size=11, kernel_sigma=1.5)(y, x).flatten()
-    assert torch.allclose(mine, ref.double(), atol=1e-5, rtol=0)
+    assert torch.allclose(mine, ref.double(), atol=3e-5, rtol=0)
 
 
 def test_torchmetrics_differs_only_by_its_padded_last_scale():

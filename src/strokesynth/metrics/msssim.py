@@ -17,11 +17,15 @@ lesion left out (identity is measured on ``(1 - m) * x``).
   (``x' = pool(w x) / pool(w)``, ``w' = pool(w)``);
 - it uses as many scales as the image allows (at most 5) and says how many: with ``L`` scales
   the first ``L`` standard weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) are rescaled to the
-  sum of all five (1.0001, as published and as the libraries use them), so 128 px slices get 4 scales and 64 px slices 3.
+  sum of all five (1.0001, as published and as the libraries use them), so 128 px slices get 4
+  scales and 64 px slices 3.
 
 With ``w = 1`` and sides that stay even through the halvings (176, 192, 256... px) it computes
-the libraries' value exactly (a test checks it against all three to 1e-5). On odd sides the
-libraries pad with zeros before averaging and count the zeros; this averages real pixels only.
+the libraries' value: pytorch-msssim to 1e-5 (measured 1.9e-6); MONAI to its float32 rounding
+(it casts the images to float32; up to 1.03e-5 measured); torchmetrics to 1e-3, because its
+last-scale SSIM averages over a reflection-padded border it does not crop. Tests check all
+three. On odd sides the libraries pad with zeros before averaging and count the zeros; this
+averages real pixels only.
 """
 
 from __future__ import annotations
