@@ -265,7 +265,7 @@ def test_docs_quote_the_saved_tiny_table():
     """docs/pseudo_healthy.md quotes docs/pseudo_healthy/tiny_table.txt (the run's ph_table.txt) verbatim."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     doc = (root / "docs" / "pseudo_healthy.md").read_text()
     block = doc.split("<!-- ph-numbers -->")[1].split("<!-- /ph-numbers -->")[0]
     saved = (root / "docs" / "pseudo_healthy" / "tiny_table.txt").read_text()
