@@ -32,6 +32,9 @@ class DataConfig:
         derived: folders of derived volumes to add to the cases, in the plain layout
             ``FOLDER/<case id>/<key>.nii.gz`` (e.g. the out-of-fold ``dwi_gen`` of a CT-to-MR
             synthesis run); the data set itself is never written to.
+        pixel_mm: in-plane pixel size (mm) of the training cases, recorded by ``train`` (their
+            median) so that ``predict`` brings a case of another pixel size to it and the result
+            back (0 = not recorded: cases are used as stored).
     """
 
     dataset: str = ""
@@ -45,6 +48,7 @@ class DataConfig:
     augment_enabled: bool = True
     cache_dir: str = ""
     derived: list[str] = field(default_factory=list)
+    pixel_mm: float = 0.0
 
 
 def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool = False,

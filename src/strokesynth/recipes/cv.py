@@ -123,6 +123,8 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     else:
         cfg = absolute_data_paths(cfg)
     cases = _open(cfg)  # read before anything is written
+    if not resume and cfg.data.pixel_mm <= 0:  # recorded for predict (resampling new cases to it)
+        cfg.data.pixel_mm = round(float(np.median([np.mean(c.spacing[:2]) for c in cases])), 4)
     if not resume:
         if dist.main:
             run = RunDir.create(out, force=force)

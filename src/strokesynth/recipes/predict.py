@@ -17,7 +17,7 @@ import torch
 
 from strokesynth._fs import atomic_dir, write_json_atomic
 from strokesynth.data.arrays import check_labels
-from strokesynth.data.case import Case
+from strokesynth.data.case import LABEL_KEY, Case
 from strokesynth.data.config import make_dataset
 from strokesynth.data.modalities import get_modality
 from strokesynth.data.volume import Volume
@@ -112,6 +112,48 @@ def open_cases(source: Path, require: list[str]) -> list[Case]:
     raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
 
 
+#: relative difference of in-plane pixel size above which predict resamples a case
+PIXEL_TOLERANCE = 0.05
+
+
+def to_training_pixels(case: Case, cfg: TrainConfig | PseudoDwiConfig) -> tuple[Case, tuple[float, float] | None]:
+    """``case`` resampled in-plane to the model's recorded training pixel size (``data.pixel_mm``),
+    and the zoom factors used; the case itself and ``None`` when no resampling is needed.
+
+    Images are interpolated linearly, the lesion mask by nearest neighbour; the affine's in-plane
+    columns are scaled so every voxel keeps its position in mm (up to half a pixel at the edge).
+    """
+    from scipy import ndimage
+
+    pixel = float(getattr(cfg.data, "pixel_mm", 0.0) or 0.0)
+    sx, sy = case.spacing[:2]
+    if pixel <= 0 or (abs(sx - pixel) <= PIXEL_TOLERANCE * pixel and abs(sy - pixel) <= PIXEL_TOLERANCE * pixel):
+        return case, None
+    fx, fy = sx / pixel, sy / pixel
+    mods = {}
+    for key, vol in case.modalities.items():
+        arr = np.asarray(vol.array)
+        label = key == LABEL_KEY
+        vx, vy = vol.spacing[:2]  # a volume on its own grid keeps its own pixel size
+        factors = (vx / pixel, vy / pixel) + (1.0,) * (arr.ndim - 2)
+        out = ndimage.zoom(arr.astype(np.float32), factors, order=0 if label else 1, grid_mode=True, mode="nearest")
+        aff = np.array(vol.affine, float)
+        aff[:3, 0] *= arr.shape[0] / out.shape[0]
+        aff[:3, 1] *= arr.shape[1] / out.shape[1]
+        mods[key] = Volume(out.astype(arr.dtype if label else np.float32), aff,
+                           **({"kind": "label"} if label else {}))
+    return Case(case.id, case.subject, mods, own_grid=case.own_grid, meta=dict(case.meta), where=case.where), (fx, fy)
+
+
+def from_training_pixels(prob: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A probability map ``(X', Y', Z)`` on the resampled grid, back on the case's ``(X, Y, Z)``."""
+    from scipy import ndimage
+
+    x, y = shape[:2]
+    return ndimage.zoom(prob, (x / prob.shape[0], y / prob.shape[1], 1.0), order=1, grid_mode=True,
+                        mode="nearest").clip(0.0, 1.0)
+
+
 def grid_check(case: Case, cfg: TrainConfig | PseudoDwiConfig) -> str | None:
     """Refuse a case the model would see cut, or return a note when it is padded.
 
@@ -156,7 +198,11 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     check_labels(cases)  # a reference mask, when present, is shown and measured: it must be 0/1
     for case in cases:  # before anything is written
         for _, cfg in models:
-            note = grid_check(case, cfg)
+            seen, zoom = to_training_pixels(case, cfg)
+            if zoom is not None:
+                echo(f"note: {case.id}: in-plane pixels {case.spacing[0]:.3g} x {case.spacing[1]:.3g} mm resampled to "
+                     f"the model's training {cfg.data.pixel_mm:.3g} mm (and the result back)")
+            note = grid_check(seen, cfg)
             if note:
                 echo(note)
     thr = models[0][1].threshold if threshold is None else threshold
@@ -165,7 +211,12 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
         for case in cases:
             probs, pseudos = [], []
             for model, cfg in models:
-                p, pseudo = _probability(model, cfg, case)
+                seen, zoom = to_training_pixels(case, cfg)
+                p, pseudo = _probability(model, cfg, seen)
+                if zoom is not None:
+                    p = from_training_pixels(p, case.spatial_shape)
+                    pseudo = None if pseudo is None else Volume(from_training_pixels(pseudo.array, case.spatial_shape),
+                                                                case.affine)
                 probs.append(p)
                 if pseudo is not None:
                     pseudos.append(pseudo.array)
