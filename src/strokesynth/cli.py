@@ -260,9 +260,10 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
 
     SOURCE is a 4D NIfTI (x, y, z, t in HU, time step in pixdim[4]) or an ISLES 2018 case folder
     holding a CT_4DPWI. OUT receives cbf/cbv/mtt/tmax/mip/mask.nii.gz (input affine),
-    invalid.nii.gz (flags of voxels whose CBF 1, CBV 2, MTT 4 or Tmax 8 was negative or NaN and is
-    set to 0), cta_frames.nii.gz (the bolus window resampled to a few frames) and perfusion.json (AIF,
-    bolus window, settings).
+    invalid.nii.gz (flags of voxels whose CBF 1, CBV 2, MTT 4 or Tmax 8 was negative (Tmax: by more
+    than one frame) or NaN and is set to 0), cta_frames.nii.gz (the bolus window resampled to a few frames) and perfusion.json (AIF,
+    bolus window, settings). Tmax is read at the onset of the residue (``--set tmax_rule=peak``
+    for its argmax, as vendor software reports it; docs/perfusion.md compares the two).
     """
     from strokesynth.perfusion.cli_job import run_perfusion
 

@@ -24,6 +24,9 @@ class PerfusionConfig:
         kh, rho: haematocrit factor and tissue density (g/ml).
         threshold: regularisation (default per method), see :func:`deconvolve`.
         oi: oscillation-index target of oSVD.
+        tmax_rule: ``onset`` (half-height of the residue's rise, unbiased by the regularisation
+            filter) or ``peak`` (the residue's argmax, as vendor software reports it; on the
+            phantom's noise-free curves 1.4 s late for oSVD), see :func:`deconvolve`.
         smooth_mm: in-plane Gaussian sigma applied to every frame before deconvolution, mm.
         bone_hu: baseline HU above which a voxel is bone.
         tissue_hu: (low, high) baseline HU range of brain tissue.
@@ -38,6 +41,7 @@ class PerfusionConfig:
     rho: float = 1.04
     threshold: float | None = None
     oi: float = 0.1
+    tmax_rule: str = "onset"
     smooth_mm: float = 2.0
     bone_hu: float = 150.0
     tissue_hu: tuple[float, float] = (-15.0, 100.0)
@@ -51,16 +55,20 @@ class PerfusionConfig:
 INVALID_BITS = {"cbf": 1, "cbv": 2, "mtt": 4, "tmax": 8}
 
 
-def physical_limits(maps: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def physical_limits(maps: dict[str, np.ndarray], tmax_resolution_s: float = 0.0
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Replace physically impossible perfusion values by the documented invalid value, 0.
 
     CBF, CBV and MTT cannot be negative, and Tmax (the delay of the residue peak after the AIF,
     which is chosen as the earliest arterial curve) cannot either; noise and deconvolution
     ringing make all four negative in a few percent of brain voxels (and NaN where a curve is
     degenerate). Those voxels are set to 0, as clinical packages display them, and flagged.
+    A Tmax less than ``tmax_resolution_s`` below 0 is within the estimator's resolution (the
+    onset rule reads a delay of 0 as -0.5 to 0 s on noise-free curves): it is set to 0 unflagged.
 
     Args:
         maps: ``cbf``, ``cbv``, ``mtt``, ``tmax`` arrays of one shape.
+        tmax_resolution_s: see above (``analyze_ctp`` passes one frame interval).
 
     Returns:
         The cleaned maps and a uint8 array of flags (bit :data:`INVALID_BITS` [key] set where
@@ -69,9 +77,10 @@ def physical_limits(maps: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray],
     flags = np.zeros(next(iter(maps.values())).shape, np.uint8)
     out = {}
     for key, values in maps.items():
-        bad = ~np.isfinite(values) | (values < 0)
+        floor = -tmax_resolution_s if key == "tmax" else 0.0
+        bad = ~np.isfinite(values) | (values < floor)
         flags[bad] |= INVALID_BITS[key]
-        out[key] = np.where(bad, 0, values).astype(np.float32)
+        out[key] = np.where(bad, 0, np.maximum(values, 0)).astype(np.float32)
     return out, flags
 
 
@@ -210,8 +219,8 @@ def analyze_ctp(
     info["aif_peak_time_s"] = chosen.peak_time
 
     maps: PerfusionMaps = deconvolve(enh[mask], chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
-                                     threshold=cfg.threshold, oi=cfg.oi)
-    clean, flags = physical_limits(maps.as_dict())
+                                     threshold=cfg.threshold, oi=cfg.oi, tmax_rule=cfg.tmax_rule)
+    clean, flags = physical_limits(maps.as_dict(), tmax_resolution_s=dt)
     out: dict[str, Volume] = {}
     for key, values in clean.items():
         full = np.zeros(mask.shape, np.float32)
