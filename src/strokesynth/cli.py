@@ -238,7 +238,9 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     summary = cohort_summary(scans)
     core = summary["core_ml"]
     click.echo(f"core volume ml: min {core['min']:.1f}, median {core['median']:.1f}, max {core['max']:.1f}; "
-               f"by size {summary['cases_by_size']}; slab slices {summary['slices']}")
+               f"slab slices {summary['slices']}; {summary['cases_without_core']} scan(s) without a core")
+    click.echo(f"size groups, scans with a core: {summary['cases_by_size']}; the sized slab of each stroke "
+               f"subject: {summary['subjects_by_size']} (target proportions {list(cfg.stroke.size_group_probs)})")
     click.echo(f"wrote {len(scans)} scan(s) of {cfg.subjects + cfg.healthy} subject(s) to {out} "
                f"in {time.time() - start:.1f} s (ground truth in {out / 'groundtruth'})")
 

@@ -33,7 +33,8 @@ from strokesynth.phantom.anatomy import SubjectWarp
 from strokesynth.phantom.atlas import ARTERY_GROUPS, mni_atlas
 from strokesynth.phantom.config import PhantomConfig
 from strokesynth.phantom.fields import RandomField
-from strokesynth.phantom.scan import TRUTH_KEYS, PhantomScan, SubjectDraw, simulate_scan
+from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, size_group, slab_core_ml
+from strokesynth.phantom.scan import TRUTH_KEYS, PhantomScan, SubjectDraw, simulate_scan, slab_affine
 from strokesynth.phantom.stroke import Stroke
 from strokesynth.plots import panel_row
 
@@ -73,22 +74,78 @@ def _slabs(cfg: PhantomConfig, rng: np.random.Generator) -> list[tuple[int, floa
     return [(n_z, center - gap / 2), (n2, center + gap / 2)]
 
 
-def subject_scans(cfg: PhantomConfig, index: int, healthy: bool, first_case: int) -> list[PhantomScan]:
-    """All scans of subject ``index`` (its own random stream: ``(seed, index)``)."""
+#: MNI z range (mm) of the cerebrum, where the seed of a lesion that misses the slab is drawn
+BRAIN_Z_MNI = (-40.0, 75.0)
+
+
+def _primary_slab(slabs: list[tuple[int, float]], seed_z: float, slice_mm: float) -> int:
+    """Index of the slab holding MNI z ``seed_z`` (else the nearest one)."""
+    return int(np.argmin([max(abs(seed_z - c) - n * slice_mm / 2, 0.0) for n, c in slabs]))
+
+
+def fit_lesion_size(cfg: PhantomConfig, draw: SubjectDraw, slabs: list[tuple[int, float]],
+                    rng: np.random.Generator) -> dict[str, Any]:
+    """Set ``draw.stroke``'s core radius so the slab holding its seed gets a target volume
+    (:mod:`strokesynth.phantom.lesion_size`), thickening that slab (in place in ``slabs``) when
+    the target does not fit; returns what was asked and estimated, for ``phantom.json``."""
+    stroke = draw.stroke
+    target = draw_target_ml(cfg.stroke, rng)
+    k = _primary_slab(slabs, float(stroke.seed[2]), cfg.grid.slice_mm)
+    n_z, center = slabs[k]
+    thicker = sorted(n for n in set(cfg.grid.slices) if n > n_z)
+    while True:
+        affine = slab_affine(cfg, n_z, draw.warp.scanner_z_for(center))
+        volume = slab_core_ml(stroke, draw, affine, (cfg.grid.size, cfg.grid.size, n_z), cfg.stroke.core_threshold)
+        radius, estimate = fit_core_radius(volume, target)
+        # a slab too thin for the target (a large core in 2 slices): take the next thicker slab size
+        if estimate >= 0.8 * target or not thicker:
+            break
+        n_z = thicker.pop(0)
+    grown = (n_z - slabs[k][0]) * cfg.grid.slice_mm / 2  # keep a second slab adjacent
+    slabs[:] = [(n_z, center) if i == k else (n, c + np.sign(c - center) * grown)
+                for i, (n, c) in enumerate(slabs)]
+    stroke.hypo_radius *= radius / stroke.core_radius
+    stroke.core_radius = radius
+    return {"target_ml": round(target, 2), "estimated_ml": round(estimate, 2), "slab": k,
+            "core_radius_mm": round(radius, 1)}
+
+
+def subject_scans(cfg: PhantomConfig, index: int, healthy: bool, first_case: int, *,
+                  images: bool = True) -> list[PhantomScan]:
+    """All scans of subject ``index`` (its own random stream: ``(seed, index)``).
+
+    The stroke's seed lies inside the slabs (unless ``stroke.slab_miss_prob`` draws it 10 mm or
+    more above or below them, so a slab holds at most the edge of a large lesion) and, with ``stroke.size_control``, its core radius is fitted to a target volume
+    in the slab that holds the seed. ``images=False``: ground truth only (see ``simulate_scan``).
+    """
     rng = np.random.default_rng([cfg.seed, index])
     slabs = _slabs(cfg, rng)
     lo = min(c - n * cfg.grid.slice_mm / 2 for n, c in slabs)
     hi = max(c + n * cfg.grid.slice_mm / 2 for n, c in slabs)
-    draw = draw_subject(cfg, index, healthy, rng, (lo, hi))
-    return [simulate_scan(cfg, draw, n_z, center, rng, f"case_{first_case + k}")
-            for k, (n_z, center) in enumerate(slabs)]
+    miss = not healthy and rng.uniform() < cfg.stroke.slab_miss_prob
+    z_range = (lo, hi)
+    if miss:  # the seed 10 mm or more above or below the slabs
+        sides = [r for r in ((BRAIN_Z_MNI[0], lo - 10.0), (hi + 10.0, BRAIN_Z_MNI[1])) if r[1] - r[0] > 5.0]
+        z_range = sides[int(rng.integers(len(sides)))] if sides else BRAIN_Z_MNI
+    draw = draw_subject(cfg, index, healthy, rng, z_range)
+    size = None
+    if draw.stroke is not None and draw.stroke.core_radius > 0 and cfg.stroke.size_control and not miss:
+        size = fit_lesion_size(cfg, draw, slabs, rng)
+    scans = [simulate_scan(cfg, draw, n_z, center, rng, f"case_{first_case + k}", images=images)
+             for k, (n_z, center) in enumerate(slabs)]
+    for k, scan in enumerate(scans):
+        scan.info["lesion_placement"] = {"missed_slab": miss, "size_fit": size,
+                                         "sized_slab": size is not None and k == size["slab"]}
+    return scans
 
 
-def generate_cohort(cfg: PhantomConfig, progress: Callable[[str], Any] | None = None) -> list[PhantomScan]:
-    """Simulate ``cfg.subjects`` stroke subjects, then ``cfg.healthy`` healthy ones."""
+def generate_cohort(cfg: PhantomConfig, progress: Callable[[str], Any] | None = None, *,
+                    images: bool = True) -> list[PhantomScan]:
+    """Simulate ``cfg.subjects`` stroke subjects, then ``cfg.healthy`` healthy ones
+    (``images=False``: ground truth only, see ``simulate_scan``)."""
     scans: list[PhantomScan] = []
     for i in range(cfg.subjects + cfg.healthy):
-        new = subject_scans(cfg, i, healthy=i >= cfg.subjects, first_case=len(scans) + 1)
+        new = subject_scans(cfg, i, healthy=i >= cfg.subjects, first_case=len(scans) + 1, images=images)
         scans.extend(new)
         if progress is not None:
             progress(f"subject {i + 1}/{cfg.subjects + cfg.healthy}: " + ", ".join(
@@ -96,9 +153,24 @@ def generate_cohort(cfg: PhantomConfig, progress: Callable[[str], Any] | None = 
     return scans
 
 
-def cohort_summary(scans: list[PhantomScan]) -> dict[str, Any]:
-    """Counts, lesion volumes (ml) and slab sizes of a cohort."""
+def size_groups(volumes_ml: np.ndarray, bounds: tuple[float, float] = (10.0, 50.0)) -> dict[str, int]:
+    """Counts of lesions (volumes > 0) in the groups small < bounds[0] <= medium <= bounds[1] < large."""
+    v = np.asarray(volumes_ml, float)
+    v = v[v > 0]
+    lo, hi = bounds
+    return {f"<{lo:g} ml": int((v < lo).sum()), f"{lo:g}-{hi:g} ml": int(((v >= lo) & (v <= hi)).sum()),
+            f">{hi:g} ml": int((v > hi).sum())}
+
+
+def cohort_summary(scans: list[PhantomScan], bounds: tuple[float, float] = (10.0, 50.0)) -> dict[str, Any]:
+    """Counts, lesion volumes (ml), size groups and slab sizes of a cohort.
+
+    ``cases_by_size`` counts scans with a core by its volume in the slab; ``subjects_by_size``
+    counts, per stroke subject with size control, the slab that holds the seed (the one whose
+    volume was drawn from ``stroke.size_group_probs``).
+    """
     core = np.array([s.info["core_ml"] for s in scans])
+    primary = [s.info["core_ml"] for s in scans if (s.info.get("lesion_placement") or {}).get("sized_slab")]
     return {
         "cases": len(scans),
         "subjects": len({s.case.subject for s in scans}),
@@ -106,8 +178,10 @@ def cohort_summary(scans: list[PhantomScan]) -> dict[str, Any]:
         "cases_without_core": int((core == 0).sum()),
         "core_ml": {"min": float(core.min()), "median": float(np.median(core)), "max": float(core.max())},
         "slices": sorted({s.info["slices"] for s in scans}),
-        "cases_by_size": {"<10 ml": int((core < 10).sum()), "10-50 ml": int(((core >= 10) & (core <= 50)).sum()),
-                          ">50 ml": int((core > 50).sum())},
+        "cases_by_size": size_groups(core, bounds),
+        "subjects_by_size": size_groups(np.array(primary), bounds),
+        "slabs_missing_the_lesion": sum(bool((s.info.get("lesion_placement") or {}).get("missed_slab"))
+                                        for s in scans),
     }
 
 

@@ -80,7 +80,7 @@ class StrokeConfig:
     """The occlusion: where, how large, how severe."""
 
     territory_weights: dict[str, float] = field(default_factory=lambda: {"mca": 0.7, "aca": 0.15, "pca": 0.15})
-    core_radius_mm: Range = (8.0, 45.0)  #: log-uniform
+    core_radius_mm: Range = (8.0, 45.0)  #: log-uniform (the start before size control fits it)
     hypo_ratio: Range = (1.5, 2.6)  #: hypoperfused radius / core radius
     irregularity: float = 0.35  #: relative amplitude of the boundary noise
     rcbf_core: Range = (0.05, 0.22)
@@ -90,6 +90,13 @@ class StrokeConfig:
     delay_s: Range = (6.0, 10.0)  #: extra bolus delay in the hypoperfused region
     collateral_fill: Range = (0.3, 0.7)  #: arterial enhancement left distal to the occlusion
     no_core_prob: float = 0.12
+    #: fit the core radius to a target volume inside the slab (see ``phantom/lesion_size.py``);
+    #: False: the radius is drawn from ``core_radius_mm`` and the slab holds what it holds
+    size_control: bool = True
+    size_bounds_ml: tuple[float, float] = (10.0, 50.0)  #: size groups: small < 10 <= medium <= 50 < large
+    size_group_probs: tuple[float, float, float] = (0.39, 0.43, 0.17)  #: ISLES 2018 test split (Wang et al.)
+    size_range_ml: Range = (1.0, 150.0)  #: smallest and largest target volume (ml)
+    slab_miss_prob: float = 0.0  #: chance the lesion's seed lies 10 mm or more outside the slabs
     satellite_prob: float = 0.3
     satellites: tuple[int, int] = (1, 3)
     satellite_radius_mm: Range = (2.5, 5.0)

@@ -121,14 +121,33 @@ def ground_truth(cfg: PhantomConfig, draw: SubjectDraw, tissue: Tissue) -> dict[
     }
 
 
+def _info(case_id: str, draw: SubjectDraw, n_z: int, z_center_mni: float, gt: dict[str, np.ndarray],
+          affine: np.ndarray) -> dict[str, Any]:
+    voxel_ml = float(np.prod(np.abs(np.diag(affine)[:3]))) / 1000.0
+    return {
+        "case": case_id, "subject": draw.id, "slices": n_z, "slab_center_mni_z": round(z_center_mni, 1),
+        "core_ml": round(float(gt["core"].sum()) * voxel_ml, 2),
+        "penumbra_ml": round(float(gt["penumbra"].sum()) * voxel_ml, 2),
+        "stroke": draw.stroke.describe() if draw.stroke is not None else None,
+    }
+
+
 def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni: float,
-                  rng: np.random.Generator, case_id: str) -> PhantomScan:
-    """Simulate the slab of ``n_z`` slices centred at MNI z ``z_center_mni`` for subject ``draw``."""
+                  rng: np.random.Generator, case_id: str, *, images: bool = True) -> PhantomScan:
+    """Simulate the slab of ``n_z`` slices centred at MNI z ``z_center_mni`` for subject ``draw``.
+
+    ``images=False`` stops after the ground truth (the case holds only its ``lesion``): about
+    50 times faster, for planning and for checking a cohort's lesions.
+    """
     g, t_cfg, b_cfg, s_cfg = cfg.grid, cfg.tissue, cfg.bolus, cfg.scanner
     affine = slab_affine(cfg, n_z, draw.warp.scanner_z_for(z_center_mni))
     shape = (g.size, g.size, n_z)
     tissue = sample_tissue(mni_atlas(), draw.warp, affine, shape, g.sub_slices)
     gt = ground_truth(cfg, draw, tissue)
+    if not images:
+        case = Case(case_id, draw.id, {"lesion": Volume(gt["core"], affine, kind="label")}, meta={"source": "phantom"})
+        truth = {k: Volume(gt[k], affine, kind="label" if gt[k].dtype == np.uint8 else "image") for k in TRUTH_KEYS}
+        return PhantomScan(case, truth, _info(case_id, draw, n_z, z_center_mni, gt, affine))
 
     # --- 4D CTP --------------------------------------------------------------------------
     bolus = Bolus(t0=float(rng.uniform(*b_cfg.aif_t0)), alpha=b_cfg.aif_alpha, beta=float(rng.uniform(*b_cfg.aif_beta)),
@@ -202,12 +221,8 @@ def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni:
     truth = {k: Volume(gt[k], affine, kind="label" if gt[k].dtype == np.uint8 else "image") for k in TRUTH_KEYS}
     truth["delay"] = Volume(gt["delay"], affine)
     truth["mip"] = perf.maps["mip"]
-    voxel_ml = float(np.prod(np.abs(np.diag(affine)[:3]))) / 1000.0
     info = {
-        "case": case_id, "subject": draw.id, "slices": n_z, "slab_center_mni_z": round(z_center_mni, 1),
-        "core_ml": round(float(gt["core"].sum()) * voxel_ml, 2),
-        "penumbra_ml": round(float(gt["penumbra"].sum()) * voxel_ml, 2),
-        "stroke": draw.stroke.describe() if draw.stroke is not None else None,
+        **_info(case_id, draw, n_z, z_center_mni, gt, affine),
         "aif": {"t0_s": round(bolus.t0, 2), "peak_hu": round(bolus.peak, 1), "beta_s": round(bolus.beta, 2)},
         "perfusion": perf.info,
     }
