@@ -207,14 +207,25 @@ def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, gan_e
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set grid.slices=[8] (repeatable).")
 @click.option("--no-figures", is_flag=True, help="Skip the per-case montages.")
+@click.option("--mr-study", is_flag=True,
+              help="Write whole-brain MR studies (DWI, ADC, FLAIR, T1, brain mask, anatomical labels; "
+                   "128x128x32 at 1.5x1.5x5 mm by default) instead of CTP slabs.")
+@click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain",
+              help="Layout of the MR studies [plain]; CTP slabs are always written as ISLES 2018.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | None, size: int | None,
-            config_path: Path | None, overrides: tuple[str, ...], no_figures: bool, force: bool) -> None:
+            config_path: Path | None, overrides: tuple[str, ...], no_figures: bool, mr_study: bool, layout: str,
+            force: bool) -> None:
     """Write a digital stroke phantom cohort in the ISLES 2018 layout, with ground truth.
 
     Every scan has CT, the raw 4D CTP, CBF/CBV/MTT/Tmax computed from it, DWI, FLAIR and the
     core mask (OT); OUT/groundtruth/ holds the true maps, penumbra and anatomy labels, a
     montage per case and phantom.json (per-case facts and the cohort summary).
+
+    With --mr-study: one whole-brain MR study per subject in the plain or ISLES'22 layout, with
+    skull-stripped images (*_brain), the brain mask, the anatomical label map (anatomy; table in
+    OUT/mr_phantom.json, lesion the last class) and the lesion mask; healthy subjects (--healthy)
+    differ in ventricle size among other things.
     """
     from strokesynth.config import load_config
     from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
@@ -226,13 +237,24 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     if size is not None:
         if size < 16:
             raise ConfigError("--size", f"need at least 16 pixels, got {size}")
-        cfg.grid.spacing_mm = cfg.grid.spacing_mm * cfg.grid.size / size
-        cfg.grid.size = size
+        grid = cfg.mr if mr_study else cfg.grid
+        grid.spacing_mm = grid.spacing_mm * grid.size / size
+        grid.size = size
     if cfg.subjects < 0 or cfg.healthy < 0 or cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError(out, "exists and is not empty (use --force to replace it)")
     start = time.time()
+    if mr_study:
+        from strokesynth.phantom import generate_mr_studies, mr_summary, write_mr_studies
+
+        cases, infos = generate_mr_studies(cfg, progress=click.echo)
+        write_mr_studies(cases, infos, out, cfg, layout=layout, force=force, figures=not no_figures)
+        summary = mr_summary(infos, cfg.stroke.size_bounds_ml)
+        click.echo(f"lesions by size {summary['lesions_by_size']}; ventricles ml {summary['ventricle_ml']}")
+        click.echo(f"wrote {len(cases)} whole-brain MR studies ({summary['healthy']} healthy) to {out} ({layout}) "
+                   f"in {time.time() - start:.1f} s (facts and label table in {out / 'mr_phantom.json'})")
+        return
     scans = generate_cohort(cfg, progress=click.echo)
     write_phantom(scans, out, cfg, force=force, figures=not no_figures)
     summary = cohort_summary(scans)

@@ -10,7 +10,7 @@ from strokesynth.phantom.cohort import cohort_summary
 from strokesynth.phantom.lesion_size import draw_target_ml, size_group
 
 ISLES_2018 = (0.39, 0.43, 0.17)  #: Wang et al.'s test split: < 10, 10-50, > 50 ml
-TOLERANCE = 0.15  #: absolute, per group; measured |deviation| <= 0.07 at seed 7 and <= 0.07 at seed 11
+TOLERANCE = 0.15  #: absolute, per group; measured |deviation| <= 0.08 at seed 7 (64 px) and <= 0.07 at seed 11 (128 px)
 
 
 @pytest.fixture(scope="module")

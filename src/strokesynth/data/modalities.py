@@ -63,6 +63,11 @@ for _m in (
     Modality("t1", 3, "image", "a.u.", "T1-weighted MRI"),
     Modality("lesion", 3, "label", "label", "infarct lesion mask (0 background, 1 lesion)"),
     Modality("anatomy", 3, "label", "label", "anatomical label map"),
+    Modality("brain", 3, "label", "label", "brain mask (0 outside, 1 brain)"),
+    Modality("dwi_brain", 3, "image", "a.u.", "skull-stripped DWI (0 outside the brain mask)"),
+    Modality("adc_brain", 3, "image", "1e-6 mm^2/s", "skull-stripped ADC"),
+    Modality("flair_brain", 3, "image", "a.u.", "skull-stripped FLAIR"),
+    Modality("t1_brain", 3, "image", "a.u.", "skull-stripped T1-weighted MRI"),
     Modality("core", 3, "label", "label", "infarct core mask"),
     Modality("penumbra", 3, "label", "label", "penumbra mask"),
 ):

@@ -20,6 +20,10 @@ every mask)::
   no raw ``adc``/``cbf`` suffix). BIDS has no CT modality yet (BEP024 is a proposal): CT and the
   raw CTP keep the ``ct``/``ctp`` suffixes of the ISLES 2024 convention in ``ct/``; BIDS
   validators skip them, strokesynth reads them.
+- Whole-brain studies (the phantom's ``--mr-study``) add ``derivatives/.../anat/*_dseg`` (the
+  anatomical label map, key ``anatomy``) and skull-stripped images and brain mask with the BIDS
+  ``desc-brain`` entity (``*_desc-brain_T1w``, ``*_desc-brain_dwi``, ``*_desc-brain_mask``; keys
+  ``t1_brain``, ``dwi_brain``, ``brain``) beside the images of the same scan.
 - Reading also accepts the challenge's own release (files directly in
   ``rawdata/sub-X/ses-Y/``, ``_adc`` beside ``_dwi``, masks in ``derivatives/sub-X/ses-Y/``),
   with or without a session level.
@@ -53,7 +57,16 @@ KEY_TO_FILE = {"dwi": ("rawdata", "dwi", "dwi"), "flair": ("rawdata", "anat", "F
                "t1": ("rawdata", "anat", "T1w"), "ct": ("rawdata", "ct", "ct"), "ctp": ("rawdata", "ct", "ctp"),
                "adc": ("derivatives", "dwi", "adc"), "cbf": ("derivatives", "perf", "cbf"),
                "cbv": ("derivatives", "perf", "cbv"), "mtt": ("derivatives", "perf", "mtt"),
-               "tmax": ("derivatives", "perf", "tmax")}
+               "tmax": ("derivatives", "perf", "tmax"), "anatomy": ("derivatives", "anat", "dseg"),
+               "brain": ("derivatives", "anat", "desc-brain_mask"),
+               "dwi_brain": ("derivatives", "dwi", "desc-brain_dwi"),
+               "adc_brain": ("derivatives", "dwi", "desc-brain_adc"),
+               "flair_brain": ("derivatives", "anat", "desc-brain_FLAIR"),
+               "t1_brain": ("derivatives", "anat", "desc-brain_T1w")}
+#: derivative suffixes read as their own keys (``dseg``: an anatomical segmentation) and, with the
+#: ``desc-brain`` entity, skull-stripped images (``<key>_brain``) and the brain mask (``brain``)
+DERIVED_SUFFIX_TO_KEY = {"dseg": "anatomy"}
+BRAIN_DESC = "_desc-brain"
 MASK_SUFFIX = "msk"
 OWN_GRID = frozenset({"flair"})
 DATATYPES = ("anat", "dwi", "ct", "perf", "func")
@@ -127,12 +140,16 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
                     log.add(path, f"file name does not follow {base}[_run-N]_<suffix>.nii.gz")
                     continue
                 suffix = match["suffix"]
-                key = LABEL_KEY if suffix == MASK_SUFFIX else SUFFIX_TO_KEY.get(suffix)
+                rest = match["rest"]
+                key = LABEL_KEY if suffix == MASK_SUFFIX else SUFFIX_TO_KEY.get(suffix, DERIVED_SUFFIX_TO_KEY.get(suffix))
+                if BRAIN_DESC in rest:  # skull-stripped image or brain mask of the same scan
+                    rest = rest.replace(BRAIN_DESC, "")
+                    key = "brain" if suffix == "mask" else (f"{key}_brain" if key and key != LABEL_KEY else None)
                 if key is None:
-                    known = ", ".join(sorted({*SUFFIX_TO_KEY, MASK_SUFFIX}))
+                    known = ", ".join(sorted({*SUFFIX_TO_KEY, *DERIVED_SUFFIX_TO_KEY, MASK_SUFFIX, "desc-brain_mask"}))
                     log.add(path, f"unknown modality suffix {suffix!r} (known: {known})")
                     continue
-                layout_id = base + match["rest"]
+                layout_id = base + rest
                 files = found.setdefault(layout_id, {})
                 if key in files:
                     log.add(path, f"second {key} file for {layout_id} (first: {files[key].name})")

@@ -122,6 +122,35 @@ class ScannerConfig:
 
 
 @dataclass
+class MRStudyConfig:
+    """Grid and tissue values of the whole-brain MR studies (``phantom --mr-study``).
+
+    ADC in 1e-3 mm²/s; relative signals are per tissue before the scanner's scale.
+    """
+
+    size: int = 128  #: in-plane matrix
+    spacing_mm: float = 1.5  #: in-plane pixel size
+    slices: int = 32
+    slice_mm: float = 5.0
+    sub_slices: int = 3  #: samples across a slice for partial volume
+    center_mni_z: float = 8.0  #: MNI z of the grid's centre (mm)
+    b_value: float = 1000.0  #: s/mm²
+    adc_gm: tuple[float, float] = (0.78, 0.88)
+    adc_wm: tuple[float, float] = (0.66, 0.76)
+    adc_csf: float = 3.0
+    radc_core: tuple[float, float] = (0.5, 0.7)  #: core ADC / normal ADC
+    t2_core: tuple[float, float] = (1.0, 1.15)  #: core S0 / normal S0
+    s0: dict[str, float] = field(default_factory=lambda: {
+        "gm": 1.1, "wm": 0.9, "csf": 2.0, "vessel": 0.3, "scalp": 0.15, "skull": 0.05})  #: scalp: fat-suppressed
+    flair: dict[str, float] = field(default_factory=lambda: {
+        "gm": 1.15, "wm": 0.85, "csf": 0.1, "vessel": 0.05, "scalp": 1.3, "skull": 0.05})
+    t1: dict[str, float] = field(default_factory=lambda: {
+        "gm": 0.6, "wm": 1.0, "csf": 0.15, "vessel": 0.2, "scalp": 0.9, "skull": 0.1})
+    t1_core: float = 0.9  #: core T1w signal / normal
+    scale: float = 400.0  #: white-matter b0 signal (a.u.); FLAIR and T1 use the same scale
+
+
+@dataclass
 class PhantomConfig:
     """A phantom cohort; the same config and seed give bit-identical files."""
 
@@ -134,4 +163,5 @@ class PhantomConfig:
     bolus: BolusConfig = field(default_factory=BolusConfig)
     stroke: StrokeConfig = field(default_factory=StrokeConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    mr: MRStudyConfig = field(default_factory=MRStudyConfig)  #: whole-brain MR studies (``phantom --mr-study``)
     perfusion_method: str = "osvd"  #: method for the vendor-like maps
