@@ -92,11 +92,14 @@ def select_vof(
     n_voxels: int = 6,
     where: str = "VOF",
 ) -> InputFunction:
-    """Pick venous voxels: the largest area among curves peaking at least 2 s after the AIF."""
+    """Pick venous voxels: the largest area among curves peaking at least 2 s after the AIF whose
+    curve is a bolus passage (back below half its peak by the last frame), not a step (a voxel
+    that a moved edge of bone or air crossed has a large, late area too)."""
     idx = np.argwhere(mask)
     curves = enhancement[mask].astype(np.float64)
     f = curve_features(curves, dt)
-    cand = np.flatnonzero(f["ttp"] >= aif.peak_time + 2.0)
+    passage = curves[:, -1] < 0.5 * f["peak"]
+    cand = np.flatnonzero((f["ttp"] >= aif.peak_time + 2.0) & passage)
     if len(cand) < n_voxels:
         raise DataError(where, "too few late-peaking voxels to choose a venous output function")
     chosen = cand[np.argsort(-f["area"][cand])][:n_voxels]

@@ -13,6 +13,7 @@ from strokesynth.errors import DataError
 from strokesynth.perfusion.aif import InputFunction, select_aif, select_vof, venous_scale
 from strokesynth.perfusion.bolus import accumulated_curve, bolus_window, resample_frames, temporal_mip
 from strokesynth.perfusion.deconvolution import PerfusionMaps, deconvolve
+from strokesynth.perfusion.motion import register_frames
 
 
 @dataclass
@@ -34,6 +35,10 @@ class PerfusionConfig:
         venous_scaling: rescale the AIF to the area of the venous output function.
         bolus_k: K of the bolus-window rule.
         frames: frames of the resampled bolus window (CTA features).
+        motion_correction: rigidly register every frame to the first before anything else
+            (:func:`strokesynth.perfusion.motion.register_frames`); ``info["motion"]`` reports
+            the transforms and the frames that could not be registered.
+        threads: threads of the registration.
     """
 
     method: str = "osvd"
@@ -49,6 +54,8 @@ class PerfusionConfig:
     venous_scaling: bool = True
     bolus_k: int = 5
     frames: int = 6
+    motion_correction: bool = False
+    threads: int = 2
 
 
 #: Bit of each map in the ``invalid`` flags volume.
@@ -174,6 +181,10 @@ def analyze_ctp(
     if n_t < 2 * cfg.bolus_k + 2:
         raise DataError(where, f"only {n_t} frames; need at least {2 * cfg.bolus_k + 2}")
     spacing = ctp.spacing
+    motion = None
+    if cfg.motion_correction:
+        data, report = register_frames(data, tuple(spacing[:3]), threads=cfg.threads)
+        motion = report.as_dict()
     rough = (data[..., 0] > cfg.tissue_hu[0]) & (data[..., 0] < cfg.tissue_hu[1])
     ts, te = bolus_window(accumulated_curve(data, rough), cfg.bolus_k, where)
     n_base = max(1, ts)
@@ -195,6 +206,8 @@ def analyze_ctp(
         enh *= mask[..., None]
 
     info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base}
+    if motion is not None:
+        info["motion"] = motion
     vof = None
     if aif is not None:
         aif_curve = np.asarray(aif, dtype=np.float32).ravel()

@@ -33,7 +33,7 @@ from strokesynth.phantom.anatomy import SubjectWarp
 from strokesynth.phantom.atlas import ARTERY_GROUPS, mni_atlas
 from strokesynth.phantom.config import PhantomConfig
 from strokesynth.phantom.fields import RandomField
-from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, size_group, slab_core_ml
+from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, slab_core_ml
 from strokesynth.phantom.scan import TRUTH_KEYS, PhantomScan, SubjectDraw, simulate_scan, slab_affine
 from strokesynth.phantom.stroke import Stroke
 from strokesynth.plots import panel_row

@@ -122,6 +122,21 @@ class ScannerConfig:
 
 
 @dataclass
+class MotionConfig:
+    """Rigid head motion during the 4D CTP (off by default). The head is still at the first frame
+    (the maps' reference), then drifts slowly, jerks once, or both; in-plane rotation and
+    translation get the full amplitude, tilts and through-plane shifts the given shares."""
+
+    prob: float = 0.0  #: chance that a scan moves
+    translate_mm: Range = (1.0, 4.0)  #: peak in-plane displacement
+    rotate_deg: Range = (1.0, 4.0)  #: peak in-plane rotation
+    kinds: tuple[str, ...] = ("drift", "sudden", "both")  #: drawn uniformly
+    tilt_share: float = 1 / 3  #: peak tilt (about x, y) / peak in-plane rotation
+    through_plane_share: float = 0.25  #: peak z shift / peak in-plane shift
+    drift_steps: int = 6  #: a drift moves in this many equal steps (each a pose imaged afresh)
+
+
+@dataclass
 class MRStudyConfig:
     """Grid and tissue values of the whole-brain MR studies (``phantom --mr-study``).
 
@@ -163,5 +178,6 @@ class PhantomConfig:
     bolus: BolusConfig = field(default_factory=BolusConfig)
     stroke: StrokeConfig = field(default_factory=StrokeConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     mr: MRStudyConfig = field(default_factory=MRStudyConfig)  #: whole-brain MR studies (``phantom --mr-study``)
     perfusion_method: str = "osvd"  #: method for the vendor-like maps

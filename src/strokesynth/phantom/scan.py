@@ -23,6 +23,8 @@ from strokesynth.phantom.atlas import mni_atlas
 from strokesynth.phantom.config import PhantomConfig
 from strokesynth.phantom.fields import RandomField
 from strokesynth.phantom.kinetics import FINE_DT, Bolus, ResponseTable, tissue_enhancement
+from strokesynth.phantom.motion import MovedWarp, draw_trajectory, pose_frames
+from strokesynth.phantom.motion import describe as describe_motion
 from strokesynth.phantom.stroke import Stroke, side_of, territory_of
 
 #: anatomical label map values
@@ -132,31 +134,13 @@ def _info(case_id: str, draw: SubjectDraw, n_z: int, z_center_mni: float, gt: di
     }
 
 
-def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni: float,
-                  rng: np.random.Generator, case_id: str, *, images: bool = True) -> PhantomScan:
-    """Simulate the slab of ``n_z`` slices centred at MNI z ``z_center_mni`` for subject ``draw``.
-
-    ``images=False`` stops after the ground truth (the case holds only its ``lesion``): about
-    50 times faster, for planning and for checking a cohort's lesions.
-    """
-    g, t_cfg, b_cfg, s_cfg = cfg.grid, cfg.tissue, cfg.bolus, cfg.scanner
-    affine = slab_affine(cfg, n_z, draw.warp.scanner_z_for(z_center_mni))
-    shape = (g.size, g.size, n_z)
-    tissue = sample_tissue(mni_atlas(), draw.warp, affine, shape, g.sub_slices)
-    gt = ground_truth(cfg, draw, tissue)
-    if not images:
-        case = Case(case_id, draw.id, {"lesion": Volume(gt["core"], affine, kind="label")}, meta={"source": "phantom"})
-        truth = {k: Volume(gt[k], affine, kind="label" if gt[k].dtype == np.uint8 else "image") for k in TRUTH_KEYS}
-        return PhantomScan(case, truth, _info(case_id, draw, n_z, z_center_mni, gt, affine))
-
-    # --- 4D CTP --------------------------------------------------------------------------
-    bolus = Bolus(t0=float(rng.uniform(*b_cfg.aif_t0)), alpha=b_cfg.aif_alpha, beta=float(rng.uniform(*b_cfg.aif_beta)),
-                  peak=float(rng.uniform(*b_cfg.aif_peak_hu)), recirculation=b_cfg.recirculation,
-                  recirculation_delay=b_cfg.recirculation_delay_s)
-    times = np.arange(b_cfg.frames) * b_cfg.dt
-    max_delay = float(gt["delay"].max()) if gt["delay"].size else 0.0
-    table = ResponseTable(bolus, times[-1] + max_delay + 5.0, b_cfg.residue, b_cfg.residue_shape)
-    enh = np.zeros((*shape, b_cfg.frames), np.float32)
+def render_ctp(cfg: PhantomConfig, draw: SubjectDraw, tissue: Tissue, gt: dict[str, np.ndarray], bolus: Bolus,
+               table: ResponseTable, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free CTP of one head position: the baseline HU ``(X, Y, Z)`` and the frames at
+    ``times`` ``(X, Y, Z, T)`` (baseline + parenchymal, arterial and venous enhancement)."""
+    t_cfg, b_cfg = cfg.tissue, cfg.bolus
+    shape = tissue.gm.shape
+    enh = np.zeros((*shape, len(times)), np.float32)
     par = tissue.parenchyma > 0.01
     enh[par] = tissue_enhancement(table, times, gt["cbf"][par], gt["cbv"][par], gt["delay"][par],
                                   b_cfg.kh, b_cfg.rho)
@@ -174,25 +158,63 @@ def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni:
     # venous sinus: the AIF dispersed through the brain (area preserved), later
     vein = tissue.vein > 0.01
     if vein.any():
-        fine = np.arange(0, times[-1] + 60, FINE_DT)
+        fine = np.arange(0, max(float(times[-1]), 0.0) + 60, FINE_DT)
         kernel = np.exp(-fine / 4.0)
         vof = np.convolve(bolus(fine), kernel / kernel.sum())[: len(fine)]
         vof_t = np.interp(times - b_cfg.vof_delay_s, fine, vof, left=0.0)
         enh[vein] += tissue.vein[vein][:, None] * vof_t[None, :].astype(np.float32)
-
     hu = (tissue.gm * t_cfg.hu_gm + tissue.wm * t_cfg.hu_wm + tissue.csf * t_cfg.hu_csf
           + (tissue.artery + tissue.vein) * t_cfg.hu_blood + tissue.skull * t_cfg.hu_bone
           + tissue.scalp * t_cfg.hu_scalp + tissue.air * t_cfg.hu_air)
     hu = hu - draw.ncct_drop * gt["core_fraction"] * (tissue.parenchyma > 0.05)
+    return hu, hu[..., None] + enh
+
+
+def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni: float,
+                  rng: np.random.Generator, case_id: str, *, images: bool = True) -> PhantomScan:
+    """Simulate the slab of ``n_z`` slices centred at MNI z ``z_center_mni`` for subject ``draw``.
+
+    ``images=False`` stops after the ground truth (the case holds only its ``lesion``): about
+    50 times faster, for planning and for checking a cohort's lesions.
+    """
+    g, b_cfg, s_cfg = cfg.grid, cfg.bolus, cfg.scanner
+    affine = slab_affine(cfg, n_z, draw.warp.scanner_z_for(z_center_mni))
+    shape = (g.size, g.size, n_z)
+    tissue = sample_tissue(mni_atlas(), draw.warp, affine, shape, g.sub_slices)
+    gt = ground_truth(cfg, draw, tissue)
+    if not images:
+        case = Case(case_id, draw.id, {"lesion": Volume(gt["core"], affine, kind="label")}, meta={"source": "phantom"})
+        truth = {k: Volume(gt[k], affine, kind="label" if gt[k].dtype == np.uint8 else "image") for k in TRUTH_KEYS}
+        return PhantomScan(case, truth, _info(case_id, draw, n_z, z_center_mni, gt, affine))
+
+    # --- 4D CTP --------------------------------------------------------------------------
+    bolus = Bolus(t0=float(rng.uniform(*b_cfg.aif_t0)), alpha=b_cfg.aif_alpha, beta=float(rng.uniform(*b_cfg.aif_beta)),
+                  peak=float(rng.uniform(*b_cfg.aif_peak_hu)), recirculation=b_cfg.recirculation,
+                  recirculation_delay=b_cfg.recirculation_delay_s)
+    times = np.arange(b_cfg.frames) * b_cfg.dt
+    max_delay = float(gt["delay"].max()) if gt["delay"].size else 0.0
+    table = ResponseTable(bolus, times[-1] + max_delay + 5.0, b_cfg.residue, b_cfg.residue_shape)
+    hu, still = render_ctp(cfg, draw, tissue, gt, bolus, table, times)
     sigma_px = s_cfg.noise_corr_mm / g.spacing_mm
-    ctp = hu[..., None] + enh + s_cfg.ctp_noise_hu * correlated_noise(rng, enh.shape, sigma_px)
+    trajectory = draw_trajectory(cfg.motion, b_cfg.frames, rng) if cfg.motion.prob > 0 else None
+    if trajectory is not None:
+        # the head moves in the fixed scanner: each pose is imaged afresh (sharp edges where the
+        # head now is), and the noise stays the scanner's
+        for pose, frames in pose_frames(trajectory):
+            if pose is None:
+                continue
+            moved = sample_tissue(mni_atlas(), MovedWarp(draw.warp, pose), affine, shape, g.sub_slices)
+            _, frames_hu = render_ctp(cfg, draw, moved, ground_truth(cfg, draw, moved), bolus, table, times[frames])
+            still[..., frames] = frames_hu
+    ctp = still + s_cfg.ctp_noise_hu * correlated_noise(rng, still.shape, sigma_px)
     ct = hu + s_cfg.ct_noise_hu * correlated_noise(rng, shape, sigma_px)
     ctp = np.clip(np.rint(ctp), -1024, 3071).astype(np.int16)
     ct = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
 
     # --- vendor-like maps from the simulated scan ---------------------------------------------
     ctp_vol = Volume(ctp, affine, dt=b_cfg.dt, disk_dtype=np.int16)
-    perf = analyze_ctp(ctp_vol, PerfusionConfig(method=cfg.perfusion_method, kh=b_cfg.kh, rho=b_cfg.rho))
+    perf = analyze_ctp(ctp_vol, PerfusionConfig(method=cfg.perfusion_method, kh=b_cfg.kh, rho=b_cfg.rho,
+                                                motion_correction=cfg.motion.prob > 0))
 
     # --- MR -------------------------------------------------------------------------------------
     bias_field = RandomField(rng, 2, 60.0)
@@ -223,6 +245,7 @@ def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni:
     truth["mip"] = perf.maps["mip"]
     info = {
         **_info(case_id, draw, n_z, z_center_mni, gt, affine),
+        "motion": describe_motion(trajectory),
         "aif": {"t0_s": round(bolus.t0, 2), "peak_hu": round(bolus.peak, 1), "beta_s": round(bolus.beta, 2)},
         "perfusion": perf.info,
     }
