@@ -77,3 +77,16 @@ def test_target_volumes_follow_the_group_probabilities():
     p = np.asarray(cfg.size_group_probs) / sum(cfg.size_group_probs)
     assert np.abs(share - p).max() < 0.03
     assert v.min() >= cfg.size_range_ml[0] and v.max() <= cfg.size_range_ml[1]
+
+
+def test_bad_size_settings_are_one_clear_error():
+    from strokesynth.errors import ConfigError
+
+    cfg = PhantomConfig().stroke
+    cfg.size_group_probs = (0.0, 0.0, 0.0)
+    with pytest.raises(ConfigError, match="size_group_probs"):
+        draw_target_ml(cfg, np.random.default_rng(0))
+    cfg = PhantomConfig().stroke
+    cfg.size_bounds_ml = (60.0, 50.0)
+    with pytest.raises(ConfigError, match="size_bounds_ml"):
+        draw_target_ml(cfg, np.random.default_rng(0))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from strokesynth.errors import ConfigError
 from strokesynth.phantom.anatomy import sample_tissue
 from strokesynth.phantom.atlas import mni_atlas
 from strokesynth.phantom.config import StrokeConfig
@@ -37,6 +38,11 @@ def draw_target_ml(cfg: StrokeConfig, rng: np.random.Generator) -> float:
     """A core volume (ml) for the slab: a group by ``cfg.size_group_probs``, log-uniform inside it."""
     edges = [cfg.size_range_ml[0], *cfg.size_bounds_ml, cfg.size_range_ml[1]]
     p = np.asarray(cfg.size_group_probs, float)
+    if len(p) != len(edges) - 1 or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise ConfigError("stroke.size_group_probs", f"need {len(edges) - 1} non-negative weights with a positive "
+                          f"sum (one per size group), got {list(cfg.size_group_probs)}")
+    if not (0 < edges[0] and all(a < b for a, b in zip(edges[:-1], edges[1:], strict=True))):
+        raise ConfigError("stroke.size_bounds_ml", f"size_range_ml and size_bounds_ml must rise from above 0: {edges}")
     g = int(rng.choice(len(p), p=p / p.sum()))
     lo, hi = edges[g], edges[g + 1]
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
