@@ -12,15 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from strokesynth.phantom.anatomy import _rotation
 from strokesynth.phantom.config import MotionConfig
-
-
-def _rotation(deg: np.ndarray) -> np.ndarray:
-    ax, ay, az = np.radians(deg)
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def draw_trajectory(cfg: MotionConfig, frames: int, rng: np.random.Generator) -> dict[str, Any] | None:
