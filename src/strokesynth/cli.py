@@ -583,6 +583,78 @@ def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None
     click.echo(f"report: {write_pseudo_healthy_report(folder)}")
 
 
+@recipe.command("labelmap-augmentation")
+@click.option("--config", "config_path", default="tiny", show_default=True,
+              help="Experiment YAML, or a shipped name: tiny (CPU) or paper (Platscher, Zopes & Federau).")
+@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+              help="Data set folder with dwi, anatomy and lesion per case; lesion-free cases form the normal "
+                   "cohort [config: the embedded phantom's MR studies].")
+@click.option("--table", default=None, help="Label table of the anatomy maps: phantom, freesurfer_to_phantom, "
+                                            "freesurfer_aseg or a YAML file [config: phantom].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set lesion_gan.run.epochs=200 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | None, overrides: tuple[str, ...],
+                          out: Path | None, device: str | None, resume: bool, force: bool) -> None:
+    """Platscher, Zopes & Federau: label map -> DWI synthesis and a 3D lesion GAN as training data.
+
+    Trains the lesion GAN and the translation models (Pix2Pix, SPADE, CycleGAN), builds a synthetic
+    database per model, trains the 3D U-Net on clinical / clinical + synthetic / synthetic /
+    fine-tuned / fractional data and scores it on held-out stroke and healthy subjects: OUT/labelmap_table.txt
+    (Tables I and II analogs with paired tests), figures and OUT/report.html. Needs DWIs with label
+    maps (the public ISLES 2018 release has no DWI).
+    """
+    import torch
+
+    from strokesynth.recipes.labelmap_augmentation import load_recipe_config, run_labelmap_augmentation
+    from strokesynth.report.labelmap import write_labelmap_report
+
+    extra = [f"dataset={dataset.resolve()}"] if dataset is not None else []
+    if table is not None:
+        extra.append(f"table={table}")
+    cfg = load_recipe_config(config_path, [*overrides, *extra])
+    if device is not None:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+        cfg.translation.run.device = cfg.lesion_gan.run.device = cfg.segmenter.run.device = device
+    folder = out or Path("runs") / cfg.name
+    run_labelmap_augmentation(cfg, folder, force=force, resume=resume, echo=click.echo)
+    click.echo(f"report: {write_labelmap_report(folder)}")
+
+
+@cli.command("synth-db")
+@click.option("--healthy", "healthy", type=click.Path(path_type=Path), required=True,
+              help="Data set folder of healthy cases with an anatomy label map each.")
+@click.option("--lesion-gan", "gan", type=click.Path(path_type=Path), required=True,
+              help="A lesion_wgan checkpoint (e.g. RUN/lesion_gan/best.pt).")
+@click.option("--translator", type=click.Path(path_type=Path), required=True,
+              help="A label map -> DWI checkpoint (e.g. RUN/translation/pix2pix/best.pt).")
+@click.option("-n", "n", type=int, default=100, show_default=True, help="Synthetic subjects to write.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Destination data set folder.")
+@click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain", show_default=True)
+@click.option("--table", default="", help="Label table of the healthy maps [the translation model's].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--retries", type=int, default=50, show_default=True, help="Lesion draws per subject before giving up.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing non-empty OUT.")
+def synth_db(healthy: Path, gan: Path, translator: Path, n: int, out: Path, layout: str, table: str, seed: int,
+             retries: int, device: str, force: bool) -> None:
+    """Build a synthetic annotated stroke database (Platscher et al.): GAN lesions injected into healthy
+    label maps, translated to DWI. Resumable (run the same command again), complete or nothing."""
+    from strokesynth.io import open_cohort
+    from strokesynth.recipes.synthetic_db import build_synthetic_db
+
+    for path in (gan, translator):
+        if not path.is_file():
+            raise ConfigError(path, "checkpoint not found")
+    cases = open_cohort(healthy, require=["anatomy"]).cases
+    build_synthetic_db(cases, gan, translator, n, out, seed=seed, layout=layout, table=table, retries=retries,
+                       force=force, device=device, echo=click.echo)
+
+
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 def report(run: Path) -> None:
@@ -601,26 +673,31 @@ def report(run: Path) -> None:
         from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report as write
     elif (run / "ph_table.json").is_file():
         from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report as write
+    elif (run / "labelmap_table.json").is_file():
+        from strokesynth.report.labelmap import write_labelmap_report as write
     else:
-        raise ConfigError(run, "not a finished demo, ctmr-cgan, pseudo-dwi or pseudo-healthy run (no "
-                               "summary.json + ctmr/, table.json, tables.json or ph_table.json)")
+        raise ConfigError(run, "not a finished demo, ctmr-cgan, pseudo-dwi, pseudo-healthy or labelmap-augmentation "
+                               "run (no summary.json + ctmr/, table.json, tables.json, ph_table.json or "
+                               "labelmap_table.json)")
     click.echo(f"report: {write(run)}")
 
 
 @cli.command()
 @click.option("--config", "config_path", default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
-@click.option("--recipe", "recipe_name", type=click.Choice(["ctmr-cgan", "pseudo-dwi", "pseudo-healthy"]),
+@click.option("--recipe", "recipe_name",
+              type=click.Choice(["ctmr-cgan", "pseudo-dwi", "pseudo-healthy", "labelmap-augmentation"]),
               default="ctmr-cgan",
               show_default=True, help="Which recipe's networks to describe.")
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
 def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
-    from strokesynth.recipes.describe import describe_ctmr, describe_pseudo_dwi, describe_pseudo_healthy
+    from strokesynth.recipes.describe import describe_ctmr, describe_labelmap, describe_pseudo_dwi, describe_pseudo_healthy
 
     if size is not None and (size < 32 or size % 32):
         raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")
-    describe_of = {"ctmr-cgan": describe_ctmr, "pseudo-dwi": describe_pseudo_dwi, "pseudo-healthy": describe_pseudo_healthy}
+    describe_of = {"ctmr-cgan": describe_ctmr, "pseudo-dwi": describe_pseudo_dwi, "pseudo-healthy": describe_pseudo_healthy,
+                   "labelmap-augmentation": describe_labelmap}
     click.echo(describe_of[recipe_name](config_path, size))
 
 

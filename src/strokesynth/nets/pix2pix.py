@@ -148,3 +148,66 @@ class PatchDiscriminator(nn.Module):
         for m in reversed([m for m in self.modules() if isinstance(m, nn.Conv2d)]):
             rf = (rf - 1) * m.stride[0] + m.kernel_size[0]
         return rf
+
+
+class UnetGenerator(nn.Module):
+    """pix2pix's U-Net generator (``unet_128`` at ``num_downs=7``, ``unet_256`` at 8).
+
+    Encoder: ``num_downs`` 4x4 stride-2 convs, LeakyReLU(0.2) before each but the first, norm
+    after each but the first and the innermost; features ``ngf``, 2x, 4x, then 8x. Decoder: ReLU,
+    4x4 stride-2 transposed conv, norm (tanh after the outermost), dropout 0.5 in the
+    ``num_downs - 5`` decoder layers of 8x width just above the innermost one (pix2pix's
+    ``use_dropout``: two in ``unet_128``), skip concatenation at every level.
+
+    Args:
+        in_channels: input channels (a one-hot label map: its classes).
+        out_channels: output channels (1 for DWI).
+        ngf: features of the first conv (64 in pix2pix).
+        num_downs: stride-2 steps; H and W must be divisible by ``2**num_downs`` (7 for 128 px).
+        norm: ``instance`` (Platscher et al.), ``batch`` or ``none``.
+        dropout: the decoder dropout (0.5; 0 disables it).
+
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)`` in [-1, 1].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, num_downs: int = 7, *,
+                 norm: Norm = "instance", dropout: float = 0.5) -> None:
+        super().__init__()
+        if num_downs < 2:
+            raise ValueError(f"num_downs must be at least 2, got {num_downs}")
+        bias = norm != "batch"
+        widths = [min(ngf * 2 ** i, ngf * 8) for i in range(num_downs)]
+        self.down = nn.ModuleList()
+        prev = in_channels
+        for i, w in enumerate(widths):
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, True)]
+            layers.append(nn.Conv2d(prev, w, 4, stride=2, padding=1, bias=bias))
+            if 0 < i < num_downs - 1:
+                layers.append(_norm(norm, w))
+            self.down.append(nn.Sequential(*layers))
+            prev = w
+        self.up = nn.ModuleList()
+        for i in reversed(range(num_downs)):
+            cin = widths[i] if i == num_downs - 1 else 2 * widths[i]
+            cout = out_channels if i == 0 else widths[i - 1]
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias or i == 0)]
+            if i == 0:
+                layers.append(nn.Tanh())
+            else:
+                layers.append(_norm(norm, cout))
+                if dropout > 0 and num_downs - 1 - max(num_downs - 5, 0) <= i < num_downs - 1:
+                    layers.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*layers))
+        self.factor = 2 ** num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
+            raise ValueError(f"UnetGenerator needs H and W divisible by {self.factor}, got {tuple(x.shape[-2:])}")
+        skips = []
+        for d in self.down:
+            x = d(x)
+            skips.append(x)
+        skips.pop()
+        for j, u in enumerate(self.up):
+            x = u(x) if j == 0 else u(torch.cat([x, skips.pop()], 1))
+        return x

@@ -14,8 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from strokesynth.nets.pix2pix import PatchDiscriminator, ResnetGenerator
+from strokesynth.nets.lesion_gan import LesionCritic, LesionGenerator
+from strokesynth.nets.pix2pix import PatchDiscriminator, ResnetGenerator, UnetGenerator
 from strokesynth.nets.pspnet import PSPNet
+from strokesynth.nets.spade import SPADEGenerator
 from strokesynth.nets.unet import UNet, VNet
 from strokesynth.registry import Registry
 
@@ -70,7 +72,8 @@ def build_slnet_no_sn(cfg: Any, in_channels: int, *, pretrained: bool = True) ->
 @NETWORKS.register("unet3d", dims=3, role="segmenter")
 def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""
-    return UNet(3, in_channels, cfg.num_classes, cfg.channels, _strides(cfg), norm=cfg.norm)
+    return UNet(3, in_channels, cfg.num_classes, cfg.channels, _strides(cfg), norm=cfg.norm,
+                dropout=float(getattr(cfg, "dropout", 0.0)))
 
 
 @NETWORKS.register("vnet", dims=3, role="segmenter")
@@ -92,3 +95,27 @@ def build_resnet_generator(cfg: Any, in_channels: int, out_channels: int = 1) ->
 def build_patchgan(cfg: Any, in_channels: int) -> nn.Module:
     """The PatchGAN (``cfg``: ndf, n_layers, norm); ``in_channels`` = condition + image channels."""
     return PatchDiscriminator(in_channels, cfg.ndf, cfg.n_layers, norm=cfg.norm)
+
+
+@NETWORKS.register("unet_generator", dims=2, role="generator")
+def build_unet_generator(cfg: Any, in_channels: int, out_channels: int = 1) -> nn.Module:
+    """pix2pix's U-Net generator (``cfg``: ngf, num_downs, norm, dropout)."""
+    return UnetGenerator(in_channels, out_channels, cfg.ngf, cfg.num_downs, norm=cfg.norm, dropout=cfg.dropout)
+
+
+@NETWORKS.register("spade_generator", dims=2, role="generator")
+def build_spade_generator(cfg: Any, in_channels: int, out_channels: int = 1) -> nn.Module:
+    """SPADE generator (``cfg``: spade_channels, latent, spade_hidden); ``in_channels`` = label classes."""
+    return SPADEGenerator(in_channels, out_channels, cfg.spade_channels, cfg.latent, cfg.spade_hidden)
+
+
+@NETWORKS.register("lesion_generator", dims=3, role="generator")
+def build_lesion_generator(cfg: Any, shape: tuple[int, int, int]) -> nn.Module:
+    """3D WGAN lesion-mask generator (``cfg``: generator_channels, latent) on grid ``shape``."""
+    return LesionGenerator(shape, cfg.generator_channels, cfg.latent)
+
+
+@NETWORKS.register("lesion_critic", dims=3, role="discriminator")
+def build_lesion_critic(cfg: Any, shape: tuple[int, int, int]) -> nn.Module:
+    """3D WGAN critic (``cfg``: critic_channels) on grid ``shape``."""
+    return LesionCritic(shape, cfg.critic_channels)

@@ -119,3 +119,38 @@ def describe_pseudo_healthy(config: str, size: int | None = None) -> str:
              *_rows(nets, h, w),
              "GFLOP/slice: one forward pass of one slice (multiply and add counted separately)."]
     return "\n".join(lines)
+
+
+def describe_labelmap(config: str, size: int | None = None) -> str:
+    """Parameter counts of a label-map augmentation experiment's networks: the translation models, the
+    3D lesion GAN and the 3D U-Net (Platscher et al.'s appendix: 5.65 M at 16 base features), plus
+    that reference U-Net itself (16-32-64-128-256, 1 input, 2 classes)."""
+    from types import SimpleNamespace
+
+    from strokesynth.recipes.labelmap_augmentation import load_recipe_config, model_configs
+    from strokesynth.systems.labelmap import build_translation
+    from strokesynth.systems.lesion_gan import LesionGANConfig, LesionWGAN
+
+    cfg = load_recipe_config(config)
+    s = size or cfg.translation.size
+    lines = [f"experiment {cfg.name}: one-hot label map ({cfg.table}) -> DWI slices at {s}x{s}; lesion GAN and "
+             "3D U-Net on the data grid",
+             f"{'network':<72} {'parameters':>12}"]
+    for key, tcfg in model_configs(cfg).items():
+        tcfg.size = s
+        system = build_translation(tcfg)
+        for name, net in system.networks.items():
+            lines.append(f"{(key + ' ' + name):<72} {count_parameters(net):>12,}")
+    p = cfg.phantom
+    shape = [p.size, p.size, p.slices] if cfg.dataset == "phantom" else [s, s, 32]
+    gan = LesionWGAN(LesionGANConfig(**{**cfg.lesion_gan.__dict__, "shape": shape}))
+    for name, net in gan.networks.items():
+        lines.append(f"{('lesion GAN ' + name + ' on ' + 'x'.join(map(str, shape))):<72} {count_parameters(net):>12,}")
+    m = cfg.segmenter.model
+    lines.append(f"{('3D U-Net ' + str(m.channels) + ' (this config)'):<72} "
+                 f"{count_parameters(build_model(m, len(cfg.segmenter.data.modalities), pretrained=False)):>12,}")
+    ref = SimpleNamespace(name="unet3d", channels=[16, 32, 64, 128, 256], strides=[[2, 2, 2]] * 4, norm="batch",
+                          num_classes=2, dropout=0.02)
+    lines.append(f"{'3D U-Net reference: Platscher et al. 16-32-64-128-256 (paper: 5.65 M)':<72} "
+                 f"{count_parameters(NETWORKS.build('unet3d', ref, 1)):>12,}")
+    return "\n".join(lines)

@@ -43,6 +43,7 @@ class ModelConfig:
         aux_weight: weight of PSPNet's auxiliary loss.
         pretrained: local torchvision/timm ResNet state dict for PSPNet ('' = none).
         num_classes: 2 (background, core).
+        dropout: U-Net 3D dropout after every conv (0; 0.02 in Platscher et al.'s 3D U-Net).
     """
 
     name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn"] = "pspnet"
@@ -54,6 +55,7 @@ class ModelConfig:
     aux_weight: float = 0.4
     pretrained: str = ""
     num_classes: int = 2
+    dropout: float = 0.0
 
     @property
     def volumetric(self) -> bool:
