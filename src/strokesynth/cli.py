@@ -692,7 +692,12 @@ def report(run: Path) -> None:
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
 def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
-    from strokesynth.recipes.describe import describe_ctmr, describe_labelmap, describe_pseudo_dwi, describe_pseudo_healthy
+    from strokesynth.recipes.describe import (
+        describe_ctmr,
+        describe_labelmap,
+        describe_pseudo_dwi,
+        describe_pseudo_healthy,
+    )
 
     if size is not None and (size < 32 or size % 32):
         raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")

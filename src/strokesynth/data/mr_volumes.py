@@ -9,7 +9,8 @@ a square ``size``. Two datasets read them:
 - :class:`TranslationSlices`: axial slices with brain, ``label`` one-hot ``(C, S, S)`` and
   ``image`` ``(1, S, S)`` in [-1, 1] - the translation models' pairs;
 - :class:`LesionMasks`: the lesion masks of cases with at least ``min_voxels`` lesion voxels,
-  ``mask`` ``(1, X, Y, Z)`` in {-1, 1} - the lesion GAN's training set.
+  ``mask`` ``(1, X, Y, Z)`` in {-1, 1} - the lesion GAN's training set (optionally with their
+  left-right mirrors).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ class TranslationSlices(Dataset):
 class LesionMasks(Dataset):
     """Lesion masks of volumes with at least ``min_voxels`` lesion voxels: ``{"mask": (1, X, Y, Z)}`` in {-1, 1}."""
 
-    def __init__(self, volumes: list[MRVolume], *, min_voxels: int = MIN_LESION_VOXELS, where: str = "stroke cohort") -> None:
+    def __init__(self, volumes: list[MRVolume], *, min_voxels: int = MIN_LESION_VOXELS, where: str = "stroke cohort",
+                 flip: bool = False) -> None:
         self.masks = [v.lesion for v in volumes if v.lesion_voxels >= min_voxels]
         if not self.masks:
             raise DataError(where, f"no case has a lesion mask of {min_voxels} voxels or more (the lesion GAN "
@@ -171,9 +173,17 @@ class LesionMasks(Dataset):
             raise DataError(where, f"lesion masks lie on different grids {sorted(shapes)}; the 3D lesion GAN needs one")
         self.shape: tuple[int, int, int] = self.masks[0].shape  # type: ignore[assignment]
         self.case_ids = [v.case_id for v in volumes if v.lesion_voxels >= min_voxels]
+        self.flip = bool(flip)
+
+    def training_masks(self) -> list[np.ndarray]:
+        """The masks the GAN sees: each mask, and its left-right mirror (axis 0) with ``flip``."""
+        return self.masks + ([m[::-1].copy() for m in self.masks] if self.flip else [])
 
     def __len__(self) -> int:
-        return len(self.masks)
+        return len(self.masks) * (2 if self.flip else 1)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        return {"mask": torch.from_numpy(self.masks[item][None].astype(np.float32) * 2 - 1)}
+        m = self.masks[item % len(self.masks)]
+        if item >= len(self.masks):
+            m = m[::-1]
+        return {"mask": torch.from_numpy(np.ascontiguousarray(m[None]).astype(np.float32) * 2 - 1)}

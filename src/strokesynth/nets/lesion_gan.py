@@ -86,9 +86,13 @@ class LesionCritic(nn.Module):
     Args:
         shape: the data grid (X, Y, Z).
         channels: widths of the strided convs (each halves the axes above 4 voxels).
+        minibatch_std: append the batch's feature standard deviation before the linear layer
+            (against mode collapse; not in Platscher et al.). It couples the samples of a batch,
+            which the per-sample gradient penalty tolerates in practice (ProGAN uses both).
     """
 
-    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...] | list[int] = (16, 32, 64, 128)) -> None:
+    def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...] | list[int] = (16, 32, 64, 128),
+                 minibatch_std: bool = False) -> None:
         super().__init__()
         size = [int(s) for s in shape]
         _steps(tuple(size))  # type: ignore[arg-type]
@@ -103,7 +107,14 @@ class LesionCritic(nn.Module):
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
             n = self.features(torch.zeros(1, 1, *shape)).numel()
-        self.head = nn.Linear(n, 1)
+        self.minibatch_std = bool(minibatch_std)
+        self.head = nn.Linear(n + int(self.minibatch_std), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+        f = self.features(x).flatten(1)
+        if self.minibatch_std:
+            # one feature: the batch's mean feature standard deviation (Karras et al.), so a critic can
+            # tell a batch of near-identical generated masks from varied real ones
+            sd = f.std(0, unbiased=False).mean() if f.shape[0] > 1 else f.new_zeros(())
+            f = torch.cat([f, sd.expand(f.shape[0], 1)], 1)
+        return self.head(f)

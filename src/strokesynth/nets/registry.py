@@ -118,4 +118,4 @@ def build_lesion_generator(cfg: Any, shape: tuple[int, int, int]) -> nn.Module:
 @NETWORKS.register("lesion_critic", dims=3, role="discriminator")
 def build_lesion_critic(cfg: Any, shape: tuple[int, int, int]) -> nn.Module:
     """3D WGAN critic (``cfg``: critic_channels) on grid ``shape``."""
-    return LesionCritic(shape, cfg.critic_channels)
+    return LesionCritic(shape, cfg.critic_channels, bool(getattr(cfg, "minibatch_std", False)))

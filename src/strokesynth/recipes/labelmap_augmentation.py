@@ -106,6 +106,9 @@ class LabelmapRecipeConfig:
         dataset: ``phantom`` or a data set folder whose cases have ``dwi``, ``anatomy`` and (stroke
             cases) a ``lesion`` mask; cases without lesion voxels form the normal cohort.
         table: label table of ``anatomy`` (shipped name or YAML; the phantom's is ``phantom``).
+        clip_percentile: each DWI is clipped at this percentile of its brain and scaled to [-1, 1]
+            (99.5 as the paper; a lesion under 0.5 % of the brain is then clipped to the level
+            of the brightest grey matter - the pseudo-healthy recipe measured this and uses 99.9).
         test_stroke, test_healthy: fraction of stroke / normal subjects held out for testing.
         models: translation models (``pix2pix``, ``spade``, ``cyclegan``).
         pix2pix_l1: Pix2Pix's L1 weights, one model each (the paper's 100 and 10).
@@ -123,6 +126,7 @@ class LabelmapRecipeConfig:
     dataset: str = "phantom"
     layout: str = "auto"
     table: str = "phantom"
+    clip_percentile: float = 99.5
     phantom: MRPhantomData = field(default_factory=MRPhantomData)
     test_stroke: float = 0.3
     test_healthy: float = 0.3
@@ -236,7 +240,7 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
         if not Path(cfg.dataset).is_dir():
             raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found")
         cases = open_cohort(cfg.dataset, layout=cfg.layout, require=["dwi", "anatomy"]).cases
-    vols = {c.id: prepare_mr_case(c, table, size=size) for c in cases}
+    vols = {c.id: prepare_mr_case(c, table, size=size, clip_percentile=cfg.clip_percentile) for c in cases}
     stroke = [i for i, v in vols.items() if v.lesion.any()]
     normal = [i for i, v in vols.items() if not v.lesion.any()]
     if not stroke or len(normal) < 2:
@@ -245,7 +249,7 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     rng = np.random.default_rng(cfg.seed)
     train_s, test_s = _split(stroke, cfg.test_stroke, rng)
     train_n, test_n = _split(normal, cfg.test_healthy, rng)
-    masks = LesionMasks([vols[i] for i in train_s], min_voxels=cfg.lesion_gan.min_voxels,
+    masks = LesionMasks([vols[i] for i in train_s], min_voxels=cfg.lesion_gan.min_voxels, flip=cfg.lesion_gan.flip,
                         where=f"{cfg.dataset} (training stroke subjects)")
     run = RunDir.reopen(out) if resume else RunDir.create(out, force=force)
     if not resume:
@@ -380,9 +384,11 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
         ft_train, ft_val = _inner(spec["finetune"], ft.run.inner_fraction, seed + 1)
         from strokesynth.engine.checkpoint import load_system
 
+        pretrained = folder / "best.pt"
+
         def start() -> Segmenter:
             system = Segmenter(ft)
-            system.networks["model"].load_state_dict(load_system(folder / "best.pt").networks["model"].state_dict())
+            system.networks["model"].load_state_dict(load_system(pretrained).networks["model"].state_dict())
             return system
 
         folder = folder / "finetune"
@@ -421,7 +427,9 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
 
 
 def _key(row: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in row).strip("_").replace("__", "_")
+    import re
+
+    return re.sub(r"_+", "_", "".join(ch if ch.isalnum() else "_" for ch in row)).strip("_")
 
 
 # -- reports ------------------------------------------------------------------------------------

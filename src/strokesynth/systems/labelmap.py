@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from strokesynth.data.label_maps import LabelTable, load_label_table, one_hot
-from strokesynth.data.mr_volumes import MRVolume, TranslationSlices
+from strokesynth.data.mr_volumes import TranslationSlices
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
 from strokesynth.errors import ConfigError
@@ -143,7 +143,7 @@ class _Translation(System):
     def validate(self, dataset: TranslationSlices, rt: Runtime) -> dict[str, float]:
         l1, gen, real = [], [], []
         table = self.config.label_table()
-        for i, v in enumerate(dataset.volumes):
+        for v in dataset.volumes:
             fake = translate_volume(self, v.classes, self.n_classes, device=rt.device, amp=rt.amp)
             brain = v.brain
             l1.append(float(np.abs(fake - v.image)[brain].mean()))  # type: ignore[index]

@@ -42,6 +42,10 @@ class LesionGANConfig:
         n_critic: critic steps per generator step (5).
         lambda_gp: gradient-penalty weight (10).
         min_voxels: a training mask needs at least this many lesion voxels (20).
+        minibatch_std: the critic sees the batch's feature spread (against mode collapse; an
+            addition to the paper, off in the paper config).
+        flip: train on every mask and its left-right mirror (twice the shapes; a stroke occurs
+            on either side); an addition to the paper, off in the paper config.
         optim: Adam 1e-4, betas (0, 0.9) for both networks.
         run: epochs, batch size, seed...; the last epoch is kept.
     """
@@ -54,6 +58,8 @@ class LesionGANConfig:
     n_critic: int = 5
     lambda_gp: float = 10.0
     min_voxels: int = 20
+    minibatch_std: bool = False
+    flip: bool = False
     optim: OptimConfig = field(default_factory=_optim)
     run: RunConfig = field(default_factory=_run)
 
