@@ -46,6 +46,9 @@ class LesionGANConfig:
             addition to the paper, off in the paper config).
         flip: train on every mask and its left-right mirror (twice the shapes; a stroke occurs
             on either side); an addition to the paper, off in the paper config.
+        instance_noise: standard deviation of Gaussian noise added to every critic input, real
+            and generated (Sønderby et al.'s instance noise: binary real masks and soft tanh
+            outputs then overlap, so the critic cannot win on the values alone); 0 in the paper.
         optim: Adam 1e-4, betas (0, 0.9) for both networks.
         run: epochs, batch size, seed...; the last epoch is kept.
     """
@@ -60,6 +63,7 @@ class LesionGANConfig:
     min_voxels: int = 20
     minibatch_std: bool = False
     flip: bool = False
+    instance_noise: float = 0.0
     optim: OptimConfig = field(default_factory=_optim)
     run: RunConfig = field(default_factory=_run)
 
@@ -95,18 +99,24 @@ class LesionWGAN(System):
         real = batch["mask"].to(rt.device)
         z = torch.randn(real.shape[0], self.config.latent, device=rt.device)
         critic, gen = rt.net("critic"), rt.net("generator")
+        sigma = self.config.instance_noise
+
+        def noisy(x: torch.Tensor) -> torch.Tensor:
+            return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
         rt.requires_grad("critic", True)
         with rt.autocast():
             fake = gen(z).float()
-            wd = discriminator_loss(critic(real).float(), critic(fake.detach()).float(), "wgan")
-        gp = gradient_penalty(critic, real, fake)
+            real_in, fake_in = noisy(real), noisy(fake.detach())
+            wd = discriminator_loss(critic(real_in).float(), critic(fake_in).float(), "wgan")
+        gp = gradient_penalty(critic, real_in, fake_in)
         rt.step(wd + self.config.lambda_gp * gp, "critic")
         out = {"critic_wasserstein": float(-wd.detach()), "gradient_penalty": float(gp.detach())}
         self.steps += 1
         if self.steps % self.config.n_critic == 0:
             rt.requires_grad("critic", False)
             with rt.autocast():
-                loss_g = generator_loss(critic(gen(z)).float(), "wgan")
+                loss_g = generator_loss(critic(noisy(gen(z))).float(), "wgan")
             rt.step(loss_g, "generator")
             out["loss_g"] = float(loss_g.detach())
         return out
