@@ -69,3 +69,7 @@ def test_lesion_gan_anisotropic_grid_and_3d_gradient_penalty():
     assert gp.ndim == 0 and gp.requires_grad
     with pytest.raises(ValueError, match="powers of two"):
         LesionGenerator((32, 32, 6))
+    plain = LesionGenerator((32, 32, 8), [16, 8, 8], latent=16, norm="none")
+    assert not any(isinstance(m, (nn.InstanceNorm3d, nn.BatchNorm3d)) for m in plain.modules())
+    with pytest.raises(ValueError, match="unknown norm"):
+        LesionGenerator((32, 32, 8), norm="group")

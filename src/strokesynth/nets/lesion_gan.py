@@ -20,6 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r} (instance, batch, none)")
+
+
 def _steps(shape: tuple[int, int, int]) -> int:
     for s in shape:
         if s < 4 or s & (s - 1):
@@ -35,10 +45,13 @@ class LesionGenerator(nn.Module):
         channels: widths of the dense map and of each upsampling block (the last one repeats
             when the grid needs more blocks).
         latent: length of ``z``.
+        norm: ``instance`` (the paper), ``batch`` or ``none`` after each block's conv. Instance
+            norm removes each sample's per-channel mean, i.e. the global level through which ``z``
+            most directly sets a mask's volume.
     """
 
     def __init__(self, shape: tuple[int, int, int], channels: tuple[int, ...] | list[int] = (128, 64, 32, 16, 8),
-                 latent: int = 128) -> None:
+                 latent: int = 128, norm: str = "instance") -> None:
         super().__init__()
         self.shape = tuple(int(s) for s in shape)
         self.latent = int(latent)
@@ -55,7 +68,7 @@ class LesionGenerator(nn.Module):
             size = [s * k for s, k in zip(size, f, strict=True)]
             self.factors.append(f)  # type: ignore[arg-type]
             blocks.append(nn.Sequential(nn.Conv3d(widths[i], widths[i + 1], 3, padding=1),
-                                        nn.InstanceNorm3d(widths[i + 1], affine=True), nn.LeakyReLU(0.2, True)))
+                                        _norm(norm, widths[i + 1]), nn.LeakyReLU(0.2, True)))
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Conv3d(widths[n], 1, 3, padding=1)
         self.empty_bias = -2.0  # re-applied by ``reset_output``: start from (nearly) empty masks

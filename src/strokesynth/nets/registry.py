@@ -112,7 +112,7 @@ def build_spade_generator(cfg: Any, in_channels: int, out_channels: int = 1) -> 
 @NETWORKS.register("lesion_generator", dims=3, role="generator")
 def build_lesion_generator(cfg: Any, shape: tuple[int, int, int]) -> nn.Module:
     """3D WGAN lesion-mask generator (``cfg``: generator_channels, latent) on grid ``shape``."""
-    return LesionGenerator(shape, cfg.generator_channels, cfg.latent)
+    return LesionGenerator(shape, cfg.generator_channels, cfg.latent, getattr(cfg, "generator_norm", "instance"))
 
 
 @NETWORKS.register("lesion_critic", dims=3, role="discriminator")

@@ -269,7 +269,9 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     from strokesynth.engine.checkpoint import load_system
 
     gan = load_system(run.file("lesion_gan", "best.pt"))
-    report["lesion_gan"] = lesion_gan_report(gan, masks, [vols[i] for i in test_s], table, seed=cfg.seed)
+    report["lesion_gan"] = lesion_gan_report(gan, masks, [vols[i] for i in test_s],
+                                             [prepare_mr_case(c, table, size=size, image=None) for c in cases
+                                              if c.id in set(train_n)], table, seed=cfg.seed)
     echo(describe_gan(report["lesion_gan"]))
     # 2. translation models
     tr_vols = [vols[i] for i in train_s + train_n]
@@ -438,12 +440,13 @@ def nearest_dice(masks: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -
     return np.array([max(dice(m, r) for r in reference) for m in masks]) if len(reference) else np.zeros(0)
 
 
-def lesion_gan_report(gan: LesionWGAN, masks: LesionMasks, test: list[MRVolume], table: Any, *, seed: int,
-                      n: int = 64) -> dict[str, Any]:
-    """What a user needs to trust the lesion GAN (see the module docstring)."""
+def lesion_gan_report(gan: LesionWGAN, masks: LesionMasks, test: list[MRVolume], healthy: list[MRVolume], table: Any,
+                      *, seed: int, n: int = 64) -> dict[str, Any]:
+    """What a user needs to trust the lesion GAN (see the module docstring): volumes, a two-sample
+    test, components, nearest-training-mask Dice, and where the raw masks fall in healthy maps."""
     from scipy import ndimage, stats
 
-    from strokesynth.data.injection import parenchyma_classes
+    from strokesynth.data.injection import inject, parenchyma_classes
 
     samples = gan.sample(n, seed=seed + 99).numpy()
     gen_vox = samples.reshape(n, -1).sum(1)
@@ -455,8 +458,12 @@ def lesion_gan_report(gan: LesionWGAN, masks: LesionMasks, test: list[MRVolume],
     test_masks = [v.lesion for v in test if v.lesion_voxels >= MIN_LESION_VOXELS]
     near_test = nearest_dice(test_masks, masks.masks)
     par = parenchyma_classes(table)
-    inside = [float(np.isin(v.classes[s], par + [table.lesion]).mean()) for v in test[:1] for s in samples[usable][:16]
-              if s.any()]
+    inside, fits = [], []
+    for k, s in enumerate(samples):
+        h = healthy[k % len(healthy)].classes
+        if s.any():
+            inside.append(float(np.isin(h[s], par).mean()))
+        fits.append(inject(h, s, table) is not None)
     ks = stats.ks_2samp(gen_vox[usable], real_vox) if usable.sum() >= 2 else None
     q = [10, 25, 50, 75, 90]
     return {"samples": int(n), "usable_samples": int(usable.sum()), "min_voxels": MIN_LESION_VOXELS,
@@ -469,7 +476,8 @@ def lesion_gan_report(gan: LesionWGAN, masks: LesionMasks, test: list[MRVolume],
             "nearest_training_dice": {"generated_median": float(np.median(near_gen)) if near_gen.size else None,
                                       "generated_max": float(near_gen.max()) if near_gen.size else None,
                                       "held_out_real_median": float(np.median(near_test)) if near_test.size else None},
-            "fraction_in_brain_of_a_test_map": float(np.mean(inside)) if inside else None}
+            "raw_mask_share_in_parenchyma": float(np.mean(inside)) if inside else None,
+            "injection_fits_first_draw": float(np.mean(fits))}
 
 
 def describe_gan(r: dict[str, Any]) -> str:
@@ -479,9 +487,15 @@ def describe_gan(r: dict[str, Any]) -> str:
     return (f"lesion GAN: {r['usable_samples']}/{r['samples']} samples with >= {r['min_voxels']} voxels; volume "
             f"quantiles (voxels, 10/25/50/75/90) generated {[round(v) for v in q['generated']]} vs training "
             f"{[round(v) for v in q['training']]} ({ks}, {r['training_masks']} training masks); components per mask "
-            f"{r['components_per_mask']['generated_mean']} vs {r['components_per_mask']['training_mean']:.2f}; "
-            f"nearest-training-mask Dice median {nd['generated_median']} (held-out real masks: "
-            f"{nd['held_out_real_median']})")
+            f"{_num(r['components_per_mask']['generated_mean'])} vs {r['components_per_mask']['training_mean']:.2f}; "
+            f"nearest-training-mask Dice median {_num(nd['generated_median'])} (held-out real masks: "
+            f"{_num(nd['held_out_real_median'])}); share of raw mask voxels in the parenchyma of healthy maps "
+            f"{_num(r.get('raw_mask_share_in_parenchyma'))}, injections fitting at the first draw "
+            f"{_num(r.get('injection_fits_first_draw'))}")
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def translation_report(system: Any, test: list[MRVolume], table: Any) -> dict[str, Any]:

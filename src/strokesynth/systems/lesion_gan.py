@@ -38,6 +38,7 @@ class LesionGANConfig:
         shape: the data grid (X, Y, Z), powers of two (set from the data when empty).
         latent: length of z (128).
         generator_channels: widths of the dense 4x4x4 map and the upsampling blocks.
+        generator_norm: ``instance`` (the paper), ``batch`` or ``none`` in the generator's blocks.
         critic_channels: widths of the critic's strided convs.
         n_critic: critic steps per generator step (5).
         lambda_gp: gradient-penalty weight (10).
@@ -57,6 +58,7 @@ class LesionGANConfig:
     shape: list[int] = field(default_factory=list)
     latent: int = 128
     generator_channels: list[int] = field(default_factory=lambda: [128, 64, 32, 16, 8])
+    generator_norm: str = "instance"
     critic_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     n_critic: int = 5
     lambda_gp: float = 10.0
