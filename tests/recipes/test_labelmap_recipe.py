@@ -31,7 +31,8 @@ def _micro(monkeypatch):
             "translation.ndf=4", "translation.run.epochs=1", "lesion_gan.run.epochs=1", "lesion_gan.latent=8",
             "lesion_gan.generator_channels=[8,4]", "lesion_gan.critic_channels=[4]",
             "segmenter.data.size=[32,32]", "segmenter.model.channels=[4,8,16]",
-            "segmenter.model.strides=[[2,2,2],[2,2,2]]", "segmenter.run.epochs=1", "segmenter.run.threads=2"]
+            "segmenter.model.strides=[[2,2,2],[2,2,2]]", "segmenter.run.epochs=1", "segmenter.run.steps_per_epoch=2",
+            "segmenter.run.threads=2"]
     return load_recipe_config("tiny", sets)
 
 
