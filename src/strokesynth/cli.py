@@ -634,11 +634,12 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
               help="A label map -> DWI checkpoint (e.g. RUN/translation/pix2pix/best.pt).")
 @click.option("-n", "n", type=int, default=100, show_default=True, help="Synthetic subjects to write.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Destination data set folder.")
-@click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain", show_default=True)
+@click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain", show_default=True,
+              help="Layout of the written data set.")
 @click.option("--table", default="", help="Label table of the healthy maps [the translation model's].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lesion draws and the synthesis.")
 @click.option("--retries", type=int, default=50, show_default=True, help="Lesion draws per subject before giving up.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty OUT.")
 def synth_db(healthy: Path, gan: Path, translator: Path, n: int, out: Path, layout: str, table: str, seed: int,
              retries: int, device: str, force: bool) -> None:
