@@ -166,11 +166,14 @@ def _output_commands(good: Path, out: Path, model: Path) -> dict[str, list[str]]
         "seg-comparison": ["recipe", "seg-comparison", "--data", str(good), "--out", str(out), "--arch", "unet2d",
                            "--loss", "ce", *TINY],
         "demo": ["demo", "--out", str(out), "--subjects", "1", "--size", "32"],
+        "ctmr-cgan": _data_commands(good, out, model)["ctmr-cgan"],
+        "pseudo-dwi": _data_commands(good, out, model)["pseudo-dwi"],
+        "pseudo-healthy": _data_commands(good, out, model)["pseudo-healthy"],
     }
 
 
 OUTPUT_COMMANDS = ["convert", "phantom", "example", "train", "predict", "ensemble", "evaluate-predictions",
-                   "seg-comparison", "demo"]
+                   "seg-comparison", "demo", "ctmr-cgan", "pseudo-dwi", "pseudo-healthy"]
 
 
 @pytest.mark.parametrize("command", OUTPUT_COMMANDS)
@@ -222,6 +225,13 @@ def test_output_path_that_is_a_file(tmp_path, capsys, good, model, command):
     ["recipe", "ctmr-cgan", "--config", "no_such", "--data", "{good}", "--out", "{out}/r"],
     ["recipe", "pseudo-dwi", "--data", "{good}", "--tables", "9", "--out", "{out}/r"],
     ["recipe", "pseudo-dwi", "--data", "{good}", "--tables", "x", "--out", "{out}/r"],
+    ["recipe", "pseudo-healthy", "--data", "{good}", "--contrasts", "nosuch", "--out", "{out}/r"],
+    ["recipe", "pseudo-healthy", "--data", "{good}", "--set", "system.run.device=tpu", "--out", "{out}/r"],
+    ["recipe", "ctmr-cgan", "--data", "{good}", "--device", "tpu", "--out", "{out}/r"],
+    ["recipe", "nosuch", "--out", "{out}/r"],
+    ["train", "--nosuch-option", "--out", "{out}"],
+    ["phantom", "--out", "{out}", "--mr-study", "--layout", "nnunet"],
+    ["synth-db", "--out", "{out}"],
 ])
 def test_bad_options(tmp_path, capsys, good, model, args):
     out = tmp_path / "out"

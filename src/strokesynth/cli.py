@@ -33,6 +33,20 @@ def _loss_names() -> list[str]:
     return LOSSES.names()
 
 
+def _device(device: str | None) -> str | None:
+    """A ``--device`` value, checked: a torch device name, and CUDA only where there is one."""
+    if device is None:
+        return None
+    import torch
+
+    from strokesynth.engine.config import check_device
+
+    check_device(device, "--device")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    return device
+
+
 def _split_list(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -312,7 +326,6 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
     Writes OUT/config.yaml, splits.json, fold_K/{best,last}.pt, fold_K/metrics.csv, predictions/
     and metrics/{folds,cases}.csv, metrics/summary.json; prints the metric table.
     """
-    import torch
 
     from strokesynth.config import load_config
     from strokesynth.recipes.cv import run_training
@@ -322,9 +335,7 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
         cfg = load_config(TrainConfig, out / "config.yaml", overrides)
     else:
         cfg = load_config(TrainConfig, config_path, overrides)
-    if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    if _device(device) is not None:
         cfg.run.device = device
     if amp is not None:
         cfg.run.amp = amp
@@ -474,15 +485,12 @@ def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...]
     (SSIM, PSNR, MAE in the brain and around the lesion), cross-validates the segmenter with and
     without it on the same folds, and writes OUT/table.txt and OUT/report.html.
     """
-    import torch
 
     from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
 
     extra = [f"dataset={dataset}"] if dataset is not None else []
     cfg = load_ctmr_config(config_path, [*overrides, *extra])
-    if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    if _device(device) is not None:
         cfg.synthesis.run.device = cfg.segmentation.run.device = device
     if not resume and not Path(cfg.dataset).is_dir():
         raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
@@ -514,7 +522,6 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
     folds and writes OUT/table1.txt ... table5.txt, tables.json and OUT/report.html. The synthesis
     needs paired DWI (the public ISLES 2018 release has none): the phantom or your own data.
     """
-    import torch
 
     from strokesynth.recipes.pseudo_dwi import load_recipe_config, run_pseudo_dwi
     from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
@@ -526,9 +533,7 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
         except ValueError:
             raise ConfigError("--tables", f"give table numbers separated by commas, e.g. 1,5 (got {tables!r})") from None
     cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    if _device(device) is not None:
         cfg.system.run.device = device
     if not resume and not Path(cfg.dataset).is_dir():
         raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
@@ -561,7 +566,6 @@ def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None
     OUT/ph_table.txt (identity, healthiness, S and anomaly-detector Dice, lesion-free slices
     apart), the figures and OUT/report.html. Default data: the embedded phantom (FLAIR, DWI).
     """
-    import torch
 
     from strokesynth.recipes.pseudo_healthy import load_recipe_config, run_pseudo_healthy
     from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
@@ -574,9 +578,7 @@ def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None
             raise ConfigError("--real-case", f"{real_case} is not a folder")
         extra.append(f"real_case={real_case.resolve()}")
     cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    if _device(device) is not None:
         cfg.system.run.device = cfg.segmentor.run.device = device
     folder = out or Path("runs") / cfg.name
     run_pseudo_healthy(cfg, folder, force=force, resume=resume, echo=click.echo)
@@ -607,7 +609,6 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
     (Tables I and II analogs with paired tests), figures and OUT/report.html. Needs DWIs with label
     maps (the public ISLES 2018 release has no DWI).
     """
-    import torch
 
     from strokesynth.recipes.labelmap_augmentation import load_recipe_config, run_labelmap_augmentation
     from strokesynth.report.labelmap import write_labelmap_report
@@ -616,9 +617,7 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
     if table is not None:
         extra.append(f"table={table}")
     cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if device is not None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("--device", f"{device} requested but no CUDA device is available")
+    if _device(device) is not None:
         cfg.translation.run.device = cfg.lesion_gan.run.device = cfg.segmenter.run.device = device
     folder = out or Path("runs") / cfg.name
     run_labelmap_augmentation(cfg, folder, force=force, resume=resume, echo=click.echo)
@@ -648,6 +647,7 @@ def synth_db(healthy: Path, gan: Path, translator: Path, n: int, out: Path, layo
     from strokesynth.io import open_cohort
     from strokesynth.recipes.synthetic_db import build_synthetic_db
 
+    _device(device)
     for path in (gan, translator):
         if not path.is_file():
             raise ConfigError(path, "checkpoint not found")
@@ -752,6 +752,10 @@ def _report_error(start: float) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a bad option or argument: one line, like every other user error
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -8,6 +8,7 @@ resolved dump.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +16,19 @@ from typing import Literal
 import torch
 
 from strokesynth.errors import ConfigError
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def check_device(device: str, where: str = "run.device") -> str:
+    """``device`` if it names a torch device this toolkit runs on (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+
+    Raises:
+        ConfigError: anything else, named as ``where``.
+    """
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ConfigError(where, f"unknown device {device!r}: give cpu, cuda or cuda:N")
+    return device
 
 
 @dataclass
@@ -63,6 +77,7 @@ class RunConfig:
     val_every: int = 1
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("run", "epochs and batch_size must be at least 1")
         if not 0.0 <= self.lesion_fraction <= 1.0:

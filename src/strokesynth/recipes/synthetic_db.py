@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from strokesynth._fs import write_json_atomic
+from strokesynth._fs import output_lock, write_json_atomic
 from strokesynth.data.case import Case
 from strokesynth.data.injection import inject_with_retries
 from strokesynth.data.mr_volumes import MRVolume, prepare_mr_case
 from strokesynth.data.volume import Volume
-from strokesynth.errors import DataError, OutputError
+from strokesynth.errors import ConfigError, DataError, OutputError
 from strokesynth.io.case_files import write_case_volumes
 from strokesynth.io.cohort import open_cohort, write_cohort
 from strokesynth.io.dataset_meta import DatasetMeta, write_meta
@@ -83,6 +83,32 @@ def synthesize_subject(index: int, healthy: MRVolume, gan: Any, translator: Any,
     return {"dwi": dwi01, "lesion": lesion.astype(np.uint8), "anatomy": classes, "brain": brain.astype(np.uint8)}, info
 
 
+def _write_subjects(stage: Path, n: int, healthy: list[MRVolume], gan: Any, translator: Any, table: Any, *,
+                    seed: int, retries: int, device: str) -> tuple[list[dict[str, Any]], int]:
+    """Subjects 1..n into ``stage`` (those already there are kept): their provenance, and how many were kept."""
+    subjects: list[dict[str, Any]] = []
+    done = 0
+    for i in tqdm(range(n), desc="synthetic subjects", unit="subject", disable=None):
+        cid = f"syn_{i + 1:04d}"
+        folder = stage / cid
+        if (folder / "provenance.json").exists():
+            subjects.append(json.loads((folder / "provenance.json").read_text()))
+            done += 1
+            continue
+        v = healthy[i % len(healthy)]
+        arrays, info = synthesize_subject(i, v, gan, translator, table, seed=seed, retries=retries, device=device)
+        tmp = stage / f".{cid}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        case = Case(cid, cid, {k: Volume(a, v.affine, kind="label" if k != "dwi" else "image")
+                               for k, a in arrays.items()})
+        write_case_volumes(case, {k: tmp / f"{k}.nii.gz" for k in arrays})
+        info = {"case": cid, **info}
+        write_json_atomic(tmp / "provenance.json", info)
+        os.replace(tmp, folder)
+        subjects.append(info)
+    return subjects, done
+
+
 def build_synthetic_db(healthy_cases: list[Case], gan_path: str | os.PathLike, translator_path: str | os.PathLike,
                        n: int, dest: str | os.PathLike, *, seed: int = 0, layout: str = "plain", table: str = "",
                        retries: int = 50, force: bool = False, device: str = "cpu",
@@ -90,7 +116,7 @@ def build_synthetic_db(healthy_cases: list[Case], gan_path: str | os.PathLike, t
     """Write ``n`` synthetic subjects to ``dest`` (see the module docstring); returns the provenance.
 
     Args:
-        healthy_cases: cases with an ``anatomy`` label map (their lesion, if any, is ignored).
+        healthy_cases: cases with a lesion-free ``anatomy`` label map (a lesion class is refused).
         gan_path, translator_path: checkpoints of a ``lesion_wgan`` and a translation system.
         table: label table of the healthy maps (default: the translation model's).
         layout: ``plain`` (written in place) or any writable layout (``isles22``...).
@@ -107,6 +133,8 @@ def build_synthetic_db(healthy_cases: list[Case], gan_path: str | os.PathLike, t
     dest = Path(dest)
     if n < 1:
         raise OutputError(dest, f"need at least one synthetic subject, got n={n}")
+    if retries < 1:
+        raise ConfigError("retries", f"need at least one lesion draw per subject, got {retries}")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
         raise OutputError(dest, "output folder exists and is not empty (use --force to replace it)")
     gan, translator = load_system(gan_path), load_system(translator_path)
@@ -134,56 +162,45 @@ def build_synthetic_db(healthy_cases: list[Case], gan_path: str | os.PathLike, t
                   "translator": {"path": str(Path(translator_path).resolve()), "sha256_16": _sha(translator_path),
                                  "model": tcfg.model},
                   "healthy_maps": [v.case_id for v in healthy], "retries": retries}
-    stage = _staging(dest)
-    key = {k: provenance[k] for k in ("n", "seed", "table", "lesion_gan", "translator", "healthy_maps")}
-    if stage.exists():
+    with output_lock(dest):  # one writer per destination
+        stage = _staging(dest)
+        key = {k: provenance[k] for k in ("n", "seed", "table", "lesion_gan", "translator", "healthy_maps")}
+        if stage.exists():
+            try:
+                old = json.loads((stage / "synthetic_db.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old is None or {k: old.get(k) for k in key} != key:
+                shutil.rmtree(stage)
+        created = not stage.exists()
+        stage.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stage / "synthetic_db.json", provenance)
         try:
-            old = json.loads((stage / "synthetic_db.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old is None or {k: old.get(k) for k in key} != key:
+            subjects, done = _write_subjects(stage, n, healthy, gan, translator, lt, seed=seed, retries=retries,
+                                             device=device)
+        except DataError:
+            if created:  # an injection that never fits: nothing partial (an interrupted run's staging stays)
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        if done:
+            echo(f"resumed: {done} of {n} subjects were already written")
+        provenance["subjects"] = subjects
+        write_json_atomic(stage / "synthetic_db.json", provenance)
+        if layout == "plain":
+            meta = DatasetMeta()
+            meta.subjects = {}
+            write_meta(stage, meta)
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(stage, dest)
+        else:
+            cases = open_cohort(stage, layout="plain").cases
+
+            def extra(root: Path) -> None:
+                write_json_atomic(root / "synthetic_db.json", provenance)
+
+            write_cohort(cases, dest, layout=layout, force=True, extra=extra)
             shutil.rmtree(stage)
-    stage.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stage / "synthetic_db.json", provenance)
-    subjects: list[dict[str, Any]] = []
-    done = 0
-    for i in tqdm(range(n), desc="synthetic subjects", unit="subject", disable=None):
-        cid = f"syn_{i + 1:04d}"
-        folder = stage / cid
-        if (folder / "provenance.json").exists():
-            subjects.append(json.loads((folder / "provenance.json").read_text()))
-            done += 1
-            continue
-        v = healthy[i % len(healthy)]
-        arrays, info = synthesize_subject(i, v, gan, translator, lt, seed=seed, retries=retries, device=device)
-        tmp = stage / f".{cid}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        case = Case(cid, cid, {k: Volume(a, v.affine, kind="label" if k != "dwi" else "image")
-                               for k, a in arrays.items()})
-        write_case_volumes(case, {k: tmp / f"{k}.nii.gz" for k in arrays})
-        info = {"case": cid, **info}
-        write_json_atomic(tmp / "provenance.json", info)
-        os.replace(tmp, folder)
-        subjects.append(info)
-    if done:
-        echo(f"resumed: {done} of {n} subjects were already written")
-    provenance["subjects"] = subjects
-    write_json_atomic(stage / "synthetic_db.json", provenance)
-    if layout == "plain":
-        meta = DatasetMeta()
-        meta.subjects = {}
-        write_meta(stage, meta)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(stage, dest)
-    else:
-        cases = open_cohort(stage, layout="plain").cases
-
-        def extra(root: Path) -> None:
-            write_json_atomic(root / "synthetic_db.json", provenance)
-
-        write_cohort(cases, dest, layout=layout, force=True, extra=extra)
-        shutil.rmtree(stage)
     vols = [s["lesion_ml"] for s in subjects]
     echo(f"{n} synthetic subjects -> {dest} (lesion {np.median(vols):.1f} ml median, "
          f"{np.mean([s['lesion_draws'] for s in subjects]):.2f} draws per subject)")

@@ -41,7 +41,7 @@ from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
 from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.registry import NETWORKS
-from strokesynth.systems.pix2pix import GeneratorConfig
+from strokesynth.systems.pix2pix import GeneratorConfig, conditional_gan_step
 from strokesynth.systems.pseudo_healthy import ImagePool
 
 MODELS = ("pix2pix", "spade", "cyclegan")
@@ -181,22 +181,9 @@ class LabelPix2Pix(_Translation):
         return NETWORKS.build("unet_generator", self.config, self.n_classes)
 
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
-        x = batch["label"].to(rt.device) * 2 - 1
-        y = batch["image"].to(rt.device)
-        with rt.autocast():
-            fake = rt.net("generator")(x)
-        rt.requires_grad("discriminator", True)
-        with rt.autocast():
-            logits = rt.net("discriminator")(torch.cat([torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)]))
-        real_l, fake_l = logits.float().chunk(2)
-        loss_d = 0.5 * self.adversarial.d(real_l, fake_l)
-        rt.step(loss_d, "discriminator")
-        rt.requires_grad("discriminator", False)
-        with rt.autocast():
-            adv = self.adversarial.g(rt.net("discriminator")(torch.cat([x, fake], 1)).float())
-        l1 = F.l1_loss(fake.float(), y)
-        rt.step(adv + self.config.lambda_l1 * l1, "generator")
-        return {"loss_d": float(loss_d.detach()), "loss_g_gan": float(adv.detach()), "loss_g_l1": float(l1.detach())}
+        loss_d, adv, l1 = conditional_gan_step(batch["label"].to(rt.device) * 2 - 1, batch["image"].to(rt.device), rt,
+                                               self.adversarial, self.config.lambda_l1)
+        return {"loss_d": loss_d, "loss_g_gan": adv, "loss_g_l1": l1}
 
 
 @SYSTEMS.register("lm_spade")

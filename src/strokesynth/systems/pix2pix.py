@@ -128,6 +128,35 @@ def _generate(g: torch.nn.Module, device: str, amp: str):
     return forward
 
 
+def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversarial: Adversarial,
+                         lambda_l1: float) -> tuple[float, float, float]:
+    """One pix2pix step (Isola et al.) on networks ``generator`` and ``discriminator`` of ``rt``.
+
+    The discriminator sees (condition, target) pairs as real and (condition, generated) as fake in one
+    pass, then the generator minimises its adversarial loss plus ``lambda_l1`` times L1 to the target.
+
+    Args:
+        x: condition ``(B, C, H, W)``; y: target ``(B, 1, H, W)``, both in the generator's [-1, 1] space.
+
+    Returns:
+        (discriminator loss, generator adversarial loss, L1 in [-1, 1] units).
+    """
+    with rt.autocast():
+        fake = rt.net("generator")(x)
+    rt.requires_grad("discriminator", True)
+    with rt.autocast():
+        logits = rt.net("discriminator")(torch.cat([torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)]))
+    real_l, fake_l = logits.float().chunk(2)
+    loss_d = 0.5 * adversarial.d(real_l, fake_l)
+    rt.step(loss_d, "discriminator")
+    rt.requires_grad("discriminator", False)
+    with rt.autocast():
+        adv = adversarial.g(rt.net("discriminator")(torch.cat([x, fake], 1)).float())
+    l1 = F.l1_loss(fake.float(), y)
+    rt.step(adv + lambda_l1 * l1, "generator")
+    return float(loss_d.detach()), float(adv.detach()), float(l1.detach())
+
+
 @SYSTEMS.register("pix2pix")
 class Pix2Pix(System):
     """pix2pix (see the module docstring): networks ``generator`` and ``discriminator``."""
@@ -149,24 +178,9 @@ class Pix2Pix(System):
 
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
         img = to_signed(batch["image"].to(rt.device))
-        x, y = img[:, :self.n_in], img[:, self.n_in:]
-        with rt.autocast():
-            fake = rt.net("generator")(x)
-        # discriminator: real pairs -> real, generated pairs -> fake (one pass over both halves)
-        rt.requires_grad("discriminator", True)
-        with rt.autocast():
-            logits = rt.net("discriminator")(torch.cat([torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)]))
-        real_l, fake_l = logits.float().chunk(2)
-        loss_d = 0.5 * self.adversarial.d(real_l, fake_l)
-        rt.step(loss_d, "discriminator")
-        # generator: fool D, stay close to the target in L1
-        rt.requires_grad("discriminator", False)
-        with rt.autocast():
-            adv = self.adversarial.g(rt.net("discriminator")(torch.cat([x, fake], 1)).float())
-        l1 = F.l1_loss(fake.float(), y)
-        rt.step(adv + self.config.lambda_l1 * l1, "generator")
-        return {"loss_d": float(loss_d.detach()), "loss_g_gan": float(adv.detach()),
-                "loss_g_l1": float(l1.detach()) / 2}  # in [0, 1] units, comparable to val_l1
+        loss_d, adv, l1 = conditional_gan_step(img[:, :self.n_in], img[:, self.n_in:], rt, self.adversarial,
+                                               self.config.lambda_l1)
+        return {"loss_d": loss_d, "loss_g_gan": adv, "loss_g_l1": l1 / 2}  # in [0, 1] units, comparable to val_l1
 
     def synthesize(self, dataset: SliceDataset, case_index: int, *, device: str, amp: str) -> torch.Tensor:
         """Generated target of one case, ``(Z, 1, H, W)`` in [0, 1] (target space; dropout noise as configured)."""

@@ -9,6 +9,8 @@ predicts nothing never wins the checkpoint choice.
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,11 +67,16 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     """A registered loss (``ce``, ``weighted_ce``, ``focal``, ``dice``, ``generalized_dice``), plus
-    ``dice_weight`` x soft lesion Dice (0 = the named loss alone, as the papers)."""
+    ``dice_weight`` x soft lesion Dice (0 = the named loss alone, as the papers).
+
+    ``class_weights`` (background, lesion) of ``weighted_ce`` are measured on each fold's training
+    data and recorded here in that fold's checkpoint, so that a restored system has its loss.
+    """
 
     name: str = "focal"
     gamma: float = 1.0
     dice_weight: float = 0.0
+    class_weights: list[float] | None = None
 
 
 def _seg_optim() -> OptimConfig:
@@ -152,12 +159,13 @@ class Segmenter(System):
     def __init__(self, cfg: TrainConfig, *, train_dataset: SliceDataset | VolumeDataset | None = None,
                  pretrained: bool = True) -> None:
         super().__init__()
+        if cfg.loss.name == "weighted_ce" and train_dataset is not None:
+            cfg = copy.deepcopy(cfg)  # this fold's weights, not the next fold's
+            cfg.loss.class_weights = training_class_weights(train_dataset)
         self.config = cfg
         self.model = build_model(cfg.model, len(cfg.data.modalities), pretrained=pretrained)
         self.networks = {"model": self.model}
-        weights = None
-        if cfg.loss.name == "weighted_ce" and train_dataset is not None:
-            weights = training_class_weights(train_dataset)
+        weights = cfg.loss.class_weights if cfg.loss.name == "weighted_ce" else None
         self.loss = make_loss(cfg.loss.name, gamma=cfg.loss.gamma, class_weights=weights,
                               dice_weight=cfg.loss.dice_weight)
         self.stage1 = bool(cfg.model.pretrained) and cfg.fine_tune_epochs > 0 and hasattr(self.model,
