@@ -512,13 +512,18 @@ def translation_report(system: Any, test: list[MRVolume], table: Any) -> dict[st
             gen.append(lesion_contrast((fake + 1) / 2, v.lesion, par))
             real.append(lesion_contrast((v.image + 1) / 2, v.lesion, par))  # type: ignore[operator]
     g, r = float(np.nanmean(gen)) if gen else float("nan"), float(np.nanmean(real)) if real else float("nan")
+    # ratio_of_ratios: generated over real lesion-to-parenchyma ratio. A generator that draws no lesion
+    # at all (ratio 1) already scores 1 / r of it, so the share of the real lesion's *excess*
+    # brightness over parenchyma, (g - 1) / (r - 1), is given too
     return {"lesion_ratio_generated": g, "lesion_ratio_real": r, "ratio_of_ratios": g / r if r else float("nan"),
+            "excess_of_real": (g - 1) / (r - 1) if r and r != 1 else float("nan"),
             "l1_brain": float(np.mean(l1)), "test_maps": len(test), "stroke_maps": len(gen)}
 
 
 def describe_translation(r: dict[str, Any]) -> str:
     return (f"lesion/parenchyma intensity {r['lesion_ratio_generated']:.2f} synthetic vs {r['lesion_ratio_real']:.2f} "
-            f"real ({r['ratio_of_ratios']:.0%}) on {r['stroke_maps']} test stroke maps; brain L1 {r['l1_brain']:.3f}")
+            f"real ({r['ratio_of_ratios']:.0%}; excess over parenchyma {r.get('excess_of_real', float('nan')):.0%} of the "
+            f"real) on {r['stroke_maps']} test stroke maps; brain L1 {r['l1_brain']:.3f}")
 
 
 METRICS_I = ("dice", "rvd", "hd", "hd_mean_directed", "assd", "precision", "recall")
