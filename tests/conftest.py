@@ -68,3 +68,30 @@ def tiny_phantom():
     from strokesynth.phantom import generate_cohort
 
     return generate_cohort(tiny_phantom_config())
+
+
+def resume_under_random_kills(cmd: list[str], env: dict[str, str], seconds: float, rng, low: float = 0.2,
+                              high: float = 0.6, tries: int = 20) -> int:
+    """Run the resume command ``cmd`` and kill -9 it at a random moment until one finishes; returns the kills.
+
+    Each try waits ``uniform(low, high) * seconds`` (``seconds``: the uninterrupted run's time),
+    growing 1.3x per try: a resume that only has the final evaluation left costs a start-up plus
+    that evaluation, which can exceed any fixed fraction of the straight run on a loaded machine
+    (seen once: 20 kills in a row and "never finished").
+    """
+    import signal
+    import subprocess
+
+    kills = 0
+    for attempt in range(tries):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=float(rng.uniform(low, high)) * seconds * 1.3 ** attempt)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read()[-2000:]
+        return kills
+    pytest.fail("the resumed run never finished")

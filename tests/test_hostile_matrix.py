@@ -35,8 +35,8 @@ def _rewrite(path: Path, array: np.ndarray) -> None:
     nib.save(nib.Nifti1Image(array, img.affine), str(path))
 
 
-def _bad_data(kind: str, tmp: Path, good: Path) -> Path:
-    """A data set (or path) with one problem."""
+def unreadable(kind: str, tmp: Path) -> Path | None:
+    """A path that is no data set at all (``missing``, ``file``, ``empty``, ``junk``), else None."""
     if kind == "missing":
         return tmp / "no_such_folder"
     if kind == "file":
@@ -49,6 +49,13 @@ def _bad_data(kind: str, tmp: Path, good: Path) -> Path:
         (tmp / "junk" / "case_1").mkdir(parents=True)
         (tmp / "junk" / "case_1" / "notes.txt").write_text("x")
         return tmp / "junk"
+    return None
+
+
+def _bad_data(kind: str, tmp: Path, good: Path) -> Path:
+    """A data set (or path) with one problem."""
+    if (path := unreadable(kind, tmp)) is not None:
+        return path
     data = Path(shutil.copytree(good, tmp / f"data_{kind}"))
     case = sorted(p for p in data.iterdir() if p.is_dir())[0]
     if kind == "nan":

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from test_hostile_matrix import _assert_clean, _snapshot
+from test_hostile_matrix import _assert_clean, _snapshot, unreadable
 
 from conftest import run_cli
 
@@ -88,18 +88,8 @@ def _first(data: Path, lesion: bool | None = None) -> Path:
 
 def _bad_mr(kind: str, tmp: Path, good: Path) -> Path:
     """A copy of the MR data set ``good`` (or a path) with one problem."""
-    if kind == "missing":
-        return tmp / "no_such_folder"
-    if kind == "file":
-        (tmp / "a_file.txt").write_text("not a data set")
-        return tmp / "a_file.txt"
-    if kind == "empty":
-        (tmp / "empty").mkdir()
-        return tmp / "empty"
-    if kind == "junk":
-        (tmp / "junk" / "case_1").mkdir(parents=True)
-        (tmp / "junk" / "case_1" / "notes.txt").write_text("x")
-        return tmp / "junk"
+    if (path := unreadable(kind, tmp)) is not None:
+        return path
     data = Path(shutil.copytree(good, tmp / f"data_{kind}"))
     case = _first(data)
     anatomy = case / "anatomy.nii.gz"

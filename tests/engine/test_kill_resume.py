@@ -19,6 +19,8 @@ import pytest
 from strokesynth.config import save_config
 from strokesynth.systems.segmenter import TrainConfig
 
+from conftest import resume_under_random_kills
+
 EPOCHS = 4
 
 
@@ -83,24 +85,8 @@ def test_killed_anywhere_then_resumed_equals_uninterrupted(straight):
                               timeout=600)
         assert proc.returncode == -signal.SIGKILL
         kills += 1
-    # then: kill -9 at random moments until a resumed process finishes. The delay grows with each
-    # try: a resume that only has the final evaluation left costs a start-up plus that evaluation,
-    # which can exceed any fixed fraction of the straight run on a loaded machine (seen once: 20
-    # kills in a row and "never finished").
-    for attempt in range(20):
-        proc = subprocess.Popen(_cmd("train", "--resume", "--out", str(run)), env=ENV, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=float(rng.uniform(0.2, 0.6)) * seconds * 1.3 ** attempt)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        assert proc.returncode == 0, proc.stderr.read()[-2000:]
-        break
-    else:
-        pytest.fail("the resumed run never finished")
+    # then: kill -9 at random moments until a resumed process finishes
+    kills += resume_under_random_kills(_cmd("train", "--resume", "--out", str(run)), ENV, seconds, rng)
     assert kills >= 3
     assert _result(run) == _result(root / "straight")
     assert not list(run.rglob(".*.partial*"))  # the temporaries of the killed saves were cleaned up

@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import tiny_phantom_config
+from conftest import resume_under_random_kills, tiny_phantom_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -94,23 +94,11 @@ def test_recipe_killed_then_resumed_equals_uninterrupted(data, tmp_path, recipe,
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         kills += 1
     rng = np.random.default_rng(11)
-    for attempt in range(20 if random_kills else 0):  # then at random moments, the delay growing with each try
-        proc = subprocess.Popen(_cmd("recipe", recipe, "--resume", "--out", str(run)), env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=float(rng.uniform(0.3, 0.6)) * seconds * 1.3 ** attempt)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        assert proc.returncode == 0, proc.stderr.read()[-2000:]
-        break
+    resume = _cmd("recipe", recipe, "--resume", "--out", str(run))
+    if random_kills:  # then at random moments until a resumed process finishes
+        kills += resume_under_random_kills(resume, ENV, seconds, rng, low=0.3)
     else:
-        if random_kills:
-            pytest.fail("the resumed run never finished")
-        proc = subprocess.run(_cmd("recipe", recipe, "--resume", "--out", str(run)), env=ENV, capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert kills >= (3 if random_kills else 2)
     a, b = _result(run), _result(tmp_path / "straight")
