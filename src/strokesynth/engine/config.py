@@ -27,7 +27,7 @@ def check_device(device: str, where: str = "run.device") -> str:
         ConfigError: anything else, named as ``where``.
     """
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
-        raise ConfigError(where, f"unknown device {device!r}: give cpu, cuda or cuda:N")
+        raise ConfigError(where, f"unknown device {device!r}: give cpu, cuda, cuda:N or mps")
     return device
 
 
