@@ -29,6 +29,10 @@ from strokesynth.systems.labelmap import TranslationConfig, build_translation
 
 from _common import mean_time, report
 
+#: reference matmul sides: 1024 for bf16, since on CPUs without bf16 matrix units a 4096^2 bf16
+#: product takes minutes
+MATMUL_N = {"none": 2048, "bf16": 1024}
+
 
 def _flops(fn) -> int:
     counter = FlopCounterMode(display=False)
@@ -143,13 +147,12 @@ def main() -> None:
     n = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else (20 if quick else 200)
     repeats = 1 if quick else 3
     torch.manual_seed(0)
-    # 1024^2 for bf16: on CPUs without bf16 matrix units a 4096^2 bf16 product takes minutes
-    peak = {"none": matmul_gflops(torch.float32, n=2048), "bf16": matmul_gflops(torch.bfloat16, n=1024)}
     if "--db-only" in sys.argv:  # the database part alone (e.g. --n 1000 after a --quick run of the rest)
         report("bench_labelmap_db", db_rows(n), note="subjects per minute and peak resident memory of synth-db")
         return
+    peak = {a: matmul_gflops(dtype, n=MATMUL_N[a]) for a, dtype in (("none", torch.float32), ("bf16", torch.bfloat16))}
     rows = network_rows(repeats, peak) + unet_rows(repeats) + db_rows(n)
-    rows += [{"what": f"reference: {2048 if a == 'none' else 1024}^2 matmul", "amp": a, "GFLOP": None, "x_of_matmul": 1.0,
+    rows += [{"what": f"reference: {MATMUL_N[a]}^2 matmul", "amp": a, "GFLOP": None, "x_of_matmul": 1.0,
               "per_second": round(peak[a], 1)} for a in ("none", "bf16")]
     report("bench_labelmap", rows, note=f"{torch.get_num_threads()} threads; per_second: samples (GAN, batch 2), slices "
                                         "(translation, batch 2), volumes (U-Net), subjects (database); x_of_matmul: "
