@@ -455,14 +455,16 @@ def recipe_list() -> None:
 @click.option("--loss", "losses", multiple=True, type=click.Choice(_loss_names()),
               help="Losses (repeatable) [ce and focal].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--floor", is_flag=True, help="Add the plain-U-Net floor (MONAI BasicUNet 16-256, CE + Dice, "
+              "half lesion slices, same steps) and compare every cell with it scan by scan.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...], losses: tuple[str, ...],
-                   overrides: tuple[str, ...], force: bool) -> None:
+                   overrides: tuple[str, ...], floor: bool, force: bool) -> None:
     """Abulnaga & Rubin: PSPNet, U-Net 2D, 3D U-Net, V-Net x {CE, focal}, one CV table."""
     from strokesynth.recipes.segmentation import ARCHITECTURES, LOSSES, run_comparison
 
     run_comparison(dataset, out, tiny=not paper, architectures=archs or ARCHITECTURES, losses=losses or LOSSES,
-                   overrides=overrides, force=force, echo=click.echo)
+                   overrides=overrides, force=force, floor=floor, echo=click.echo)
 
 
 @recipe.command("ctmr-cgan")

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from strokesynth.cli import main
 from strokesynth.config import save_config
@@ -172,11 +173,19 @@ def test_tiny_pspnet_beats_the_cbf_threshold_baseline(tmp_path):
 def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
     main(["recipe", "seg-comparison", "--data", str(seg_data), "--out", str(tmp_path / "cmp"), "--arch", "unet2d",
           "--arch", "vnet", "--set", "run.epochs=1", "--set", "data.size=[64,64]", "--set", "run.folds=3",
-          "--set", "run.folds_to_run=[0]"])
+          "--set", "run.folds_to_run=[0]", "--floor"])
     out = capsys.readouterr().out
-    for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", BASELINE):
+    for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", "floor_basicunet", BASELINE):
         assert name in out
     assert (tmp_path / "cmp" / "table.txt").exists()
+    table = json.loads((tmp_path / "cmp" / "table.json").read_text())
+    # the floor takes the steps of the slice-wise cells (the 3D cells step per batch of slabs)
+    assert table["steps"]["floor_basicunet"] == table["steps"]["unet2d_ce"] > 0 and table["steps"]["vnet_ce"] > 0
+    assert set(table["paired_vs_floor"]) == {"unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal"}
+    assert all(p["a"] == "floor_basicunet" and p["cases"] >= 1 for p in table["paired_vs_floor"].values())
+    floor_cfg = yaml.safe_load((tmp_path / "cmp" / "floor_basicunet" / "config.yaml").read_text())
+    assert floor_cfg["model"]["name"] == "basicunet" and floor_cfg["loss"] == {**floor_cfg["loss"], "name": "ce",
+                                                                               "dice_weight": 1.0}
 
 
 def test_training_is_deterministic(seg_data, tmp_path):

@@ -11,7 +11,7 @@ from torch import nn
 from strokesynth.losses.adversarial import gradient_penalty
 from strokesynth.nets import count_parameters
 from strokesynth.nets.lesion_gan import LesionCritic, LesionGenerator
-from strokesynth.nets.pix2pix import UnetGenerator
+from strokesynth.nets.pix2pix import NoiseDropout, UnetGenerator
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.nets.spade import SPADEGenerator
 
@@ -31,8 +31,13 @@ def test_unet_generator_matches_pix2pix_layout():
     g = UnetGenerator(12, 1, 8, num_downs=7)
     out = g(torch.zeros(2, 12, 128, 128))
     assert out.shape == (2, 1, 128, 128) and out.abs().max() <= 1
-    assert sum(isinstance(m, nn.Dropout) for m in g.modules()) == 2  # unet_128: two 8x decoder blocks
-    assert sum(isinstance(m, nn.Dropout) for m in UnetGenerator(3, 1, 8, num_downs=8).modules()) == 3
+    assert sum(isinstance(m, NoiseDropout) for m in g.modules()) == 2  # unet_128: two 8x decoder blocks
+    assert sum(isinstance(m, NoiseDropout) for m in UnetGenerator(3, 1, 8, num_downs=8).modules()) == 3
+    x = torch.randn(1, 12, 128, 128)
+    g.eval()
+    assert torch.equal(g(x), g(x))  # no dropout at test unless asked (pix2pix's noise)
+    g.set_test_dropout(True)
+    assert not torch.equal(g(x), g(x))
     with pytest.raises(ValueError, match="divisible by 128"):
         g(torch.zeros(1, 12, 96, 96))
 

@@ -100,3 +100,19 @@ def test_tiny_models_fit_a_batch():
             opt.step()
             losses.append(float(loss.detach()))
         assert losses[-1] < 0.6 * losses[0], type(net).__name__
+
+
+def test_basicunet_floor_is_monai_as_it_comes():
+    from monai.networks.nets import BasicUNet
+
+    from strokesynth.nets.registry import NETWORKS
+    from strokesynth.systems.segmenter import ModelConfig
+
+    cfg = ModelConfig(name="basicunet", channels=[16, 32, 64, 128, 256])
+    ours = NETWORKS.build("basicunet", cfg, 5)
+    ref = BasicUNet(spatial_dims=2, in_channels=5, out_channels=2, features=(16, 32, 64, 128, 256, 16))
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in ref.parameters()]
+    assert NETWORKS.info("basicunet") == {"dims": 2, "role": "reference"}
+    assert ours(torch.zeros(1, 5, 32, 32)).shape == (1, 2, 32, 32)
+    with pytest.raises(ValueError, match="5 encoder features"):
+        NETWORKS.build("basicunet", ModelConfig(name="basicunet", channels=[8, 16]), 5)

@@ -165,7 +165,8 @@ class UnetGenerator(nn.Module):
         ngf: features of the first conv (64 in pix2pix).
         num_downs: stride-2 steps; H and W must be divisible by ``2**num_downs`` (7 for 128 px).
         norm: ``instance`` (Platscher et al.), ``batch`` or ``none``.
-        dropout: the decoder dropout (0.5; 0 disables it).
+        dropout: the decoder dropout (0.5; 0 disables it); off in ``eval()`` unless
+            :meth:`set_test_dropout` turns pix2pix's test-time noise on.
 
     Shapes: ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)`` in [-1, 1].
     """
@@ -196,9 +197,16 @@ class UnetGenerator(nn.Module):
             else:
                 layers.append(_norm(norm, cout))
                 if dropout > 0 and num_downs - 1 - max(num_downs - 5, 0) <= i < num_downs - 1:
-                    layers.append(nn.Dropout(dropout))
+                    layers.append(NoiseDropout(dropout, at_test=False))
             self.up.append(nn.Sequential(*layers))
         self.factor = 2 ** num_downs
+
+    def set_test_dropout(self, on: bool) -> UnetGenerator:
+        """Switch the decoder's dropout noise at test time on or off (off by default; training always drops)."""
+        for m in self.modules():
+            if isinstance(m, NoiseDropout):
+                m.at_test = bool(on)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.factor or x.shape[-2] % self.factor:

@@ -84,6 +84,19 @@ def build_vnet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Mod
                 norm=cfg.norm)
 
 
+@NETWORKS.register("basicunet", dims=2, role="reference")
+def build_basicunet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """MONAI's ``BasicUNet`` as it comes (two conv-instance-norm-LeakyReLU per level, max-pool down,
+    transposed-conv up), ``cfg.channels`` the five encoder features (the plain-U-Net floor of the
+    segmentation comparison: 16, 32, 64, 128, 256) and the first one again in the last decoder level."""
+    from monai.networks.nets import BasicUNet
+
+    if len(cfg.channels) != 5:
+        raise ValueError(f"basicunet takes 5 encoder features, got {list(cfg.channels)}")
+    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=cfg.num_classes,
+                     features=(*cfg.channels, cfg.channels[0]))
+
+
 @NETWORKS.register("resnet_generator", dims=2, role="generator")
 def build_resnet_generator(cfg: Any, in_channels: int, out_channels: int = 1) -> nn.Module:
     """pix2pix's ResNet generator (``cfg``: ngf, n_blocks, dropout, test_dropout, norm)."""

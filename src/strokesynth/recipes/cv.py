@@ -92,7 +92,7 @@ def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
 def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
                log: logging.Logger | None = None, dist: Dist | None = None) -> dict[str, Any]:
     """Train fold ``fold`` of ``cfg`` into ``folder`` on the fold loop; returns the loop's result
-    (without the system) and the case counts of each set."""
+    (without the system), the optimiser ``steps`` taken (per process) and the case counts of each set."""
     sets = fold_sets(cases, splits, fold, cfg.run)
     by_id = {c.id: c for c in cases}
     train_ds = make_dataset([by_id[c] for c in sets.train], cfg.data, seed=cfg.run.seed, train=True, kind=_kind(cfg))
@@ -101,7 +101,10 @@ def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, f
     res = fit(lambda: Segmenter(cfg, train_dataset=train_ds), train_ds, val_ds, folder, cfg.run,
               seed=cfg.run.seed + 1000 * fold, log=log, dist=dist, desc=f"fold {fold}")
     res.pop("system")
-    return {**res, "train_cases": len(sets.train), "select_cases": len(sets.select), "test_cases": len(sets.test)}
+    world = dist.world if dist is not None else 1
+    per_epoch = cfg.run.steps_per_epoch or -(-len(train_ds) // (cfg.run.batch_size * world))
+    return {**res, "steps": per_epoch * res["epochs"], "train_cases": len(sets.train),
+            "select_cases": len(sets.select), "test_cases": len(sets.test)}
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,

@@ -19,15 +19,17 @@ def describe_ctmr(config: str, size: int | None = None) -> str:
         size: square input side for the FLOP count (default: the config's input size).
     """
     from strokesynth.recipes.ctmr import load_ctmr_config
+    from strokesynth.systems.pix2pix import GENERATORS
 
     cfg = load_ctmr_config(config)
     gan, fcn, cgan = cfg.resolved()
     h, w = (size, size) if size else tuple(gan.data.size)
     n_in = len(gan.data.modalities)
     g, gc = gan.generator, gan.discriminator
+    shape = f"{g.n_blocks} blocks" if g.name == "resnet" else f"{g.num_downs} levels"
     nets = [
-        (f"cGAN generator: ResNet, ngf {g.ngf}, {g.n_blocks} blocks, dropout {g.dropout}"
-         f"{' (also at test)' if g.test_dropout else ''}", NETWORKS.build("resnet_generator", g, n_in), n_in),
+        (f"cGAN generator: {'ResNet' if g.name == 'resnet' else 'U-Net'}, ngf {g.ngf}, {shape}, dropout {g.dropout}"
+         f"{' (also at test)' if g.test_dropout else ''}", NETWORKS.build(GENERATORS[g.name], g, n_in), n_in),
         (f"cGAN discriminator: PatchGAN, ndf {gc.ndf}, {gc.n_layers} layers", NETWORKS.build("patchgan", gc, n_in + 1),
          n_in + 1),
     ]

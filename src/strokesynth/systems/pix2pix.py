@@ -31,8 +31,8 @@ from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
-from strokesynth.nets import ResnetGenerator
 from strokesynth.nets.blocks import init_weights
+from strokesynth.nets.pix2pix import ResnetGenerator, UnetGenerator
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.plots import panel_row
 
@@ -45,15 +45,27 @@ def _gan_data() -> DataConfig:
     return cfg
 
 
+GENERATORS = {"resnet": "resnet_generator", "unet": "unet_generator"}
+
+
 @dataclass
 class GeneratorConfig:
-    """pix2pix ResNet generator (see :class:`strokesynth.nets.ResnetGenerator`)."""
+    """pix2pix's generator (its ``--netG``): ``resnet`` (:class:`strokesynth.nets.ResnetGenerator`,
+    ``n_blocks`` residual blocks; the paper's) or ``unet`` (:class:`strokesynth.nets.UnetGenerator`,
+    ``num_downs`` stride-2 levels with skip connections: 7 = pix2pix's ``unet_128``, 8 = ``unet_256``;
+    the slice size must be divisible by ``2**num_downs``)."""
 
+    name: Literal["resnet", "unet"] = "resnet"
     ngf: int = 64
     n_blocks: int = 9
+    num_downs: int = 7
     dropout: float = 0.5
     test_dropout: bool = True
     norm: Literal["instance", "batch", "none"] = "instance"
+
+    def __post_init__(self) -> None:
+        if self.name not in GENERATORS:
+            raise ValueError(f"generator.name must be one of {sorted(GENERATORS)}")
 
 
 @dataclass
@@ -169,7 +181,7 @@ class Pix2Pix(System):
         super().__init__()
         self.config = cfg
         self.n_in = len(cfg.data.modalities)
-        self.generator: ResnetGenerator = init_weights(NETWORKS.build("resnet_generator", cfg.generator, self.n_in))
+        self.generator = init_weights(NETWORKS.build(GENERATORS[cfg.generator.name], cfg.generator, self.n_in))
         self.discriminator = init_weights(NETWORKS.build("patchgan", cfg.discriminator, self.n_in + 1))
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.optimizers = {k: make_optimizer(cfg.optim, n.parameters()) for k, n in self.networks.items()}
@@ -234,7 +246,7 @@ def sample_figure(g: torch.nn.Module, ds: SliceDataset, item: int, path: Path, t
     panel_row(panels, path, label=s["label"][0].numpy(), title=title)
 
 
-def load_generator(path: str | Path) -> tuple[ResnetGenerator, GANConfig]:
+def load_generator(path: str | Path) -> tuple[ResnetGenerator | UnetGenerator, GANConfig]:
     """The trained generator of a pix2pix checkpoint (``generator.pt``, ``best.pt`` or ``last.pt``) and its config."""
     from strokesynth.engine.checkpoint import load_system
 
@@ -245,7 +257,7 @@ def load_generator(path: str | Path) -> tuple[ResnetGenerator, GANConfig]:
 
 
 @torch.no_grad()
-def synthesize_cases(g: ResnetGenerator, cfg: GANConfig, cases: list[Case], *, seed: int = 0,
+def synthesize_cases(g: ResnetGenerator | UnetGenerator, cfg: GANConfig, cases: list[Case], *, seed: int = 0,
                      test_dropout: bool | None = None) -> Iterator[tuple[Case, Volume]]:
     """Generate the target for each case (slice by slice) and put it back on the case's grid.
 

@@ -10,7 +10,6 @@ predicts nothing never wins the checkpoint choice.
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +36,8 @@ class ModelConfig:
         name: a segmentation network of the registry: ``pspnet``, ``unet2d`` (slices),
             ``unet3d`` or ``vnet`` (whole slabs); the pseudo-DWI paper's ``unet`` (classic,
             batch norm), ``slnet`` (switchable norm + SE) and its ablations ``slnet_no_se``,
-            ``slnet_no_sn`` (slices; ``channels`` 64..1024 in the paper).
+            ``slnet_no_sn`` (slices; ``channels`` 64..1024 in the paper); ``basicunet`` (MONAI's
+            ``BasicUNet`` with 5 ``channels``: the plain-U-Net floor of the comparison recipe).
         depth, width: PSPNet's ResNet depth (50/101) and stem width (64 = standard).
         channels: U-Net / V-Net features per level.
         strides: per down step, per axis; 3D default (2, 2, 1) so 2-slice slabs work.
@@ -48,7 +48,8 @@ class ModelConfig:
         dropout: U-Net 3D dropout after every conv (0; 0.02 in Platscher et al.'s 3D U-Net).
     """
 
-    name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn"] = "pspnet"
+    name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn",
+                  "basicunet"] = "pspnet"
     depth: int = 50
     width: int = 64
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
