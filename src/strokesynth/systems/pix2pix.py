@@ -5,8 +5,9 @@ One training step is pix2pix's ``optimize_parameters``: generate ``G(x)``; updat
 with the adversarial loss on ``concat(x, G(x))`` plus ``lambda_l1 * |G(x) - y|``. Inputs and
 target are normalised to [0, 1] by the data layer and mapped to [-1, 1] for the networks.
 
-The generator is the last one (no monitor): the validation scores (L1 and the lesion
-contrast of the synthesis on the selection cases) are logged, not used for any choice.
+The generator is the last one (no monitor): the validation scores (L1 over the brain and inside
+the lesions, and the lesion contrast of the synthesis on the selection cases) are logged, not
+used for any choice.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Pix2Pix(System):
                             channels=slice(0, self.n_in))
 
     def validate(self, dataset: SliceDataset, rt: Runtime) -> dict[str, float]:
-        l1, gen_c, real_c = [], [], []
+        l1, lesion_l1, gen_c, real_c = [], [], [], []
         for i, case in enumerate(dataset.cases):
             fake = self.synthesize(dataset, i, device=rt.device, amp=rt.amp)
             real = torch.stack([dataset[j]["image"][self.n_in:] for j in dataset.slices_of(i)])
@@ -212,8 +213,10 @@ class Pix2Pix(System):
                 brain = brain_mask(case)
                 gen_c.append(lesion_contrast(gen, lesion, brain))
                 real_c.append(lesion_contrast(np.asarray(target[-1]), lesion, brain))
+                lesion_l1.append(float(np.abs(gen[lesion] - np.asarray(target[-1])[lesion]).mean()))
         nan = float("nan")
         return {"val_l1": float(np.mean(l1)) if l1 else nan,
+                "val_lesion_l1": float(np.mean(lesion_l1)) if lesion_l1 else nan,
                 "val_contrast_generated": float(np.nanmean(gen_c)) if gen_c else nan,
                 "val_contrast_real": float(np.nanmean(real_c)) if real_c else nan}
 
