@@ -21,6 +21,11 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
+def epoch_steps(n: int, batch_size: int, steps: int = 0, world: int = 1) -> int:
+    """Batches per epoch and process: ``steps`` if given, else one pass, ``ceil(n / (batch * world))``."""
+    return steps or max(1, math.ceil(n / (batch_size * world)))
+
+
 class EpochBatches(Sampler[list[int]]):
     """Batches of dataset indices for one process, redrawn per epoch (:meth:`set_epoch`).
 
@@ -40,7 +45,7 @@ class EpochBatches(Sampler[list[int]]):
         if n < 1:
             raise ValueError("no training samples")
         self.n, self.batch, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
-        self.steps = steps or max(1, math.ceil(n / (batch_size * world)))
+        self.steps = epoch_steps(n, batch_size, steps, world)
         flags = np.zeros(n, bool) if lesion_flags is None else np.asarray(lesion_flags, bool)
         self.positives = np.flatnonzero(flags)
         self.fraction = float(lesion_fraction)

@@ -30,6 +30,7 @@ from strokesynth.data.volume import Volume
 from strokesynth.engine.checkpoint import load_system
 from strokesynth.engine.loop import fit
 from strokesynth.engine.protocol import PROTOCOLS, fold_sets
+from strokesynth.engine.sampling import epoch_steps
 from strokesynth.engine.system import Dist
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
@@ -101,8 +102,7 @@ def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, f
     res = fit(lambda: Segmenter(cfg, train_dataset=train_ds), train_ds, val_ds, folder, cfg.run,
               seed=cfg.run.seed + 1000 * fold, log=log, dist=dist, desc=f"fold {fold}")
     res.pop("system")
-    world = dist.world if dist is not None else 1
-    per_epoch = cfg.run.steps_per_epoch or -(-len(train_ds) // (cfg.run.batch_size * world))
+    per_epoch = epoch_steps(len(train_ds), cfg.run.batch_size, cfg.run.steps_per_epoch, dist.world if dist else 1)
     return {**res, "steps": per_epoch * res["epochs"], "train_cases": len(sets.train),
             "select_cases": len(sets.select), "test_cases": len(sets.test)}
 
