@@ -15,7 +15,7 @@ from-scratch pix2pix layer stack and compares outputs).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,17 @@ class NoiseDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, at_test={self.at_test}"
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def set_test_dropout(module: M, on: bool) -> M:
+    """Set ``at_test`` of every :class:`NoiseDropout` in ``module``; returns ``module``."""
+    for m in module.modules():
+        if isinstance(m, NoiseDropout):
+            m.at_test = bool(on)
+    return module
 
 
 class ResnetBlock(nn.Module):
@@ -109,10 +120,7 @@ class ResnetGenerator(nn.Module):
 
     def set_test_dropout(self, on: bool) -> ResnetGenerator:
         """Switch the test-time dropout noise on or off (training mode always drops)."""
-        for m in self.modules():
-            if isinstance(m, NoiseDropout):
-                m.at_test = bool(on)
-        return self
+        return set_test_dropout(self, on)
 
 
 class PatchDiscriminator(nn.Module):
@@ -203,10 +211,7 @@ class UnetGenerator(nn.Module):
 
     def set_test_dropout(self, on: bool) -> UnetGenerator:
         """Switch the decoder's dropout noise at test time on or off (off by default; training always drops)."""
-        for m in self.modules():
-            if isinstance(m, NoiseDropout):
-                m.at_test = bool(on)
-        return self
+        return set_test_dropout(self, on)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
