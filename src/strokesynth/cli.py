@@ -393,16 +393,32 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
               help="A data set folder, or one case folder of it.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--threshold", type=float, default=None, help="Probability threshold [the model's, 0.5].")
+@click.option("--perfusion-method", type=click.Choice(["osvd", "csvd", "ssvd", "tikhonov"]), default="osvd",
+              show_default=True, help="Deconvolution for cases that bring a raw 4D CTP but not the maps.")
+@click.option("--tmax-threshold", type=float, default=6.0, show_default=True,
+              help="Tmax (s) above which tissue counts as hypoperfused.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [the model's].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
-def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, force: bool) -> None:
-    """Segment the core: mask and probability NIfTI (input affine), volume in ml, overlay PNG.
+def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
+            tmax_threshold: float, device: str | None, force: bool) -> None:
+    """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
+    one HTML page per case, volumes.csv.
 
-    A pseudo-DWI model needs the perfusion maps and the raw 4D CTP, no DWI, and also writes the
-    pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's <contrast>/fold_k/<row>
-    folder or its best.pt) writes pseudo_healthy.nii.gz and pathology_map.nii.gz instead."""
+    A case needs the maps the model takes (CBF, CBV, MTT, Tmax), or its raw 4D CTP instead
+    (a plain case folder with ct.nii.gz and ctp.nii.gz, the frame interval in pixdim[4]): the
+    maps are then computed (--perfusion-method) and written under maps/. Where there is a Tmax map the
+    Tmax > 6 s hypoperfusion, the mismatch volume and ratio are written too.
+
+    A pseudo-DWI model needs the perfusion maps (or the raw CTP) and the raw 4D CTP, no DWI, and
+    also writes the pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's
+    <contrast>/fold_k/<row> folder or its best.pt) writes pseudo_healthy.nii.gz and
+    pathology_map.nii.gz instead."""
+    from strokesynth.perfusion.maps import PerfusionConfig
     from strokesynth.recipes.predict import load_predictor, predict_cases
     from strokesynth.recipes.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
+    from strokesynth.report.case import write_case_page
 
+    device = _device(device)
     healthy = [pseudo_healthy_checkpoint(m) for m in models]
     if any(healthy):
         if len(models) > 1 or threshold is not None:
@@ -412,7 +428,16 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         return
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
-    predict_cases([load_predictor(m) for m in models], source, out, force=force, threshold=threshold, echo=click.echo)
+    if not tmax_threshold > 0:
+        raise ConfigError("--tmax-threshold", f"a Tmax threshold is a positive number of seconds, got {tmax_threshold}")
+    loaded = [load_predictor(m) for m in models]
+    if device is not None:
+        for model, cfg in loaded:
+            cfg.run.device = device
+            model.to(device)
+    predict_cases(loaded, source, out, force=force, threshold=threshold,
+                  perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
+                  case_page=write_case_page, echo=click.echo)
     click.echo(f"wrote {out}")
 
 

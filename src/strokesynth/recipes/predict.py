@@ -3,10 +3,16 @@
 Segmenters take their input maps; a pseudo-DWI model (Wang, Song et al.) takes the perfusion
 maps and the raw 4D CTP (its CTA features), needs no DWI, and also writes the pseudo-DWI it
 segmented (``dwi_pseudo.nii.gz``, normalised DWI units, the case's affine).
+
+A case that brings only its CT and raw 4D CTP gets its perfusion maps computed first
+(:func:`~strokesynth.perfusion.case_maps.with_perfusion_maps`, oSVD by default); every case with
+a Tmax map also gets the Tmax > 6 s hypoperfusion mask and the core / hypoperfusion mismatch.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from strokesynth._fs import atomic_dir, write_json_atomic
+from strokesynth._fs import atomic_dir, write_json_atomic, write_text_atomic
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import LABEL_KEY, Case
 from strokesynth.data.config import make_dataset
@@ -24,6 +30,9 @@ from strokesynth.data.volume import Volume
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
+from strokesynth.perfusion.case_maps import (MAP_KEYS, TMAX_HYPOPERFUSION_S, ComputedMaps, hypoperfusion, mismatch,
+                                             with_perfusion_maps)
+from strokesynth.perfusion.maps import PerfusionConfig
 from strokesynth.plots import panel_row
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
 from strokesynth.systems.segmenter import TrainConfig, predict_case
@@ -109,6 +118,8 @@ def open_cases(source: Path, require: list[str]) -> list[Case]:
         mine = [p for p in cohort.problems if str(target) in p or str(source) in p]
         if mine:
             raise DataError(None, mine[0])
+    if problem.where and target in Path(problem.where).resolve().parents:
+        raise problem  # a data set whose case (named in the message) is broken
     raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
 
 
@@ -178,15 +189,49 @@ def grid_check(case: Case, cfg: TrainConfig | PseudoDwiConfig) -> str | None:
     return None
 
 
+#: columns of ``volumes.csv`` (and keys of each ``volumes.json`` row)
+SUMMARY_COLUMNS = ("case", "core_ml", "hypoperfusion_ml", "mismatch_ml", "mismatch_ratio", "maps", "models")
+
+
+def _summary_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in SUMMARY_COLUMNS})
+    return buf.getvalue()
+
+
+def _prepare(case: Case, mods: list[str], perfusion: PerfusionConfig | None,
+             echo: Callable[[str], Any]) -> tuple[Case, ComputedMaps]:
+    """``case`` with the perfusion maps the models need computed from its raw CTP where absent (and,
+    when it has a raw CTP, Tmax for the hypoperfusion even if the models do not take it)."""
+    needed = list(MAP_KEYS) if "ctp" in case else [m for m in mods if m in MAP_KEYS]
+    case, computed = with_perfusion_maps(case, needed, perfusion)
+    if computed.keys:
+        echo(f"{case.id}: {', '.join(computed.keys)} computed from the raw 4D CTP ({computed.method}, "
+             f"{computed.info['frames']} frames at {computed.info['dt_s']:g} s, bolus window frames "
+             f"{computed.info['bolus_window'][0]}-{computed.info['bolus_window'][1]}) in {computed.seconds:.1f} s")
+    return case, computed
+
+
 def predict_cases(models: list[Model], source: str | os.PathLike,
                   out: str | os.PathLike, *, force: bool = False, threshold: float | None = None,
+                  perfusion: PerfusionConfig | None = None, tmax_threshold_s: float = TMAX_HYPOPERFUSION_S,
+                  case_page: Callable[[Path, dict[str, Any]], Any] | None = None,
                   echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Average the lesion probabilities of ``models`` on every case of ``source``; write the results.
 
     ``source`` is a data set folder (any layout) or a single case folder of one. All models
-    must take the same input modalities. For each case ``out/<case>/`` receives ``mask.nii.gz``
-    and ``prob.nii.gz`` (with the input's affine) and ``overlay.png``; ``out/volumes.json``
-    lists the core volume in ml per case.
+    must take the same input modalities. A case without some of the perfusion maps the models
+    take, but with its raw 4D CTP (``ctp``), gets them computed with ``perfusion`` (default
+    :class:`PerfusionConfig`: oSVD) before anything is written; the computed maps are written too.
+
+    For each case ``out/<case>/`` receives ``mask.nii.gz`` and ``prob.nii.gz`` (the input's
+    affine), ``overlay.png``, and where a Tmax map exists ``hypoperfusion.nii.gz`` (Tmax above
+    ``tmax_threshold_s``); ``case_page(folder, row)``, when given, adds a page per case. ``out/
+    volumes.json`` and ``out/volumes.csv`` list per case the core, hypoperfusion and mismatch
+    volumes (ml) and the mismatch ratio.
     """
     if not models:
         raise ConfigError("models", "no model given")
@@ -194,9 +239,11 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     for _, cfg in models[1:]:
         if required_modalities(cfg) != mods:
             raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
-    cases = open_cases(Path(source), mods)
-    check_labels(cases)  # a reference mask, when present, is shown and measured: it must be 0/1
-    for case in cases:  # before anything is written
+    opened = open_cases(Path(source), [m for m in mods if m not in MAP_KEYS])
+    check_labels(opened)  # a reference mask, when present, is shown and measured: it must be 0/1
+    # every check (and the perfusion analysis, which can refuse a scan) before anything is written
+    prepared = [_prepare(case, mods, perfusion, echo) for case in opened]
+    for case, _ in prepared:
         for _, cfg in models:
             seen, zoom = to_training_pixels(case, cfg)
             if zoom is not None:
@@ -208,7 +255,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     thr = models[0][1].threshold if threshold is None else threshold
     results = []
     with atomic_dir(out, force=force) as tmp:
-        for case in cases:
+        for n, (case, computed) in enumerate(prepared, 1):
             probs, pseudos = [], []
             for model, cfg in models:
                 seen, zoom = to_training_pixels(case, cfg)
@@ -220,25 +267,52 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
                 probs.append(p)
                 if pseudo is not None:
                     pseudos.append(pseudo.array)
+            folder = tmp / case.id
             if pseudos:
-                write_volume(Volume(np.mean(pseudos, axis=0).astype(np.float32), case.affine),
-                             tmp / case.id / f"{PSEUDO}.nii.gz")
+                write_volume(Volume(np.mean(pseudos, axis=0).astype(np.float32), case.affine), folder / f"{PSEUDO}.nii.gz")
+            for key in computed.keys:
+                write_volume(case[key], folder / "maps" / f"{key}.nii.gz")
+            if computed.keys:
+                write_json_atomic(folder / "maps" / "perfusion.json", {"method": computed.method, "computed": computed.keys,
+                                                                       "seconds": round(computed.seconds, 2),
+                                                                       **computed.info})
             prob = np.mean(probs, axis=0).astype(np.float32)
             mask = prob > thr
             affine = case.affine
-            write_volume(Volume(prob, affine), tmp / case.id / "prob.nii.gz")
-            write_volume(Volume(mask.astype(np.uint8), affine, kind="label"), tmp / case.id / "mask.nii.gz")
-            ml = float(mask.sum()) * float(np.prod(case.spacing)) / 1000.0
+            voxel_ml = float(np.prod(case.spacing)) / 1000.0
+            write_volume(Volume(prob, affine), folder / "prob.nii.gz")
+            write_volume(Volume(mask.astype(np.uint8), affine, kind="label"), folder / "mask.nii.gz")
+            ml = float(mask.sum()) * voxel_ml
+            row: dict[str, Any] = {"case": case.id, "core_ml": round(ml, 3), "hypoperfusion_ml": None,
+                                   "mismatch_ml": None, "mismatch_ratio": None,
+                                   "maps": "computed" if computed.keys else "given", "models": len(models)}
+            hypo = None
+            if "tmax" in case:
+                hypo = hypoperfusion(case["tmax"].array, tmax_threshold_s)
+                write_volume(Volume(hypo.astype(np.uint8), affine, kind="label"), folder / "hypoperfusion.nii.gz")
+                row["hypoperfusion_ml"] = round(float(hypo.sum()) * voxel_ml, 3)
+                row.update(mismatch(ml, row["hypoperfusion_ml"]))
             z = int(np.argmax(mask.sum(axis=(0, 1)))) if mask.any() else case.spatial_shape[2] // 2
             ref = case.label.array[..., z] if case.label is not None else None
             panels = [(k.upper(), case[k].array[..., z], tuple(np.percentile(case[k].array[..., z], [1, 99])), "gray",
                        get_modality(k).unit)
                       for k in [m for m in mods if m != "ctp"][:3]]
             panels.append(("core probability", prob[..., z], (0.0, 1.0), "magma", "probability"))
-            panel_row(panels, tmp / case.id / "overlay.png", label=mask[..., z],
+            if hypo is not None:
+                panels.append((f"Tmax > {tmax_threshold_s:g} s", hypo[..., z].astype(np.float32), (0.0, 1.0), "Blues",
+                               "hypoperfused"))
+            panel_row(panels, folder / "overlay.png", label=mask[..., z],
                       title=f"{case.id} z={z}: predicted core {ml:.1f} ml (red)"
-                      + ("" if ref is None else f", reference {float((case.label.array > 0).sum()) * np.prod(case.spacing) / 1000:.1f} ml"))
-            results.append({"case": case.id, "core_ml": round(ml, 3), "models": len(models)})
-            echo(f"{case.id}: core {ml:.1f} ml")
+                      + ("" if ref is None else f", reference {float((case.label.array > 0).sum()) * voxel_ml:.1f} ml"))
+            if case_page is not None:
+                case_page(folder, {**row, "threshold": thr, "tmax_threshold_s": tmax_threshold_s, "z": z,
+                                   "perfusion": {"method": computed.method, "seconds": round(computed.seconds, 2),
+                                                 **computed.info} if computed.keys else None})
+            results.append(row)
+            hyp = "" if row["hypoperfusion_ml"] is None else (
+                f", Tmax > {tmax_threshold_s:g} s {row['hypoperfusion_ml']:.1f} ml, mismatch {row['mismatch_ml']:.1f} ml"
+                + ("" if row["mismatch_ratio"] is None else f" (ratio {row['mismatch_ratio']:.1f})"))
+            echo(f"[{n}/{len(prepared)}] {case.id}: core {ml:.1f} ml{hyp}")
         write_json_atomic(tmp / "volumes.json", results)
+        write_text_atomic(tmp / "volumes.csv", _summary_csv(results))
     return results

@@ -1,0 +1,116 @@
+"""Perfusion maps for a case that brings only the raw 4D CTP, and the hypoperfusion that follows.
+
+A new patient arrives with a non-contrast CT and the raw 4D CTP; the segmenters take CBF, CBV,
+MTT and Tmax. :func:`with_perfusion_maps` computes whichever of the four a case lacks from its
+``ctp`` with :func:`~strokesynth.perfusion.maps.analyze_ctp` (oSVD by default, the method the
+phantom's maps are made with, so a model trained on the phantom sees maps of the same kind).
+
+A model trained on a vendor's maps (ISLES 2018's come from a commercial package) should be
+given that vendor's maps: maps of another method differ in scale (CBF from SVD methods is
+commonly below the true flow, by a method-dependent factor) and the network's input
+normalisation does not remove all of it.
+
+:func:`hypoperfusion` is the clinical Tmax > 6 s region, and :func:`mismatch` the core /
+hypoperfusion volumes the DEFUSE 3 criteria read (mismatch volume and ratio).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from strokesynth.data.case import Case
+from strokesynth.data.volume import Volume
+from strokesynth.errors import DataError
+from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
+
+#: the perfusion maps a CTP segmenter takes, in the order analyze_ctp names them
+MAP_KEYS = ("cbf", "cbv", "mtt", "tmax")
+
+#: Tmax threshold of the clinical hypoperfusion (critically hypoperfused tissue), s
+TMAX_HYPOPERFUSION_S = 6.0
+
+
+@dataclass
+class ComputedMaps:
+    """What :func:`with_perfusion_maps` computed for one case (nothing when the case had its maps).
+
+    Attributes:
+        keys: the maps computed from the raw CTP (empty: all were given).
+        method: deconvolution method used.
+        seconds: wall-clock time of the analysis, s.
+        brain: ``(X, Y, Z)`` brain mask of the analysis (``None`` when nothing was computed).
+        info: bolus window, AIF peak, venous scale, invalid-voxel counts (JSON-ready).
+    """
+
+    keys: list[str] = field(default_factory=list)
+    method: str = ""
+    seconds: float = 0.0
+    brain: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def missing_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS) -> list[str]:
+    """The perfusion maps among ``needed`` that ``case`` does not hold."""
+    return [k for k in needed if k in MAP_KEYS and k not in case]
+
+
+def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
+                        cfg: PerfusionConfig | None = None) -> tuple[Case, ComputedMaps]:
+    """``case`` with the maps of ``needed`` it lacks computed from its raw 4D CTP (``ctp``).
+
+    All four maps come from one analysis; only the missing ones are added (a map the case brings
+    is never replaced). The new maps are on the CTP's grid, which a case shares with its CT.
+
+    Raises:
+        DataError: one line naming the case or the CTP file: a map is missing and there is no
+            raw CTP, the CTP's frame interval is missing or zero, it has too few frames for the
+            bolus window, or the analysis finds no bolus / brain.
+    """
+    todo = missing_maps(case, needed)
+    if not todo:
+        return case, ComputedMaps()
+    where = case.where or case.id
+    if "ctp" not in case:
+        raise DataError(where, f"missing modality {', '.join(todo)}, and no raw 4D CTP ('ctp') to compute "
+                               f"{'it' if len(todo) == 1 else 'them'} from")
+    ctp = case["ctp"]
+    file = str(ctp.path or where)
+    if ctp.ndim != 4:
+        raise DataError(file, f"the raw CTP must be 4D (x, y, z, t), got shape {ctp.shape}")
+    if ctp.dt is None or not ctp.dt > 0:
+        raise DataError(file, "the frame interval of the 4D CTP is missing or zero (pixdim[4]); "
+                              "set it in the NIfTI header, in seconds")
+    cfg = cfg or PerfusionConfig()
+    t0 = time.perf_counter()
+    result = analyze_ctp(ctp, cfg)
+    seconds = time.perf_counter() - t0
+    mods = dict(case.modalities)
+    for key in todo:
+        mods[key] = Volume(result.maps[key].array, ctp.affine)
+    out = Case(case.id, case.subject, mods, own_grid=case.own_grid, meta=dict(case.meta), where=case.where)
+    info = {"bolus_window": list(result.window), "aif_peak_hu": round(float(result.info["aif_peak_hu"]), 2),
+            "aif_peak_time_s": round(float(result.info["aif_peak_time_s"]), 3),
+            "venous_scale": result.info.get("venous_scale"), "invalid": result.info["invalid"],
+            "dt_s": ctp.dt, "frames": int(ctp.shape[3])}
+    return out, ComputedMaps(todo, cfg.method, seconds, result.mask.array > 0, info)
+
+
+def hypoperfusion(tmax: np.ndarray, threshold_s: float = TMAX_HYPOPERFUSION_S) -> np.ndarray:
+    """``(X, Y, Z)`` bool: Tmax above ``threshold_s`` seconds (0 outside the brain in every map we
+    compute or read, so no brain mask is needed)."""
+    return np.asarray(tmax) > threshold_s
+
+
+def mismatch(core_ml: float, hypoperfusion_ml: float) -> dict[str, float | None]:
+    """Mismatch volume (hypoperfusion minus core, not below 0, ml) and ratio (hypoperfusion / core;
+    ``None`` when the core is empty)."""
+    return {"mismatch_ml": round(max(hypoperfusion_ml - core_ml, 0.0), 3),
+            "mismatch_ratio": round(hypoperfusion_ml / core_ml, 3) if core_ml > 0 else None}
+
+
+__all__ = ["MAP_KEYS", "TMAX_HYPOPERFUSION_S", "ComputedMaps", "hypoperfusion", "mismatch", "missing_maps",
+           "with_perfusion_maps"]

@@ -1,0 +1,127 @@
+"""predict on a new patient's CT + raw 4D CTP: maps computed, core, Tmax > 6 s, mismatch, pages, CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+MAPS = ("cbf", "cbv", "mtt", "tmax")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_phantom):
+    """A plain-layout copy of the tiny phantom (maps given), its raw-only twin (CT + CTP) and a
+    one-epoch U-Net trained on the maps."""
+    from strokesynth.io import write_cohort
+    from strokesynth.recipes.cv import run_training
+    from strokesynth.systems.segmenter import TrainConfig
+
+    root = tmp_path_factory.mktemp("rawctp")
+    full = write_cohort([s.case for s in tiny_phantom], root / "full", layout="plain")
+    raw = root / "raw"
+    for case in sorted(p for p in full.iterdir() if p.is_dir()):
+        (raw / case.name).mkdir(parents=True)
+        for key in ("ct", "ctp", "lesion"):
+            shutil.copy(case / f"{key}.nii.gz", raw / case.name / f"{key}.nii.gz")
+    for extra in full.iterdir():
+        if extra.is_file():
+            shutil.copy(extra, raw / extra.name)
+    cfg = TrainConfig(name="unet2d")
+    cfg.data.dataset, cfg.data.size = str(full), (96, 96)
+    cfg.model.name, cfg.model.channels = "unet2d", [8, 16]
+    cfg.run.folds, cfg.run.folds_to_run, cfg.run.epochs, cfg.run.steps_per_epoch = 2, [0], 1, 3
+    cfg.run.selection = "last"  # three subjects: too few for an inner split, and nothing is scored here
+    run_training(cfg, root / "run", echo=lambda s: None)
+    return root, full, raw
+
+
+def _img(path):
+    return np.asanyarray(nib.load(path).dataobj)
+
+
+def test_maps_computed_from_the_raw_ctp_equal_the_data_sets(capsys, trained):
+    root, full, raw = trained
+    code, given, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(full),
+                               "--out", str(root / "p_full"))
+    assert code == 0, err
+    code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(raw),
+                              "--out", str(root / "p_raw"))
+    assert code == 0, err
+    assert "computed from the raw 4D CTP (osvd" in text
+    cases = sorted(p.name for p in full.iterdir() if p.is_dir())
+    for case in cases:
+        out = root / "p_raw" / case
+        # the phantom's maps are made by the same analysis: the computed ones equal them up to float
+        # rounding (measured: 1e-7 relative), and so does everything the model predicts from them
+        for key in MAPS:
+            assert np.allclose(_img(out / "maps" / f"{key}.nii.gz"), _img(full / case / f"{key}.nii.gz"),
+                               rtol=1e-5, atol=1e-5), key
+            assert np.allclose(nib.load(out / "maps" / f"{key}.nii.gz").affine, nib.load(full / case / "ct.nii.gz").affine)
+        assert np.allclose(_img(out / "prob.nii.gz"), _img(root / "p_full" / case / "prob.nii.gz"), atol=1e-4)
+        hypo = _img(out / "hypoperfusion.nii.gz")
+        assert np.array_equal(hypo > 0, _img(out / "maps" / "tmax.nii.gz") > 6.0)
+        assert np.array_equal(_img(root / "p_full" / case / "hypoperfusion.nii.gz") > 0,
+                              _img(full / case / "tmax.nii.gz") > 6.0)
+        perf = json.loads((out / "maps" / "perfusion.json").read_text())
+        assert perf["method"] == "osvd" and perf["computed"] == list(MAPS) and perf["frames"] >= 12
+        page = (out / "report.html").read_text()
+        assert "Tmax &gt; 6 s" in page and "data:image/png;base64" in page and "bolus window" in page
+        assert "maps" not in [p.name for p in (root / "p_full" / case).iterdir()]  # given maps are not rewritten
+    rows = list(csv.DictReader((root / "p_raw" / "volumes.csv").open()))
+    assert [r["case"] for r in rows] == cases
+    spacing = np.prod(nib.load(full / cases[0] / "ct.nii.gz").header.get_zooms()[:3])
+    for r in rows:
+        hypo_ml = float((_img(root / "p_raw" / r["case"] / "hypoperfusion.nii.gz") > 0).sum() * spacing / 1000)
+        core_ml = float((_img(root / "p_raw" / r["case"] / "mask.nii.gz") > 0).sum() * spacing / 1000)
+        assert float(r["hypoperfusion_ml"]) == pytest.approx(hypo_ml, abs=1e-3)
+        assert float(r["core_ml"]) == pytest.approx(core_ml, abs=1e-3)
+        assert float(r["mismatch_ml"]) == pytest.approx(max(hypo_ml - core_ml, 0.0), abs=2e-3)
+        assert r["maps"] == "computed"
+        if core_ml > 0:
+            assert float(r["mismatch_ratio"]) == pytest.approx(hypo_ml / core_ml, rel=1e-2)
+        else:
+            assert r["mismatch_ratio"] == ""
+    # the stroke subjects' scans are hypoperfused, and the CSV says so
+    assert max(float(r["hypoperfusion_ml"]) for r in rows) > 1.0
+
+
+def _spoil(raw, dest, how):
+    shutil.copytree(raw, dest)
+    case = sorted(p for p in dest.iterdir() if p.is_dir())[-1]
+    path = case / "ctp.nii.gz"
+    img = nib.load(path)
+    data = np.asanyarray(img.dataobj)
+    if how == "dt":
+        hdr = img.header.copy()
+        hdr["pixdim"][4] = 0.0
+        nib.save(nib.Nifti1Image(data, img.affine, hdr), path)
+    elif how == "frames":
+        nib.save(nib.Nifti1Image(data[..., :8], img.affine, img.header), path)
+    elif how == "grid":
+        aff = img.affine.copy()
+        aff[:3, 3] += 7.0
+        nib.save(nib.Nifti1Image(data, aff, img.header), path)
+    elif how == "no_ctp":
+        path.unlink()
+    return dest, case
+
+
+@pytest.mark.parametrize("how, words", [("dt", "frame interval"), ("frames", "frames"),
+                                        ("grid", "grid"), ("no_ctp", "no raw 4D CTP")])
+def test_a_bad_raw_ctp_is_one_line_and_nothing_is_written(capsys, tmp_path, trained, how, words):
+    root, _, raw = trained
+    data, case = _spoil(raw, tmp_path / "data", how)
+    code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(data),
+                              "--out", str(tmp_path / "out"))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0] and case.name in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
