@@ -187,6 +187,56 @@ def release_outputs() -> None:
 atexit.register(release_outputs)
 
 
+def staging_dir(dest: str | os.PathLike) -> Path:
+    """The folder a :func:`resumable_dir` for ``dest`` stages in (``.<name>.unfinished`` beside it)."""
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.unfinished"
+
+
+@contextlib.contextmanager
+def resumable_dir(dest: str | os.PathLike, *, force: bool = False, resume: bool = False) -> Iterator[Path]:
+    """Like :func:`atomic_dir`, for batch work that can continue after a kill or an error.
+
+    The block writes into :func:`staging_dir` ``(dest)``, which is renamed to ``dest`` when the
+    block succeeds and is *kept* when the process is killed or the block fails after finishing
+    an item (a visible sub-folder; with none it is removed, so a bad input leaves nothing behind);
+    ``resume=True`` then
+    yields the same folder with what it holds (the block skips what is done), ``resume=False``
+    starts it afresh. Items inside should be written atomically (folder renamed into place).
+
+    Raises:
+        OutputError: as :func:`atomic_dir` (``dest`` exists and is not empty without ``force``,
+            another process writes it).
+    """
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise OutputError(dest, "output path exists and is not a folder")
+    if dest.exists() and not force and any(dest.iterdir()):
+        raise OutputError(dest, "output folder exists and is not empty (use --force to replace it)")
+    ensure_writable_dir(dest.parent)
+    staging = staging_dir(dest)
+    with output_lock(dest):
+        clean_stale_temporaries(dest.parent)
+        if staging.exists() and not resume:
+            shutil.rmtree(staging)
+        staging.mkdir(exist_ok=True)
+        try:
+            yield staging
+        except BaseException:
+            if not any(p.is_dir() and not p.name.startswith(".") for p in staging.iterdir()):
+                shutil.rmtree(staging, ignore_errors=True)  # nothing finished: nothing to resume
+            raise
+        os.chmod(staging, 0o777 & ~_umask())
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".old", dir=dest.parent))
+            old.rmdir()
+            os.replace(dest, old)
+            os.replace(staging, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, dest)
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Yield an empty hidden folder next to ``dest``; rename it to ``dest`` if the block succeeds.

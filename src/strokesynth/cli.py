@@ -398,9 +398,11 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 @click.option("--tmax-threshold", type=float, default=6.0, show_default=True,
               help="Tmax (s) above which tissue counts as hypoperfused.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [the model's].")
+@click.option("--resume", is_flag=True, help="Continue a batch that was killed or stopped by an error (finished "
+              "cases are kept; same models, data and settings).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
-            tmax_threshold: float, device: str | None, force: bool) -> None:
+            tmax_threshold: float, device: str | None, resume: bool, force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
     one HTML page per case, volumes.csv.
 
@@ -437,7 +439,7 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
             model.to(device)
     predict_cases(loaded, source, out, force=force, threshold=threshold,
                   perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
-                  case_page=write_case_page, echo=click.echo)
+                  case_page=write_case_page, resume=resume, echo=click.echo)
     click.echo(f"wrote {out}")
 
 

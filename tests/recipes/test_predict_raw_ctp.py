@@ -125,3 +125,36 @@ def test_a_bad_raw_ctp_is_one_line_and_nothing_is_written(capsys, tmp_path, trai
     assert len(lines) == 1 and words in lines[0] and case.name in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_stopped_batch_resumes_to_the_uninterrupted_result(tmp_path, trained):
+    from strokesynth._fs import staging_dir
+    from strokesynth.errors import ConfigError
+    from strokesynth.recipes.predict import load_predictor, predict_cases
+
+    root, _, raw = trained
+    model = [load_predictor(root / "run")]
+    whole = predict_cases(model, raw, tmp_path / "whole", echo=lambda s: None)
+
+    def stop_after_two(line: str) -> None:
+        if line.startswith("[2/"):
+            raise _Stop(line)
+
+    out = tmp_path / "out"
+    with pytest.raises(_Stop):
+        predict_cases(model, raw, out, echo=stop_after_two)
+    assert not out.exists()
+    assert sorted(p.name for p in staging_dir(out).iterdir() if p.is_dir()) == [r["case"] for r in whole[:2]]
+    with pytest.raises(ConfigError, match="other models, data or settings"):
+        predict_cases(model, raw, out, resume=True, threshold=0.3, echo=lambda s: None)
+    lines: list[str] = []
+    resumed = predict_cases(model, raw, out, resume=True, echo=lines.append)
+    assert sum("done earlier" in line for line in lines) == 2 and sum("computed from the raw" in line for line in lines) == 1
+    assert resumed == whole and not staging_dir(out).exists()
+    for r in whole:
+        assert np.array_equal(_img(out / r["case"] / "prob.nii.gz"), _img(tmp_path / "whole" / r["case"] / "prob.nii.gz"))
+    assert (out / "volumes.csv").read_text() == (tmp_path / "whole" / "volumes.csv").read_text()

@@ -58,21 +58,20 @@ def missing_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS) -> 
     return [k for k in needed if k in MAP_KEYS and k not in case]
 
 
-def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
-                        cfg: PerfusionConfig | None = None) -> tuple[Case, ComputedMaps]:
-    """``case`` with the maps of ``needed`` it lacks computed from its raw 4D CTP (``ctp``).
-
-    All four maps come from one analysis; only the missing ones are added (a map the case brings
-    is never replaced). The new maps are on the CTP's grid, which a case shares with its CT.
+def check_raw_ctp(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
+                  cfg: PerfusionConfig | None = None) -> list[str]:
+    """The maps :func:`with_perfusion_maps` would compute for ``case``, after the checks that need
+    no analysis (header only: cheap enough to run over a whole batch before anything is written).
 
     Raises:
-        DataError: one line naming the case or the CTP file: a map is missing and there is no
-            raw CTP, the CTP's frame interval is missing or zero, it has too few frames for the
-            bolus window, or the analysis finds no bolus / brain.
+        DataError: one line naming the case or the CTP file: a map is missing and there is no raw
+            CTP, the CTP is not 4D, its frame interval is missing or zero, or it has fewer frames
+            than the bolus-window rule needs (2K + 2).
     """
     todo = missing_maps(case, needed)
     if not todo:
-        return case, ComputedMaps()
+        return todo
+    cfg = cfg or PerfusionConfig()
     where = case.where or case.id
     if "ctp" not in case:
         raise DataError(where, f"missing modality {', '.join(todo)}, and no raw 4D CTP ('ctp') to compute "
@@ -84,7 +83,28 @@ def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KE
     if ctp.dt is None or not ctp.dt > 0:
         raise DataError(file, "the frame interval of the 4D CTP is missing or zero (pixdim[4]); "
                               "set it in the NIfTI header, in seconds")
+    need = 2 * cfg.bolus_k + 2
+    if ctp.shape[3] < need:
+        raise DataError(file, f"only {ctp.shape[3]} frames; the bolus-window rule (K = {cfg.bolus_k}) needs at least {need}")
+    return todo
+
+
+def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
+                        cfg: PerfusionConfig | None = None) -> tuple[Case, ComputedMaps]:
+    """``case`` with the maps of ``needed`` it lacks computed from its raw 4D CTP (``ctp``).
+
+    All four maps come from one analysis; only the missing ones are added (a map the case brings
+    is never replaced). The new maps are on the CTP's grid, which a case shares with its CT.
+
+    Raises:
+        DataError: one line naming the case or the CTP file: see :func:`check_raw_ctp`, and an
+            analysis that finds no bolus or no brain.
+    """
     cfg = cfg or PerfusionConfig()
+    todo = check_raw_ctp(case, needed, cfg)
+    if not todo:
+        return case, ComputedMaps()
+    ctp = case["ctp"]
     t0 = time.perf_counter()
     result = analyze_ctp(ctp, cfg)
     seconds = time.perf_counter() - t0
@@ -112,5 +132,5 @@ def mismatch(core_ml: float, hypoperfusion_ml: float) -> dict[str, float | None]
             "mismatch_ratio": round(hypoperfusion_ml / core_ml, 3) if core_ml > 0 else None}
 
 
-__all__ = ["MAP_KEYS", "TMAX_HYPOPERFUSION_S", "ComputedMaps", "hypoperfusion", "mismatch", "missing_maps",
-           "with_perfusion_maps"]
+__all__ = ["MAP_KEYS", "TMAX_HYPOPERFUSION_S", "ComputedMaps", "check_raw_ctp", "hypoperfusion", "mismatch",
+           "missing_maps", "with_perfusion_maps"]

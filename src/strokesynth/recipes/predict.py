@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from strokesynth._fs import atomic_dir, write_json_atomic, write_text_atomic
+from strokesynth._fs import resumable_dir, write_json_atomic, write_text_atomic
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import LABEL_KEY, Case
 from strokesynth.data.config import make_dataset
@@ -30,8 +32,8 @@ from strokesynth.data.volume import Volume
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.perfusion.case_maps import (MAP_KEYS, TMAX_HYPOPERFUSION_S, ComputedMaps, hypoperfusion, mismatch,
-                                             with_perfusion_maps)
+from strokesynth.perfusion.case_maps import (MAP_KEYS, TMAX_HYPOPERFUSION_S, ComputedMaps, check_raw_ctp, hypoperfusion,
+                                             mismatch, with_perfusion_maps)
 from strokesynth.perfusion.maps import PerfusionConfig
 from strokesynth.plots import panel_row
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
@@ -202,12 +204,15 @@ def _summary_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _needed_maps(case: Case, mods: list[str]) -> list[str]:
+    """The maps to make sure ``case`` has: the models' (and, with a raw CTP, Tmax for the hypoperfusion)."""
+    return list(MAP_KEYS) if "ctp" in case else [m for m in mods if m in MAP_KEYS]
+
+
 def _prepare(case: Case, mods: list[str], perfusion: PerfusionConfig | None,
              echo: Callable[[str], Any]) -> tuple[Case, ComputedMaps]:
-    """``case`` with the perfusion maps the models need computed from its raw CTP where absent (and,
-    when it has a raw CTP, Tmax for the hypoperfusion even if the models do not take it)."""
-    needed = list(MAP_KEYS) if "ctp" in case else [m for m in mods if m in MAP_KEYS]
-    case, computed = with_perfusion_maps(case, needed, perfusion)
+    """``case`` with the perfusion maps it needs computed from its raw CTP where absent."""
+    case, computed = with_perfusion_maps(case, _needed_maps(case, mods), perfusion)
     if computed.keys:
         echo(f"{case.id}: {', '.join(computed.keys)} computed from the raw 4D CTP ({computed.method}, "
              f"{computed.info['frames']} frames at {computed.info['dt_s']:g} s, bolus window frames "
@@ -215,10 +220,25 @@ def _prepare(case: Case, mods: list[str], perfusion: PerfusionConfig | None,
     return case, computed
 
 
+def _settings(models: list[Model], threshold: float, perfusion: PerfusionConfig | None, tmax_threshold_s: float,
+              source: str | os.PathLike) -> dict[str, Any]:
+    """What decides a batch's results: a resumed batch must have the same."""
+    from strokesynth.config import to_dict
+
+    models_cfg = []
+    for _, cfg in models:
+        d = to_dict(cfg)
+        d.get("run", {}).pop("device", None)  # where it runs does not change what it predicts
+        models_cfg.append(d)
+    settings = {"source": str(Path(source).resolve()), "threshold": threshold, "tmax_threshold_s": tmax_threshold_s,
+                "perfusion": to_dict(perfusion or PerfusionConfig()), "models": models_cfg}
+    return json.loads(json.dumps(settings))  # as it reads back from predict.json
+
+
 def predict_cases(models: list[Model], source: str | os.PathLike,
                   out: str | os.PathLike, *, force: bool = False, threshold: float | None = None,
                   perfusion: PerfusionConfig | None = None, tmax_threshold_s: float = TMAX_HYPOPERFUSION_S,
-                  case_page: Callable[[Path, dict[str, Any]], Any] | None = None,
+                  case_page: Callable[[Path, dict[str, Any]], Any] | None = None, resume: bool = False,
                   echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Average the lesion probabilities of ``models`` on every case of ``source``; write the results.
 
@@ -232,6 +252,11 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     ``tmax_threshold_s``); ``case_page(folder, row)``, when given, adds a page per case. ``out/
     volumes.json`` and ``out/volumes.csv`` list per case the core, hypoperfusion and mismatch
     volumes (ml) and the mismatch ratio.
+
+    The batch is resumable: cases are finished one by one in a hidden staging folder beside
+    ``out`` (each appears whole or not at all), which becomes ``out`` when every case is done; after
+    a kill or an error, ``resume=True`` keeps the finished cases and does the rest (with the same
+    models, data and settings, or it refuses).
     """
     if not models:
         raise ConfigError("models", "no model given")
@@ -239,11 +264,10 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     for _, cfg in models[1:]:
         if required_modalities(cfg) != mods:
             raise ConfigError("models", f"models take different inputs ({required_modalities(cfg)} vs {mods})")
-    opened = open_cases(Path(source), [m for m in mods if m not in MAP_KEYS])
-    check_labels(opened)  # a reference mask, when present, is shown and measured: it must be 0/1
-    # every check (and the perfusion analysis, which can refuse a scan) before anything is written
-    prepared = [_prepare(case, mods, perfusion, echo) for case in opened]
-    for case, _ in prepared:
+    cases = open_cases(Path(source), [m for m in mods if m not in MAP_KEYS])
+    check_labels(cases)  # a reference mask, when present, is shown and measured: it must be 0/1
+    for case in cases:  # every check that needs no analysis, before anything is written
+        check_raw_ctp(case, _needed_maps(case, mods), perfusion)
         for _, cfg in models:
             seen, zoom = to_training_pixels(case, cfg)
             if zoom is not None:
@@ -253,9 +277,24 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             if note:
                 echo(note)
     thr = models[0][1].threshold if threshold is None else threshold
+    settings = _settings(models, thr, perfusion, tmax_threshold_s, source)
     results = []
-    with atomic_dir(out, force=force) as tmp:
-        for n, (case, computed) in enumerate(prepared, 1):
+    with resumable_dir(out, force=force, resume=resume) as staging:
+        manifest = staging / "predict.json"
+        if manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")) != settings:
+            raise ConfigError("--resume", f"the unfinished batch in {staging} was started with other models, data "
+                                          "or settings; run without --resume to start over")
+        write_json_atomic(manifest, settings)
+        for n, case in enumerate(cases, 1):
+            done = staging / case.id / "volumes.json"
+            if done.exists():
+                results.append(json.loads(done.read_text(encoding="utf-8")))
+                echo(f"[{n}/{len(cases)}] {case.id}: done earlier (resumed)")
+                continue
+            tmp = staging / f".{case.id}.part"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            case, computed = _prepare(case, mods, perfusion, echo)
             probs, pseudos = [], []
             for model, cfg in models:
                 seen, zoom = to_training_pixels(case, cfg)
@@ -267,7 +306,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
                 probs.append(p)
                 if pseudo is not None:
                     pseudos.append(pseudo.array)
-            folder = tmp / case.id
+            folder = tmp
             if pseudos:
                 write_volume(Volume(np.mean(pseudos, axis=0).astype(np.float32), case.affine), folder / f"{PSEUDO}.nii.gz")
             for key in computed.keys:
@@ -308,11 +347,13 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
                 case_page(folder, {**row, "threshold": thr, "tmax_threshold_s": tmax_threshold_s, "z": z,
                                    "perfusion": {"method": computed.method, "seconds": round(computed.seconds, 2),
                                                  **computed.info} if computed.keys else None})
+            write_json_atomic(folder / "volumes.json", row)
+            os.replace(tmp, staging / case.id)  # the case appears whole or not at all
             results.append(row)
             hyp = "" if row["hypoperfusion_ml"] is None else (
                 f", Tmax > {tmax_threshold_s:g} s {row['hypoperfusion_ml']:.1f} ml, mismatch {row['mismatch_ml']:.1f} ml"
                 + ("" if row["mismatch_ratio"] is None else f" (ratio {row['mismatch_ratio']:.1f})"))
-            echo(f"[{n}/{len(prepared)}] {case.id}: core {ml:.1f} ml{hyp}")
-        write_json_atomic(tmp / "volumes.json", results)
-        write_text_atomic(tmp / "volumes.csv", _summary_csv(results))
+            echo(f"[{n}/{len(cases)}] {case.id}: core {ml:.1f} ml{hyp}")
+        write_json_atomic(staging / "volumes.json", results)
+        write_text_atomic(staging / "volumes.csv", _summary_csv(results))
     return results
