@@ -1,0 +1,123 @@
+"""Raw 4D CTP -> core mask for one new patient: seconds per stage, and the whole `predict` path.
+
+One phantom scan the size of an ISLES 2018 slab (256x256x8, 48 frames at 1.25 s; CT and raw CTP
+only, written in the plain layout) goes through ``predict_cases`` as the CLI runs it: reading,
+perfusion maps (oSVD), the network, writing the masks, Tmax > 6 s, the overlay and the case page.
+The segmenters are the shipped PSPNet configs with untrained weights (speed does not depend on
+them). Reference timed in the same run: a vectorised sSVD of the same curves (one truncated
+pseudo-inverse and one matrix product), the floor of any SVD deconvolution.
+
+    python benchmarks/bench_predict.py [--size 256] [--repeats 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import machine, report
+from strokesynth.config import load_config
+from strokesynth.io import open_cohort, write_cohort
+from strokesynth.perfusion.case_maps import with_perfusion_maps
+from strokesynth.phantom import PhantomConfig
+from strokesynth.phantom.cohort import subject_scans
+from strokesynth.recipes.predict import _probability, predict_cases
+from strokesynth.report.case import write_case_page
+from strokesynth.systems.segmenter import TrainConfig, build_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "seg"
+
+
+def vectorised_ssvd(curves: np.ndarray, aif: np.ndarray, dt: float, threshold: float = 0.2) -> np.ndarray:
+    """Residues ``(N, T)`` of ``curves`` by truncated-SVD deconvolution: one pinv, one product."""
+    n = len(aif)
+    a = np.zeros((n, n))
+    for i in range(n):
+        a[i, : i + 1] = aif[i::-1]
+    a *= dt
+    u, s, vt = np.linalg.svd(a)
+    inv = np.where(s > threshold * s.max(), 1.0 / s, 0.0)
+    pinv = (vt.T * inv) @ u.T
+    return curves @ pinv.T
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = PhantomConfig(subjects=1, seed=3)
+    cfg.grid.spacing_mm *= cfg.grid.size / args.size
+    cfg.grid.size = args.size
+    cfg.grid.slices = [8]
+    cfg.grid.two_slab_prob = 0.0
+    scan = subject_scans(cfg, 0, False, 1)[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_cohort([scan.case.select(["ct", "ctp"])], Path(tmp) / "data", layout="plain")
+        case = open_cohort(data).cases[0]
+        ctp = case["ctp"].array.astype(np.float32)
+
+        # the reference: one SVD deconvolution of every brain curve with the AIF the analysis chose
+        _, computed = with_perfusion_maps(case)
+        brain = computed.brain
+        base = ctp[..., :5].mean(-1)
+        curves = (ctp - base[..., None])[brain].astype(np.float64)
+        from strokesynth.perfusion.maps import analyze_ctp
+
+        aif = analyze_ctp(case["ctp"]).aif.curve.astype(np.float64)
+        t = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            vectorised_ssvd(curves, aif, case["ctp"].dt)
+            t.append(time.perf_counter() - t0)
+        ref = min(t)
+        t = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            with_perfusion_maps(open_cohort(data).cases[0])
+            t.append(time.perf_counter() - t0)
+        maps_s = min(t)
+        rows.append({"stage": "perfusion maps (oSVD, whole analysis)", "seconds": round(maps_s, 2),
+                     "reference": "vectorised sSVD", "reference_s": round(ref, 3), "ratio": round(maps_s / ref, 1)})
+
+        for name in ("pspnet_focal_tiny", "pspnet_focal"):
+            tc = load_config(TrainConfig, CONFIGS / f"{name}.yaml")
+            tc.data.dataset = str(data)
+            tc.data.size = (args.size, args.size)
+            torch.manual_seed(0)
+            model = build_model(tc.model, len(tc.data.modalities), pretrained=False).eval()
+            with_maps, _ = with_perfusion_maps(case)
+            t = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    _probability(model, tc, with_maps)
+                t.append(time.perf_counter() - t0)
+            net = min(t)
+            t = []
+            for k in range(args.repeats):
+                out = Path(tmp) / f"pred_{name}_{k}"
+                t0 = time.perf_counter()
+                predict_cases([(model, tc)], data, out, case_page=write_case_page, echo=lambda s: None)
+                t.append(time.perf_counter() - t0)
+            total = min(t)
+            rows.append({"stage": f"whole predict, raw CTP -> mask + page ({name}, untrained)",
+                         "seconds": round(total, 2), "network_s": round(net, 2),
+                         "rest_s": round(total - maps_s - net, 2),
+                         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)})
+    shape = f"{args.size}x{args.size}x8x48"
+    report("predict", rows, note=f"one phantom scan {shape} (CT + raw CTP, plain layout), {args.threads} threads, "
+                                 f"best of {args.repeats}; network_s: the segmenter alone; rest_s: reading, writing the "
+                                 f"NIfTIs, the overlay PNG and the page; cpu: {machine()['cpu']}")
+
+
+if __name__ == "__main__":
+    main()
