@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import machine, report
 from strokesynth.config import load_config
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.perfusion.case_maps import with_perfusion_maps
@@ -29,6 +28,8 @@ from strokesynth.phantom.cohort import subject_scans
 from strokesynth.recipes.predict import _probability, predict_cases
 from strokesynth.report.case import write_case_page
 from strokesynth.systems.segmenter import TrainConfig, build_model
+
+from _common import machine, report
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "seg"
 

@@ -32,8 +32,15 @@ from strokesynth.data.volume import Volume
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.perfusion.case_maps import (MAP_KEYS, TMAX_HYPOPERFUSION_S, ComputedMaps, check_raw_ctp, hypoperfusion,
-                                             mismatch, with_perfusion_maps)
+from strokesynth.perfusion.case_maps import (
+    MAP_KEYS,
+    TMAX_HYPOPERFUSION_S,
+    ComputedMaps,
+    check_raw_ctp,
+    hypoperfusion,
+    mismatch,
+    with_perfusion_maps,
+)
 from strokesynth.perfusion.maps import PerfusionConfig
 from strokesynth.plots import panel_row
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
@@ -245,7 +252,8 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
     ``source`` is a data set folder (any layout) or a single case folder of one. All models
     must take the same input modalities. A case without some of the perfusion maps the models
     take, but with its raw 4D CTP (``ctp``), gets them computed with ``perfusion`` (default
-    :class:`PerfusionConfig`: oSVD) before anything is written; the computed maps are written too.
+    :class:`PerfusionConfig`: oSVD; the CTP's header is checked for every case before anything is
+    written, the analysis runs case by case); the computed maps are written too.
 
     For each case ``out/<case>/`` receives ``mask.nii.gz`` and ``prob.nii.gz`` (the input's
     affine), ``overlay.png``, and where a Tmax map exists ``hypoperfusion.nii.gz`` (Tmax above

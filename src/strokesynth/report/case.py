@@ -13,7 +13,7 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
     it, plus ``threshold``, ``tmax_threshold_s``, ``z`` and ``perfusion``, the analysis of a raw CTP
     or ``None``). The overlay PNG beside it is embedded."""
     tmax = row["tmax_threshold_s"]
-    rows = [["predicted core (probability > %s)" % fmt(row["threshold"], 2), fmt(row["core_ml"], 1) + " ml"]]
+    rows = [[f"predicted core (probability > {fmt(row['threshold'], 2)})", fmt(row["core_ml"], 1) + " ml"]]
     if row.get("hypoperfusion_ml") is not None:
         rows += [[f"hypoperfusion (Tmax > {tmax:g} s)", fmt(row["hypoperfusion_ml"], 1) + " ml"],
                  ["mismatch volume (hypoperfusion minus core)", fmt(row["mismatch_ml"], 1) + " ml"],
