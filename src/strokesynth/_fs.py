@@ -199,10 +199,10 @@ def resumable_dir(dest: str | os.PathLike, *, force: bool = False, resume: bool 
 
     The block writes into :func:`staging_dir` ``(dest)``, which is renamed to ``dest`` when the
     block succeeds and is *kept* when the process is killed or the block fails after finishing
-    an item (a visible sub-folder; with none it is removed, so a bad input leaves nothing behind);
-    ``resume=True`` then
-    yields the same folder with what it holds (the block skips what is done), ``resume=False``
-    starts it afresh. Items inside should be written atomically (folder renamed into place).
+    an item (a visible sub-folder; with none it is removed, so a bad input leaves nothing behind).
+    ``resume=True`` then yields the same folder with what it holds (the block skips what is done);
+    ``resume=False`` starts it afresh. Items inside should be written atomically (a folder renamed
+    into place).
 
     Raises:
         OutputError: as :func:`atomic_dir` (``dest`` exists and is not empty without ``force``,
