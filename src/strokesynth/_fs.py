@@ -187,6 +187,19 @@ def release_outputs() -> None:
 atexit.register(release_outputs)
 
 
+def _move_into_place(src: Path, dest: Path) -> None:
+    """Rename folder ``src`` to ``dest``; an existing ``dest`` is moved aside first and deleted only
+    once ``src`` is in its place."""
+    if not dest.exists():
+        os.replace(src, dest)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".old", dir=dest.parent))
+    old.rmdir()
+    os.replace(dest, old)
+    os.replace(src, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def staging_dir(dest: str | os.PathLike) -> Path:
     """The folder a :func:`resumable_dir` for ``dest`` stages in (``.<name>.unfinished`` beside it)."""
     dest = Path(dest)
@@ -227,14 +240,7 @@ def resumable_dir(dest: str | os.PathLike, *, force: bool = False, resume: bool 
                 shutil.rmtree(staging, ignore_errors=True)  # nothing finished: nothing to resume
             raise
         os.chmod(staging, 0o777 & ~_umask())
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".old", dir=dest.parent))
-            old.rmdir()
-            os.replace(dest, old)
-            os.replace(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, dest)
+        _move_into_place(staging, dest)
 
 
 @contextlib.contextmanager
@@ -263,17 +269,10 @@ def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path
         try:
             yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
-            if dest.exists():
-                if not force and not existed and any(dest.iterdir()):
-                    raise OutputError(dest, "output folder appeared while this was being written; kept it, "
-                                            "nothing written (use --force to replace it)")
-                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".old", dir=dest.parent))
-                old.rmdir()
-                os.replace(dest, old)
-                os.replace(tmp, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, dest)
+            if dest.exists() and not force and not existed and any(dest.iterdir()):
+                raise OutputError(dest, "output folder appeared while this was being written; kept it, "
+                                        "nothing written (use --force to replace it)")
+            _move_into_place(tmp, dest)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
