@@ -23,6 +23,7 @@ import torch
 from strokesynth.config import load_config
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.perfusion.case_maps import with_perfusion_maps
+from strokesynth.perfusion.maps import analyze_ctp
 from strokesynth.phantom import PhantomConfig
 from strokesynth.phantom.cohort import subject_scans
 from strokesynth.recipes.predict import _probability, predict_cases
@@ -67,13 +68,11 @@ def main() -> None:
         ctp = case["ctp"].array.astype(np.float32)
 
         # the reference: one SVD deconvolution of every brain curve with the AIF the analysis chose
-        _, computed = with_perfusion_maps(case)
-        brain = computed.brain
-        base = ctp[..., :5].mean(-1)
+        analysis = analyze_ctp(case["ctp"])  # once, for the brain mask and the AIF the reference uses
+        brain = analysis.mask.array > 0
+        base = ctp[..., : analysis.info["baseline_frames"]].mean(-1)
         curves = (ctp - base[..., None])[brain].astype(np.float64)
-        from strokesynth.perfusion.maps import analyze_ctp
-
-        aif = analyze_ctp(case["ctp"]).aif.curve.astype(np.float64)
+        aif = analysis.aif.curve.astype(np.float64)
         t = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
