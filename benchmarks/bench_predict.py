@@ -30,22 +30,9 @@ from strokesynth.recipes.predict import _probability, predict_cases
 from strokesynth.report.case import write_case_page
 from strokesynth.systems.segmenter import TrainConfig, build_model
 
-from _common import machine, report
+from _common import machine, report, vectorised_ssvd
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "seg"
-
-
-def vectorised_ssvd(curves: np.ndarray, aif: np.ndarray, dt: float, threshold: float = 0.2) -> np.ndarray:
-    """Residues ``(N, T)`` of ``curves`` by truncated-SVD deconvolution: one pinv, one product."""
-    n = len(aif)
-    a = np.zeros((n, n))
-    for i in range(n):
-        a[i, : i + 1] = aif[i::-1]
-    a *= dt
-    u, s, vt = np.linalg.svd(a)
-    inv = np.where(s > threshold * s.max(), 1.0 / s, 0.0)
-    pinv = (vt.T * inv) @ u.T
-    return curves @ pinv.T
 
 
 def main() -> None:

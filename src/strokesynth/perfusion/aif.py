@@ -68,7 +68,7 @@ def select_aif(
     idx = np.argwhere(mask)
     if len(idx) == 0:
         raise DataError(where, "no voxels to choose an AIF from (empty mask)")
-    curves = enhancement[mask].astype(np.float64)
+    curves = enhancement[mask]
     f = curve_features(curves, dt)
     n_t = curves.shape[1]
     k = curves.argmax(axis=1)
@@ -79,7 +79,7 @@ def select_aif(
     top = cand[np.argsort(-f["peak"][cand])][: max(n_voxels * 4, int(np.ceil(0.001 * len(cand))))]
     early = top[np.argsort(f["ttp"][top], kind="stable")][: max(n_voxels * 2, len(top) // 2)]
     chosen = early[np.argsort(f["width"][early], kind="stable")][:n_voxels]
-    curve = curves[chosen].mean(axis=0)
+    curve = curves[chosen].mean(axis=0, dtype=np.float64)
     return InputFunction(curve.astype(np.float32), idx[chosen], float(curve.argmax() * dt))
 
 
@@ -96,14 +96,14 @@ def select_vof(
     curve is a bolus passage (back below half its peak by the last frame), not a step (a voxel
     that a moved edge of bone or air crossed has a large, late area too)."""
     idx = np.argwhere(mask)
-    curves = enhancement[mask].astype(np.float64)
+    curves = enhancement[mask]
     f = curve_features(curves, dt)
     passage = curves[:, -1] < 0.5 * f["peak"]
     cand = np.flatnonzero((f["ttp"] >= aif.peak_time + 2.0) & passage)
     if len(cand) < n_voxels:
         raise DataError(where, "too few late-peaking voxels to choose a venous output function")
     chosen = cand[np.argsort(-f["area"][cand])][:n_voxels]
-    curve = curves[chosen].mean(axis=0)
+    curve = curves[chosen].mean(axis=0, dtype=np.float64)
     return InputFunction(curve.astype(np.float32), idx[chosen], float(curve.argmax() * dt))
 
 
