@@ -19,9 +19,10 @@ dropping the case.
 
 Distances use MedPy's definitions: surface = mask XOR its erosion with the
 face-connected structure (voxels at the array edge count as surface), distances by the
-Euclidean distance transform with the voxel spacing. They are computed on the bounding box
-of both masks plus one voxel, which gives identical values (every surface voxel lies inside
-the box) at a fraction of the cost.
+Euclidean distance in mm to the nearest surface voxel of the other mask (k-d tree; MedPy
+takes the distance transform, same values). Everything is computed on the bounding box of
+both masks plus one voxel, which gives identical values (every voxel and surface voxel lies
+inside the box) at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 SIZE_GROUPS = (("<10 ml", 0.0, 10.0), ("10-50 ml", 10.0, 50.0), (">50 ml", 50.0, math.inf))
 METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "rve", "lesion_count_diff", "lesion_f1")
@@ -59,13 +61,17 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Distances (mm) from the surface voxels of ``a`` to the surface of ``b``, and back.
 
-    Both masks must be non-empty.
+    Both masks must be non-empty. The nearest surface voxel is found with a k-d tree of the
+    surface voxels' positions in mm: the same exact Euclidean distances as MedPy's distance
+    transform of the whole volume (its values at the surface voxels), several times faster
+    because only surface voxels are visited.
     """
     a, b = _crop(a, b)
-    sa, sb = _surface(a), _surface(b)
     sampling = np.asarray(spacing, dtype=np.float64)
-    d_ab = ndimage.distance_transform_edt(~sb, sampling=sampling)[sa]
-    d_ba = ndimage.distance_transform_edt(~sa, sampling=sampling)[sb]
+    pa = np.argwhere(_surface(a)) * sampling
+    pb = np.argwhere(_surface(b)) * sampling
+    d_ab = cKDTree(pb).query(pa, k=1)[0]
+    d_ba = cKDTree(pa).query(pb, k=1)[0]
     return d_ab, d_ba
 
 
@@ -98,6 +104,8 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -
     if len(spacing) != ref.ndim:
         raise ValueError(f"spacing {tuple(spacing)} does not match {ref.ndim} dimensions")
     voxel_ml = float(np.prod(spacing)) / 1000.0
+    if pred.any() or ref.any():  # every measure below is unchanged on the masks' bounding box
+        pred, ref = _crop(pred, ref)
     n_p, n_r = int(pred.sum()), int(ref.sum())
     inter = int((pred & ref).sum())
     out: dict[str, Any] = {"ref_ml": n_r * voxel_ml, "pred_ml": n_p * voxel_ml}
