@@ -70,6 +70,34 @@ def tiny_phantom():
     return generate_cohort(tiny_phantom_config())
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_phantom):
+    """A plain-layout copy of the tiny phantom (maps given), its raw-only twin (CT + CTP) and a
+    one-epoch U-Net trained on the maps: ``(root, full, raw)``, the run in ``root / "run"``."""
+    import shutil
+
+    from strokesynth.recipes.cv import run_training
+    from strokesynth.systems.segmenter import TrainConfig
+
+    root = tmp_path_factory.mktemp("rawctp")
+    full = write_cohort([s.case for s in tiny_phantom], root / "full", layout="plain")
+    raw = root / "raw"
+    for case in sorted(p for p in full.iterdir() if p.is_dir()):
+        (raw / case.name).mkdir(parents=True)
+        for key in ("ct", "ctp", "lesion"):
+            shutil.copy(case / f"{key}.nii.gz", raw / case.name / f"{key}.nii.gz")
+    for extra in full.iterdir():
+        if extra.is_file():
+            shutil.copy(extra, raw / extra.name)
+    cfg = TrainConfig(name="unet2d")
+    cfg.data.dataset, cfg.data.size = str(full), (96, 96)
+    cfg.model.name, cfg.model.channels = "unet2d", [8, 16]
+    cfg.run.folds, cfg.run.folds_to_run, cfg.run.epochs, cfg.run.steps_per_epoch = 2, [0], 1, 3
+    cfg.run.selection = "last"  # three subjects: too few for an inner split, and nothing is scored here
+    run_training(cfg, root / "run", echo=lambda s: None)
+    return root, full, raw
+
+
 def resume_under_random_kills(cmd: list[str], env: dict[str, str], seconds: float, rng, low: float = 0.2,
                               high: float = 0.6, tries: int = 20) -> int:
     """Run the resume command ``cmd`` and kill -9 it at a random moment until one finishes; returns the kills.

@@ -398,11 +398,13 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 @click.option("--tmax-threshold", type=float, default=6.0, show_default=True,
               help="Tmax (s) above which tissue counts as hypoperfused.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [the model's].")
+@click.option("--engine", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+              help="onnxruntime: every --model is a folder written by `strokesynth export` (CPU, no autograd).")
 @click.option("--resume", is_flag=True, help="Continue a batch that was killed or stopped by an error (finished "
               "cases are kept; same models, data and settings).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
-            tmax_threshold: float, device: str | None, resume: bool, force: bool) -> None:
+            tmax_threshold: float, device: str | None, engine: str, resume: bool, force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
     one HTML page per case, volumes.csv.
 
@@ -421,6 +423,21 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     from strokesynth.report.case import write_case_page
 
     device = _device(device)
+    if engine == "onnxruntime":
+        from strokesynth.recipes.export import load_exported
+
+        if device not in (None, "cpu"):
+            raise ConfigError("--device", "--engine onnxruntime runs on the CPU; drop --device or use --engine torch")
+        loaded = [load_exported(m) for m in models]
+        for _, cfg in loaded:
+            cfg.run.device, cfg.run.amp = "cpu", "none"
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
+        predict_cases(loaded, source, out, force=force, threshold=threshold,
+                      perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
+                      case_page=write_case_page, resume=resume, echo=click.echo)
+        click.echo(f"wrote {out}")
+        return
     healthy = [pseudo_healthy_checkpoint(m) for m in models]
     if any(healthy):
         if len(models) > 1 or threshold is not None:
@@ -440,6 +457,32 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     predict_cases(loaded, source, out, force=force, threshold=threshold,
                   perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
                   case_page=write_case_page, resume=resume, echo=click.echo)
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.option("--model", required=True, type=click.Path(path_type=Path),
+              help="A run folder (its first fold's kept model), a recipe row folder or a checkpoint (best.pt).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the exported networks.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["onnx", "torchscript"]),
+              help="Repeat for several [both].")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def export(model: Path, out: Path, formats: tuple[str, ...], force: bool) -> None:
+    """Export every inference network of a trained system to ONNX and TorchScript.
+
+    Writes <network>.onnx, <network>.torchscript.pt and export.json (toolkit version, system,
+    config, inputs, and the largest difference to PyTorch measured on an example input; an export
+    off by more than 1e-4 is refused). `predict --engine onnxruntime --model OUT` runs it. ONNX
+    needs the optional packages onnx, onnxscript and onnxruntime (pip install -e ".[onnx]")."""
+    from strokesynth.recipes.export import FORMATS, export_model
+
+    manifest = export_model(model, out, formats=formats or FORMATS, force=force, echo=click.echo)
+    for name, entry in manifest["networks"].items():
+        diffs = ", ".join(f"{f} {entry[f + '_max_abs_diff']:.1e}" for f in ("onnx", "torchscript")
+                          if f + "_max_abs_diff" in entry)
+        click.echo(f"{name}: max |difference| to PyTorch {diffs}")
+    for name, why in manifest["skipped"].items():
+        click.echo(f"{name}: not exported ({why})")
     click.echo(f"wrote {out}")
 
 

@@ -15,33 +15,6 @@ from conftest import run_cli
 MAPS = ("cbf", "cbv", "mtt", "tmax")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_phantom):
-    """A plain-layout copy of the tiny phantom (maps given), its raw-only twin (CT + CTP) and a
-    one-epoch U-Net trained on the maps."""
-    from strokesynth.io import write_cohort
-    from strokesynth.recipes.cv import run_training
-    from strokesynth.systems.segmenter import TrainConfig
-
-    root = tmp_path_factory.mktemp("rawctp")
-    full = write_cohort([s.case for s in tiny_phantom], root / "full", layout="plain")
-    raw = root / "raw"
-    for case in sorted(p for p in full.iterdir() if p.is_dir()):
-        (raw / case.name).mkdir(parents=True)
-        for key in ("ct", "ctp", "lesion"):
-            shutil.copy(case / f"{key}.nii.gz", raw / case.name / f"{key}.nii.gz")
-    for extra in full.iterdir():
-        if extra.is_file():
-            shutil.copy(extra, raw / extra.name)
-    cfg = TrainConfig(name="unet2d")
-    cfg.data.dataset, cfg.data.size = str(full), (96, 96)
-    cfg.model.name, cfg.model.channels = "unet2d", [8, 16]
-    cfg.run.folds, cfg.run.folds_to_run, cfg.run.epochs, cfg.run.steps_per_epoch = 2, [0], 1, 3
-    cfg.run.selection = "last"  # three subjects: too few for an inner split, and nothing is scored here
-    run_training(cfg, root / "run", echo=lambda s: None)
-    return root, full, raw
-
-
 def _img(path):
     return np.asanyarray(nib.load(path).dataobj)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from strokesynth import __version__
 from strokesynth._fs import atomic_file
 from strokesynth.errors import DataError
 
@@ -37,6 +38,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(path, f"not a readable strokesynth checkpoint ({type(exc).__name__})") from None
 
 
+def check_version(path: str | os.PathLike, saved: str | None, *, required: bool = True) -> None:
+    """Refuse a model written by another toolkit version (major.minor differs) with one line.
+
+    ``saved`` None: refused when ``required``, else accepted (checkpoints from before versions
+    were recorded)."""
+    if saved is None:
+        if required:
+            raise DataError(path, "records no strokesynth version (not written by this toolkit?)")
+        return
+    if str(saved).split(".")[:2] != __version__.split(".")[:2]:
+        raise DataError(path, f"was written by strokesynth {saved}; this is {__version__} "
+                              f"(retrain or re-export with this version, or install {saved})")
+
+
 def load_system(path: str | os.PathLike, *, which: str = "networks"):
     """Rebuild the system a self-describing checkpoint (``best.pt``, ``last.pt``) was saved from.
 
@@ -49,6 +64,7 @@ def load_system(path: str | os.PathLike, *, which: str = "networks"):
     ck = load_checkpoint(path)
     if "system" not in ck or which not in ck:
         raise DataError(path, "not a self-describing strokesynth checkpoint (no system name or weights)")
+    check_version(path, ck.get("strokesynth_version"), required=False)
     cls = SYSTEMS.get(ck["system"])
     system = cls.restore(from_dict(cls.config_class, ck["config"], str(path)))
     for name, state in ck[which].items():

@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from strokesynth import __version__
 from strokesynth.config import to_dict
 from strokesynth.engine.checkpoint import load_checkpoint, save_checkpoint
 from strokesynth.engine.config import RunConfig, make_scheduler
@@ -85,7 +86,8 @@ def network_payload(system: System, epoch: int, **extra: Any) -> dict[str, Any]:
     """A self-describing checkpoint of ``system``'s networks: the system's registry name and
     resolved config travel with the weights, so :func:`strokesynth.engine.checkpoint.load_system`
     rebuilds it from the file alone."""
-    return {"format": CHECKPOINT_FORMAT, "system": system.name, "config": to_dict(system.config), "epoch": epoch,
+    return {"format": CHECKPOINT_FORMAT, "strokesynth_version": __version__, "system": system.name,
+            "config": to_dict(system.config), "epoch": epoch,
             "networks": {k: n.state_dict() for k, n in system.networks.items()}, **extra}
 
 

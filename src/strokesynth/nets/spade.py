@@ -67,7 +67,7 @@ class SPADEGenerator(nn.Module):
                  latent: int = 128, hidden: int = 64) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
-        self.latent, self.c0 = int(latent), channels[0]
+        self.latent, self.c0, self.label_channels = int(latent), channels[0], int(label_channels)
         self.size = 4 * 2 ** len(channels)
         self.fc = nn.Linear(self.latent, 16 * self.c0)
         ins = [channels[0], *channels[:-1]]

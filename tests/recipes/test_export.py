@@ -1,0 +1,117 @@
+"""Export to TorchScript and ONNX, predict with onnxruntime, and the refusals (version, inputs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
+needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx, onnxscript or onnxruntime not installed (pip install -e '.[onnx]')")
+
+
+def _phantom_batch(full):
+    """Every slice of the first phantom case as the model sees it ``(Z, C, H, W)``, and the model."""
+    from strokesynth.data.config import make_dataset
+    from strokesynth.io import open_cohort
+    from strokesynth.recipes.cv import load_model
+
+    model, cfg = load_model(full.parent / "run")
+    ds = make_dataset(open_cohort(full).cases[:1], cfg.data, seed=0, with_label=False, kind="slices")
+    return torch.stack([ds[i]["image"] for i in ds.slices_of(0)]), model
+
+
+def test_torchscript_export_matches_pytorch_on_a_phantom_case(capsys, trained):
+    root, full, _ = trained
+    out = root / "export_ts"
+    code, text, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", "torchscript")
+    assert code == 0, err
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["system"] == "segmenter" and manifest["strokesynth_version"]
+    assert manifest["networks"]["model"]["torchscript_max_abs_diff"] <= 1e-4
+    assert "max |difference| to PyTorch torchscript" in text
+    batch, model = _phantom_batch(full)
+    scripted = torch.jit.load(str(out / "model.torchscript.pt"))
+    with torch.inference_mode():
+        assert (scripted(batch) - model(batch)).abs().max().item() <= 1e-4
+    # the folder exists whole; a second export into it is refused without --force
+    code, _, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", "torchscript")
+    assert code == 2 and "not empty" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_onnx
+def test_onnx_export_and_onnxruntime_predict_match_pytorch(capsys, trained):
+    root, full, _ = trained
+    out = root / "export_onnx"
+    code, text, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", "onnx")
+    assert code == 0, err
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["networks"]["model"]["onnx_max_abs_diff"] <= 1e-4
+    import onnxruntime as ort
+
+    batch, model = _phantom_batch(full)
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": batch.numpy()})[0]  # a batch of another size than the export's
+    with torch.inference_mode():
+        assert np.abs(got - model(batch).numpy()).max() <= 1e-4
+    # predict through onnxruntime equals predict through PyTorch (probabilities within 1e-4)
+    for engine, model_dir in (("torch", root / "run"), ("onnxruntime", out)):
+        code, _, err = run_cli(capsys, "predict", "--model", str(model_dir), "--input", str(full),
+                               "--out", str(root / f"p_{engine}"), "--engine", engine)
+        assert code == 0, err
+    cases = sorted(p.name for p in full.iterdir() if p.is_dir())
+    for case in cases:
+        a = np.asanyarray(nib.load(root / "p_torch" / case / "prob.nii.gz").dataobj)
+        b = np.asanyarray(nib.load(root / "p_onnxruntime" / case / "prob.nii.gz").dataobj)
+        assert np.abs(a - b).max() <= 1e-4
+
+
+@needs_onnx
+def test_refusals_one_line_exit_2(capsys, trained, tmp_path):
+    root, full, _ = trained
+    src = root / "export_onnx"
+    if not src.exists():
+        assert run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(src), "--format", "onnx")[0] == 0
+
+    def refused(model_dir, expect, *extra):
+        out = tmp_path / f"p_{model_dir.name}"
+        code, _, err = run_cli(capsys, "predict", "--model", str(model_dir), "--input", str(full), "--out", str(out),
+                               "--engine", "onnxruntime", *extra)
+        assert code == 2, err
+        assert expect in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+    old = tmp_path / "old_version"
+    shutil.copytree(src, old)
+    m = json.loads((old / "export.json").read_text())
+    m["strokesynth_version"] = "0.0.9"
+    (old / "export.json").write_text(json.dumps(m))
+    refused(old, "written by strokesynth 0.0.9")
+
+    wrong = tmp_path / "wrong_inputs"
+    shutil.copytree(src, wrong)
+    m = json.loads((wrong / "export.json").read_text())
+    m["networks"]["model"]["inputs"][0]["shape"][1] += 1  # the config says one more channel than the file takes
+    (wrong / "export.json").write_text(json.dumps(m))
+    refused(wrong, "takes inputs")
+
+    refused(root / "run", "no export.json")  # a run folder is not an export folder
+
+
+def test_checkpoint_from_another_version_is_refused(capsys, trained, tmp_path):
+    root, full, _ = trained
+    ck = torch.load(root / "run" / "fold_0" / "best.pt", weights_only=True)
+    assert ck["strokesynth_version"]
+    ck["strokesynth_version"] = "7.1.0"
+    torch.save(ck, tmp_path / "best.pt")
+    code, _, err = run_cli(capsys, "predict", "--model", str(tmp_path / "best.pt"), "--input", str(full),
+                           "--out", str(tmp_path / "p"))
+    assert code == 2 and "written by strokesynth 7.1.0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
