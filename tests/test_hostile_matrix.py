@@ -168,6 +168,7 @@ def _output_commands(good: Path, out: Path, model: Path) -> dict[str, list[str]]
         "train": ["train", "--set", f"data.dataset={good}", *TINY, "--out", str(out)],
         "predict": ["predict", "--model", str(model), "--input", str(good), "--out", str(out)],
         "ensemble": ["ensemble", str(model), str(model), "--out", str(out)],
+        "export": ["export", "--model", str(model), "--out", str(out), "--format", "torchscript"],
         "evaluate-predictions": ["evaluate", "--predictions", str(model / "predictions"), "--reference", str(good),
                                  "--out", str(out)],
         "seg-comparison": ["recipe", "seg-comparison", "--data", str(good), "--out", str(out), "--arch", "unet2d",
@@ -179,7 +180,7 @@ def _output_commands(good: Path, out: Path, model: Path) -> dict[str, list[str]]
     }
 
 
-OUTPUT_COMMANDS = ["convert", "phantom", "example", "train", "predict", "ensemble", "evaluate-predictions",
+OUTPUT_COMMANDS = ["convert", "phantom", "example", "train", "predict", "ensemble", "export", "evaluate-predictions",
                    "seg-comparison", "demo", "ctmr-cgan", "pseudo-dwi", "pseudo-healthy"]
 
 
@@ -228,6 +229,10 @@ def test_output_path_that_is_a_file(tmp_path, capsys, good, model, command):
     ["predict", "--model", "{out}", "--input", "{good}", "--out", "{out}/p"],
     ["predict", "--model", "{model}", "--input", "{good}", "--out", "{out}/p", "--threshold", "2"],
     ["ensemble", "{model}", "--out", "{out}/e"],
+    ["export", "--model", "{out}", "--out", "{out}/x"],
+    ["export", "--model", "{good}", "--out", "{out}/x", "--format", "torchscript"],
+    ["predict", "--model", "{model}", "--input", "{good}", "--out", "{out}/p", "--engine", "onnxruntime"],
+    ["predict", "--model", "{model}", "--input", "{good}", "--out", "{out}/p", "--device", "cuda:0", "--engine", "onnxruntime"],
     ["perfusion", "{good}", "--out", "{out}/p"],
     ["recipe", "ctmr-cgan", "--config", "no_such", "--data", "{good}", "--out", "{out}/r"],
     ["recipe", "pseudo-dwi", "--data", "{good}", "--tables", "9", "--out", "{out}/r"],

@@ -398,13 +398,17 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 @click.option("--tmax-threshold", type=float, default=6.0, show_default=True,
               help="Tmax (s) above which tissue counts as hypoperfused.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [the model's].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Inference precision (torch engine). auto: bf16 on a GPU with bf16 and on a CPU with AMX-BF16, "
+                   "fp32 elsewhere (bf16 without matrix units is slower).")
 @click.option("--engine", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
               help="onnxruntime: every --model is a folder written by `strokesynth export` (CPU, no autograd).")
 @click.option("--resume", is_flag=True, help="Continue a batch that was killed or stopped by an error (finished "
               "cases are kept; same models, data and settings).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
-            tmax_threshold: float, device: str | None, engine: str, resume: bool, force: bool) -> None:
+            tmax_threshold: float, device: str | None, precision: str, engine: str, resume: bool,
+            force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
     one HTML page per case, volumes.csv.
 
@@ -428,6 +432,8 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
 
         if device not in (None, "cpu"):
             raise ConfigError("--device", "--engine onnxruntime runs on the CPU; drop --device or use --engine torch")
+        if precision == "bf16":
+            raise ConfigError("--precision", "the ONNX export is fp32; bf16 needs --engine torch")
         loaded = [load_exported(m) for m in models]
         for _, cfg in loaded:
             cfg.run.device, cfg.run.amp = "cpu", "none"
@@ -449,11 +455,16 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
     if not tmax_threshold > 0:
         raise ConfigError("--tmax-threshold", f"a Tmax threshold is a positive number of seconds, got {tmax_threshold}")
+    from strokesynth.engine.config import inference_amp
+
     loaded = [load_predictor(m) for m in models]
-    if device is not None:
-        for model, cfg in loaded:
+    for model, cfg in loaded:
+        if device is not None:
             cfg.run.device = device
             model.to(device)
+        cfg.run.amp = inference_amp(cfg.run.device, precision)
+    click.echo(f"precision: {'bf16' if loaded[0][1].run.amp == 'bf16' else 'fp32'} on {loaded[0][1].run.device}"
+               + (" (auto)" if precision == "auto" else ""))
     predict_cases(loaded, source, out, force=force, threshold=threshold,
                   perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
                   case_page=write_case_page, resume=resume, echo=click.echo)

@@ -15,6 +15,7 @@ import yaml
 
 from strokesynth.cli import main
 from strokesynth.config import save_config
+from strokesynth.errors import ConfigError
 from strokesynth.phantom import PhantomConfig, generate_cohort, write_phantom
 from strokesynth.recipes.cv import run_training
 from strokesynth.systems.segmenter import TrainConfig
@@ -210,3 +211,15 @@ def test_fine_tuning_stage_one_keeps_the_pretrained_backbone(seg_data, tmp_path)
     state = torch.load(tmp_path / "run" / "fold_0" / "last.pt", weights_only=True)["networks"]["model"]
     for k, v in backbone.state_dict().items():
         assert torch.equal(state[f"backbone.{k}"], v), k  # weights and BN statistics untouched in stage 1
+
+
+def test_inference_precision_is_chosen_per_cpu():
+    from strokesynth.engine.config import cpu_has_bf16_matrix_units, inference_amp
+
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    epyc = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"  # bf16 instructions, no matrix units
+    assert cpu_has_bf16_matrix_units(amx) and not cpu_has_bf16_matrix_units(epyc)
+    assert inference_amp("cpu", "fp32") == "none" and inference_amp("cpu", "bf16") == "bf16"
+    assert inference_amp("cpu", "auto") == ("bf16" if cpu_has_bf16_matrix_units() else "none")
+    with pytest.raises(ConfigError, match="precision"):
+        inference_amp("cpu", "fp8")

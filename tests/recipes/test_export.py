@@ -64,7 +64,7 @@ def test_onnx_export_and_onnxruntime_predict_match_pytorch(capsys, trained):
     # predict through onnxruntime equals predict through PyTorch (probabilities within 1e-4)
     for engine, model_dir in (("torch", root / "run"), ("onnxruntime", out)):
         code, _, err = run_cli(capsys, "predict", "--model", str(model_dir), "--input", str(full),
-                               "--out", str(root / f"p_{engine}"), "--engine", engine)
+                               "--out", str(root / f"p_{engine}"), "--engine", engine, "--precision", "fp32")
         assert code == 0, err
     cases = sorted(p.name for p in full.iterdir() if p.is_dir())
     for case in cases:
@@ -115,3 +115,28 @@ def test_checkpoint_from_another_version_is_refused(capsys, trained, tmp_path):
                            "--out", str(tmp_path / "p"))
     assert code == 2 and "written by strokesynth 7.1.0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=needs_onnx)])
+def test_latent_and_two_input_generators_export_with_a_dynamic_batch(fmt, tmp_path):
+    """The networks whose input is not one image: the 3D lesion GAN's generator (a latent) and
+    SPADE (a label map and a latent); exported at batch 2, run at batches 1 and 3."""
+    import strokesynth.recipes.export as ex
+    from strokesynth.nets.lesion_gan import LesionGenerator
+    from strokesynth.nets.spade import SPADEGenerator
+
+    torch.manual_seed(0)
+    for net, names in ((LesionGenerator((8, 8, 4), channels=(8, 4), latent=16).eval(), ["z"]),
+                       (SPADEGenerator(5, channels=(8, 4), latent=16, hidden=8).eval(), ["seg", "z"])):
+        inputs = ex.example_inputs(net, None)
+        assert all(x.shape[0] == 2 for x in inputs) and len(inputs) == len(names)
+        path = tmp_path / f"{type(net).__name__}.{fmt}"
+        if fmt == "onnx":
+            ex._export_onnx(net, inputs, names, path)
+            run = ex.OnnxNetwork(path, [{"name": n, "shape": ["batch", *x.shape[1:]]} for n, x in zip(names, inputs, strict=True)])
+        else:
+            run = torch.jit.trace(net, inputs, check_trace=False)
+        for b in (1, 3):
+            xs = tuple(torch.cat([x, x])[:b] for x in inputs)
+            with torch.inference_mode():
+                assert (run(*xs) - net(*xs)).abs().max().item() <= 1e-4

@@ -22,10 +22,10 @@ def _img(path):
 def test_maps_computed_from_the_raw_ctp_equal_the_data_sets(capsys, trained):
     root, full, raw = trained
     code, given, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(full),
-                               "--out", str(root / "p_full"))
+                               "--out", str(root / "p_full"), "--precision", "fp32")
     assert code == 0, err
     code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(raw),
-                              "--out", str(root / "p_raw"))
+                              "--out", str(root / "p_raw"), "--precision", "fp32")
     assert code == 0, err
     assert "computed from the raw 4D CTP (osvd" in text
     cases = sorted(p.name for p in full.iterdir() if p.is_dir())

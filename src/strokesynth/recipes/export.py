@@ -49,35 +49,43 @@ EXPORT_FORMAT = "strokesynth-export/1"
 TOLERANCE = 1e-4
 
 
-def _size(cfg: Any) -> tuple[int, ...]:
-    data = getattr(cfg, "data", None)
-    size = getattr(data, "size", None)
-    return tuple(int(s) for s in size) if size else (64, 64)
+def _size(cfg: Any) -> tuple[int, int]:
+    """The training slice size ``(H, W)`` of a system config (``data.size`` or ``size``; an int is square)."""
+    size = getattr(getattr(cfg, "data", None), "size", None) or getattr(cfg, "size", None)
+    if size is None:
+        return (64, 64)
+    if isinstance(size, int):
+        return (size, size)
+    h, w = (int(s) for s in size)
+    return (h, w)
 
 
 def example_inputs(net: nn.Module, cfg: Any) -> tuple[torch.Tensor, ...] | None:
-    """A batch-1 example input for ``net`` at the training size, or None (no forward of its own).
+    """A batch-2 example input for ``net`` at the training size, or None (no forward of its own).
 
-    Latent-space generators take ``(1, latent)``; SPADE takes a one-hot label map and a latent;
-    convolutional networks take ``(1, C, H, W)`` (2D) or ``(1, C, H, W, D)`` (3D, D = H).
+    Latent-space generators take ``(2, latent)``; SPADE takes a one-hot label map and a latent;
+    convolutional networks take ``(2, C, H, W)`` (2D) or ``(2, C, X, Y, Z)`` (3D: the config's grid
+    ``shape``, else ``(H, W, H)``). Batch 2,
+    not 1: ``torch.export`` specialises a dimension of size 1, which would fix the batch.
     """
     g = torch.Generator().manual_seed(0)
     if type(net).forward is nn.Module.forward:  # ModuleList / ModuleDict: no forward
         return None
     if isinstance(net, LesionGenerator):
-        return (torch.randn(1, net.latent, generator=g),)
+        return (torch.randn(2, net.latent, generator=g),)
     if isinstance(net, SPADEGenerator):
         channels = net.label_channels
-        labels = torch.randint(0, channels, (1, net.size, net.size), generator=g)
+        labels = torch.randint(0, channels, (2, net.size, net.size), generator=g)
         seg = torch.nn.functional.one_hot(labels, channels).permute(0, 3, 1, 2).float()
-        return seg, torch.randn(1, net.latent, generator=g)
+        return seg, torch.randn(2, net.latent, generator=g)
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-            h, w = _size(cfg)[:2]
-            shape = (1, m.in_channels, h, w) + ((h,) if isinstance(m, nn.Conv3d) else ())
+            h, w = _size(cfg)
+            grid = tuple(int(v) for v in getattr(cfg, "shape", None) or (h, w, h))  # a 3D grid where declared
+            shape = (2, m.in_channels, *(grid if isinstance(m, nn.Conv3d) else (h, w)))
             return (torch.randn(*shape, generator=g),)
         if isinstance(m, nn.Linear):
-            return (torch.randn(1, m.in_features, generator=g),)
+            return (torch.randn(2, m.in_features, generator=g),)
     return None
 
 
