@@ -4,7 +4,8 @@ One phantom scan the size of an ISLES 2018 slab (256x256x8, 48 frames at 1.25 s;
 only, written in the plain layout) goes through ``predict_cases`` as the CLI runs it: reading,
 perfusion maps (oSVD), the network, writing the masks, Tmax > 6 s, the overlay and the case page.
 The segmenters are the shipped PSPNet configs with untrained weights (speed does not depend on
-them). Reference timed in the same run: a vectorised sSVD of the same curves (one truncated
+them); with onnx installed the same networks exported and run by ONNX Runtime are timed too
+(ratio = ONNX Runtime network time / PyTorch's). Reference timed in the same run: a vectorised sSVD of the same curves (one truncated
 pseudo-inverse and one matrix product), the floor of any SVD deconvolution.
 
     python benchmarks/bench_predict.py [--size 256] [--repeats 2] [--threads 2]
@@ -13,6 +14,7 @@ pseudo-inverse and one matrix product), the floor of any SVD deconvolution.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -21,17 +23,21 @@ import numpy as np
 import torch
 
 from strokesynth.config import load_config
+from strokesynth.engine.checkpoint import save_checkpoint
+from strokesynth.engine.loop import network_payload
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.perfusion.case_maps import with_perfusion_maps
 from strokesynth.perfusion.maps import analyze_ctp
 from strokesynth.phantom import PhantomConfig
 from strokesynth.phantom.cohort import subject_scans
+from strokesynth.recipes.export import export_model, load_exported
 from strokesynth.recipes.predict import _probability, predict_cases
 from strokesynth.report.case import write_case_page
-from strokesynth.systems.segmenter import TrainConfig, build_model
+from strokesynth.systems.segmenter import Segmenter, TrainConfig, build_model
 
 from _common import machine, report, vectorised_ssvd
 
+HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "seg"
 
 
@@ -100,6 +106,28 @@ def main() -> None:
                          "seconds": round(total, 2), "network_s": round(net, 2),
                          "rest_s": round(total - maps_s - net, 2),
                          "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)})
+            if HAS_ONNX:  # the same model exported, run by ONNX Runtime
+                system = Segmenter(tc, pretrained=False)
+                system.model.load_state_dict(model.state_dict())
+                ckpt = save_checkpoint(Path(tmp) / f"{name}.pt", network_payload(system, 0))
+                export_model(ckpt, Path(tmp) / f"onnx_{name}", formats=("onnx",), echo=lambda s: None)
+                loaded = load_exported(Path(tmp) / f"onnx_{name}")
+                loaded[1].run.device, loaded[1].run.amp = "cpu", "none"
+                t = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    _probability(loaded[0], loaded[1], with_maps)
+                    t.append(time.perf_counter() - t0)
+                onnx_net = min(t)
+                t = []
+                for k in range(args.repeats):
+                    out = Path(tmp) / f"pred_onnx_{name}_{k}"
+                    t0 = time.perf_counter()
+                    predict_cases([loaded], data, out, case_page=write_case_page, echo=lambda s: None)
+                    t.append(time.perf_counter() - t0)
+                rows.append({"stage": f"whole predict, --engine onnxruntime ({name})", "seconds": round(min(t), 2),
+                             "network_s": round(onnx_net, 2), "reference": "torch network_s",
+                             "reference_s": round(net, 2), "ratio": round(onnx_net / net, 2)})
     shape = f"{args.size}x{args.size}x8x48"
     report("predict", rows, note=f"one phantom scan {shape} (CT + raw CTP, plain layout), {args.threads} threads, "
                                  f"best of {args.repeats}; network_s: the segmenter alone; rest_s: reading, writing the "

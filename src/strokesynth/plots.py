@@ -122,10 +122,11 @@ def curves_figure(
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    """Lay out, write atomically as a 100 dpi PNG, and free the figure."""
+    """Lay out, write atomically as a 100 dpi PNG (zlib level 1: lossless, about half the encoding
+    time of the default level 6 for a slightly larger file), and free the figure."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     with atomic_file(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)

@@ -203,3 +203,22 @@ def test_physically_impossible_values_are_zeroed_and_flagged(tiny_phantom):
         assert res.info["invalid"][key]["voxels"] == int(flagged[brain].sum())
         assert (res.maps[key].array[flagged] == 0).all()
 
+
+
+def test_brain_curves_smoothing_equals_scipy_gaussian_filter():
+    """The matrix-product smoothing on the brain's box equals scipy's normalised Gaussian filter of
+    the whole 4D array (reflect borders included: the mask touches the array edge here)."""
+    from scipy import ndimage
+
+    from strokesynth.perfusion.maps import brain_curves
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((60, 50, 3), bool)
+    mask[5:40, 10:45] = True
+    mask[0:3, 0:4, 1] = True  # at the array's corner
+    raw = rng.normal(size=(60, 50, 3, 7)).astype(np.float32)
+    sigma = (1.7, 2.3, 0, 0)
+    w = ndimage.gaussian_filter(mask.astype(np.float32), sigma[:3])
+    ref = ndimage.gaussian_filter(raw * mask[..., None], sigma) / np.maximum(w, 1e-3)[..., None]
+    np.testing.assert_allclose(brain_curves(raw, mask, sigma[:2]), ref[mask], atol=1e-5)
+    np.testing.assert_array_equal(brain_curves(raw, mask), raw[mask])

@@ -157,37 +157,38 @@ def _gaussian_matrix(n: int, sigma: float) -> torch.Tensor:
     return torch.from_numpy(ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0).astype(np.float32))
 
 
-def smooth_in_brain(enh: np.ndarray, mask: np.ndarray, sigma_xy: tuple[float, float]) -> np.ndarray:
-    """In-plane Gaussian smoothing of every frame within the brain, normalised so that skull and
-    air do not bleed in: ``G(enh·m) / G(m)`` inside ``m``, 0 outside.
+def brain_curves(raw: np.ndarray, mask: np.ndarray, sigma_xy: tuple[float, float] | None = None) -> np.ndarray:
+    """The enhancement curves of the brain voxels ``(N, T)`` (``mask``'s C order), smoothed in plane
+    within the brain when ``sigma_xy`` is given, normalised so that skull and air do not bleed in:
+    ``G(raw·m) / G(m)`` at the voxels of ``m``.
 
     Equal to ``scipy.ndimage.gaussian_filter`` with sigma ``(sx, sy, 0, 0)`` (to float32 rounding),
-    computed as two matrix products on the brain's bounding box (grown by the kernel radius, so the
-    zeros around the brain are the only thing cropped), about 2-4x faster than the line filter.
+    computed as two matrix products on the brain's bounding box (grown by the kernel radius, so
+    only zeros are cropped), 2-4x faster than the line filter, and never allocating a second
+    full-size 4D array.
 
     Args:
-        enh: ``(X, Y, Z, T)`` float32 enhancement, zero outside ``mask``.
-        mask: ``(X, Y, Z)`` bool brain mask.
-        sigma_xy: Gaussian sigma along x and y, voxels.
+        raw: ``(X, Y, Z, T)`` float32 enhancement (baseline subtracted), HU.
+        mask: ``(X, Y, Z)`` bool brain mask, not empty.
+        sigma_xy: Gaussian sigma along x and y, voxels (None: no smoothing).
     """
-    out = np.zeros_like(enh)
+    if sigma_xy is None:
+        return raw[mask]
     xs, ys = np.nonzero(mask.any(axis=2))
-    if len(xs) == 0:
-        return out
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     rx, ry = (int(4.0 * s + 0.5) for s in sigma_xy)  # scipy's kernel radius (truncate 4)
     x0, x1 = max(0, x0 - rx), min(mask.shape[0], x1 + rx)
     y0, y1 = max(0, y0 - ry), min(mask.shape[1], y1 + ry)
-    box = torch.from_numpy(np.ascontiguousarray(enh[x0:x1, y0:y1]))
-    m = torch.from_numpy(mask[x0:x1, y0:y1].astype(np.float32))
-    nx, ny = box.shape[:2]
+    m_box = mask[x0:x1, y0:y1]
+    m = torch.from_numpy(m_box.astype(np.float32))
+    nx, ny = m.shape[:2]
     gx, gy = _gaussian_matrix(nx, sigma_xy[0]), _gaussian_matrix(ny, sigma_xy[1])
     with torch.inference_mode():
+        box = torch.from_numpy(raw[x0:x1, y0:y1]) * m[..., None]
         sm = torch.matmul(gy, (gx @ box.reshape(nx, -1)).reshape(nx, ny, -1)).reshape(box.shape)
         w = torch.matmul(gy, (gx @ m.reshape(nx, -1)).reshape(nx, ny, -1)).reshape(m.shape)
-        sm = sm / w.clamp(min=1e-3)[..., None] * m[..., None]
-    out[x0:x1, y0:y1] = sm.numpy()
-    return out
+        inside = torch.from_numpy(m_box)
+        return (sm[inside] / w[inside].clamp(min=1e-3)[:, None]).numpy()
 
 
 def analyze_ctp(
@@ -237,9 +238,8 @@ def analyze_ctp(
     if not mask.any():
         raise DataError(where, "the brain mask is empty (is this a head CT in HU?)")
     raw = data - baseline[..., None]  # enhancement, HU
-    enh = raw * mask[..., None]
-    if cfg.smooth_mm > 0:
-        enh = smooth_in_brain(enh, mask, (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1]))
+    curves = brain_curves(raw, mask, (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1])
+                          if cfg.smooth_mm > 0 else None)
 
     info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base}
     if motion is not None:
@@ -267,7 +267,7 @@ def analyze_ctp(
     info["aif_peak_hu"] = float(chosen.curve.max())
     info["aif_peak_time_s"] = chosen.peak_time
 
-    maps: PerfusionMaps = deconvolve(enh[mask], chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
+    maps: PerfusionMaps = deconvolve(curves, chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
                                      threshold=cfg.threshold, oi=cfg.oi, tmax_rule=cfg.tmax_rule)
     clean, flags = physical_limits(maps.as_dict(), tmax_resolution_s=dt)
     out: dict[str, Volume] = {}
