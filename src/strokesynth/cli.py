@@ -483,7 +483,7 @@ def export(model: Path, out: Path, formats: tuple[str, ...], force: bool) -> Non
 
     Writes <network>.onnx, <network>.torchscript.pt and export.json (toolkit version, system,
     config, inputs, and the largest difference to PyTorch measured on an example input; an export
-    off by more than 1e-4 is refused). `predict --engine onnxruntime --model OUT` runs it. ONNX
+    off by more than 1e-4 x max(1, largest output) is refused). `predict --engine onnxruntime --model OUT` runs it. ONNX
     needs the optional packages onnx, onnxscript and onnxruntime (pip install -e ".[onnx]")."""
     from strokesynth.recipes.export import FORMATS, export_model
 
