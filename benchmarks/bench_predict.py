@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +34,25 @@ from strokesynth.recipes.predict import _probability, predict_cases
 from strokesynth.report.case import write_case_page
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, build_model
 
-from _common import machine, report, vectorised_ssvd
+from _common import best_of, machine, report, vectorised_ssvd
 
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "seg"
+
+
+def network_seconds(model, tc, case, repeats: int) -> float:
+    """Best-of time of the segmenter alone on one prepared case (maps given), s."""
+    def run() -> None:
+        with torch.inference_mode():
+            _probability(model, tc, case)
+    return best_of(run, repeats)
+
+
+def predict_seconds(models, data: Path, folder: Path, repeats: int) -> float:
+    """Best-of time of the whole ``predict`` (raw CTP -> maps -> mask -> page), a new output folder per run, s."""
+    runs = iter(range(repeats))
+    return best_of(lambda: predict_cases(models, data, folder / str(next(runs)), case_page=write_case_page,
+                                         echo=lambda s: None), repeats)
 
 
 def main() -> None:
@@ -66,18 +80,8 @@ def main() -> None:
         base = ctp[..., : analysis.info["baseline_frames"]].mean(-1)
         curves = (ctp - base[..., None])[brain].astype(np.float64)
         aif = analysis.aif.curve.astype(np.float64)
-        t = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            vectorised_ssvd(curves, aif, case["ctp"].dt)
-            t.append(time.perf_counter() - t0)
-        ref = min(t)
-        t = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            with_perfusion_maps(open_cohort(data).cases[0])
-            t.append(time.perf_counter() - t0)
-        maps_s = min(t)
+        ref = best_of(lambda: vectorised_ssvd(curves, aif, case["ctp"].dt), args.repeats)
+        maps_s = best_of(lambda: with_perfusion_maps(open_cohort(data).cases[0]), args.repeats)
         rows.append({"stage": "perfusion maps (oSVD, whole analysis)", "seconds": round(maps_s, 2),
                      "reference": "vectorised sSVD", "reference_s": round(ref, 3), "ratio": round(maps_s / ref, 1)})
 
@@ -88,20 +92,8 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_model(tc.model, len(tc.data.modalities), pretrained=False).eval()
             with_maps, _ = with_perfusion_maps(case)
-            t = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    _probability(model, tc, with_maps)
-                t.append(time.perf_counter() - t0)
-            net = min(t)
-            t = []
-            for k in range(args.repeats):
-                out = Path(tmp) / f"pred_{name}_{k}"
-                t0 = time.perf_counter()
-                predict_cases([(model, tc)], data, out, case_page=write_case_page, echo=lambda s: None)
-                t.append(time.perf_counter() - t0)
-            total = min(t)
+            net = network_seconds(model, tc, with_maps, args.repeats)
+            total = predict_seconds([(model, tc)], data, Path(tmp) / f"pred_{name}", args.repeats)
             rows.append({"stage": f"whole predict, raw CTP -> mask + page ({name}, untrained)",
                          "seconds": round(total, 2), "network_s": round(net, 2),
                          "rest_s": round(total - maps_s - net, 2),
@@ -113,19 +105,9 @@ def main() -> None:
                 export_model(ckpt, Path(tmp) / f"onnx_{name}", formats=("onnx",), echo=lambda s: None)
                 loaded = load_exported(Path(tmp) / f"onnx_{name}")
                 loaded[1].run.device, loaded[1].run.amp = "cpu", "none"
-                t = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    _probability(loaded[0], loaded[1], with_maps)
-                    t.append(time.perf_counter() - t0)
-                onnx_net = min(t)
-                t = []
-                for k in range(args.repeats):
-                    out = Path(tmp) / f"pred_onnx_{name}_{k}"
-                    t0 = time.perf_counter()
-                    predict_cases([loaded], data, out, case_page=write_case_page, echo=lambda s: None)
-                    t.append(time.perf_counter() - t0)
-                rows.append({"stage": f"whole predict, --engine onnxruntime ({name})", "seconds": round(min(t), 2),
+                onnx_net = network_seconds(*loaded, with_maps, args.repeats)
+                onnx_total = predict_seconds([loaded], data, Path(tmp) / f"pred_onnx_{name}", args.repeats)
+                rows.append({"stage": f"whole predict, --engine onnxruntime ({name})", "seconds": round(onnx_total, 2),
                              "network_s": round(onnx_net, 2), "reference": "torch network_s",
                              "reference_s": round(net, 2), "ratio": round(onnx_net / net, 2)})
     shape = f"{args.size}x{args.size}x8x48"
