@@ -28,12 +28,17 @@ def _phantom_batch(full):
     return torch.stack([ds[i]["image"] for i in ds.slices_of(0)]), model
 
 
+def _export(capsys, root, fmt: str):
+    """``strokesynth export`` of the trained run into ``root/export_<fmt>``: (out, stdout, manifest)."""
+    out = root / f"export_{fmt}"
+    code, text, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", fmt)
+    assert code == 0, err
+    return out, text, json.loads((out / "export.json").read_text())
+
+
 def test_torchscript_export_matches_pytorch_on_a_phantom_case(capsys, trained):
     root, full, _ = trained
-    out = root / "export_ts"
-    code, text, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", "torchscript")
-    assert code == 0, err
-    manifest = json.loads((out / "export.json").read_text())
+    out, text, manifest = _export(capsys, root, "torchscript")
     assert manifest["system"] == "segmenter" and manifest["strokesynth_version"]
     assert manifest["networks"]["model"]["torchscript_max_abs_diff"] <= 1e-4
     assert "max |difference| to PyTorch torchscript" in text
@@ -49,10 +54,7 @@ def test_torchscript_export_matches_pytorch_on_a_phantom_case(capsys, trained):
 @needs_onnx
 def test_onnx_export_and_onnxruntime_predict_match_pytorch(capsys, trained):
     root, full, _ = trained
-    out = root / "export_onnx"
-    code, text, err = run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(out), "--format", "onnx")
-    assert code == 0, err
-    manifest = json.loads((out / "export.json").read_text())
+    out, _, manifest = _export(capsys, root, "onnx")
     assert manifest["networks"]["model"]["onnx_max_abs_diff"] <= 1e-4
     import onnxruntime as ort
 
@@ -78,7 +80,7 @@ def test_refusals_one_line_exit_2(capsys, trained, tmp_path):
     root, full, _ = trained
     src = root / "export_onnx"
     if not src.exists():
-        assert run_cli(capsys, "export", "--model", str(root / "run"), "--out", str(src), "--format", "onnx")[0] == 0
+        _export(capsys, root, "onnx")
 
     def refused(model_dir, expect, *extra):
         out = tmp_path / f"p_{model_dir.name}"

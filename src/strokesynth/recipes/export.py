@@ -223,8 +223,7 @@ class OnnxNetwork(nn.Module):
         self.session = _onnx_session(path)
         got = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
         want = [(i["name"], list(i["shape"])) for i in inputs]
-        if [g[0] for g in got] != [w[0] for w in want] or any(
-                [d for d in g[1][1:]] != [d for d in w[1][1:]] for g, w in zip(got, want, strict=True)):
+        if len(got) != len(want) or any(g[0] != w[0] or g[1][1:] != w[1][1:] for g, w in zip(got, want, strict=False)):
             raise DataError(path, f"takes inputs {got}, but export.json describes {want} (a file from another export?)")
         self.names = [g[0] for g in got]
         self.shapes = [w[1] for w in want]
