@@ -26,11 +26,41 @@ def test_every_command_has_help(capsys):
                     assert param.help, f"{sub_name} {param.name} has no help"
 
 
+#: the five systems at the smallest budgets that still run every stage (the demo's own budget
+#: takes about 15 minutes; this takes about one)
+SMOKE = ["--subjects", "3", "--size", "48", "--folds", "2", "--gan-epochs", "2", "--seg-epochs", "3",
+         "--set", "pseudo-dwi:system.run.epochs=1", "--set", "pseudo-dwi:system.run.steps_per_epoch=2",
+         "--set", "labelmap:phantom.stroke=6", "--set", "labelmap:phantom.healthy=4",
+         "--set", "labelmap:lesion_gan.run.epochs=40", "--set", "labelmap:translation.run.epochs=1",
+         "--set", "labelmap:segmenter.run.epochs=1", "--set", "labelmap:segmenter.run.steps_per_epoch=2",
+         "--set", "labelmap:n_synthetic=2",
+         "--set", "pseudo-healthy:system.run.epochs=1", "--set", "pseudo-healthy:segmentor.run.epochs=1"]
+
+
 def test_demo_check_split_convert(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48",
-                          "--gan-epochs", "2", "--seg-epochs", "3")
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), *SMOKE)
     assert code == 0, err
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
+    # every system ran, has rows in the overview and a section in the report
+    assert set(summary["seconds_by_stage"]) == {"phantom", "ctmr", "pseudo-dwi", "labelmap", "pseudo-healthy"}
+    systems = {r["system"] for r in summary["overview"]}
+    assert systems == {"1 segmentation", "2 CT-to-MR cGAN", "3 pseudo-DWI", "baseline", "4 label-map augmentation",
+                       "5 pseudo-healthy"}
+    for r in summary["overview"]:
+        assert r["n"] > 0 and 0 <= r["dice"]["mean"] <= 1, r
+    html = (tmp_path / "demo/report.html").read_text()
+    for heading in ("Overview", "1-2. FCN and FCN-CGAN", "3. Pseudo-DWI + SLNet", "4. Label-map augmentation",
+                    "5. Pseudo-healthy", "Perfusion accuracy"):
+        assert heading in html, heading
+    for folder in ("ctmr", "pseudo_dwi", "labelmap", "pseudo_healthy"):
+        assert (tmp_path / "demo" / folder / "report.html").is_file(), folder
+    assert "CBF < 30 % of the healthy median" in (tmp_path / "demo/overview.txt").read_text()
+    numbers = json.loads((tmp_path / "demo/readme_numbers.json").read_text())
+    from strokesynth.demo import demo_paragraph
+
+    assert "Held-out results" in demo_paragraph(numbers)
+    code, text, _ = run(capsys, "report", str(tmp_path / "demo"))
+    assert code == 0 and "report.html" in text
     assert summary["cases"] >= 4 and summary["fold0_train_slices"] > 0  # 3 stroke + 1 healthy subjects
     assert 0 < summary["train_lesion_fraction"] < 0.5
     assert summary["phantom"]["healthy_subjects"] == 1
@@ -53,8 +83,7 @@ def test_demo_check_split_convert(capsys, tmp_path):
     code, out, _ = run(capsys, "check", str(tmp_path / "nn"), "--quick")
     assert code == 0 and "nnunet" in out
     # a second demo into the same folder is refused without --force
-    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--size", "48",
-                          "--gan-epochs", "2", "--seg-epochs", "3")
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), *SMOKE)
     assert code == 2 and "--force" in err
 
 
@@ -63,3 +92,17 @@ def test_console_script_entry_point(tmp_path):
         [sys.executable, "-m", "strokesynth.cli", "check", str(tmp_path)], capture_output=True, text=True
     )
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_demo_runs_a_chosen_subset(capsys, tmp_path):
+    """``--systems segmentation`` trains FCN alone (no cGAN) and the overview pairs it with the baseline."""
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--systems", "segmentation", "--subjects", "3",
+                       "--size", "48", "--folds", "2", "--seg-epochs", "2")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "demo/summary.json").read_text())
+    assert set(summary["seconds_by_stage"]) == {"phantom", "segmentation"}
+    rows = summary["overview"]
+    assert [r["system"] for r in rows] == ["1 segmentation", "baseline"]
+    assert rows[0]["paired"]["cases"] == rows[0]["n"] == rows[1]["n"] > 0
+    assert not (tmp_path / "demo/ctmr").exists() and (tmp_path / "demo/segmentation/metrics/cases.csv").is_file()
+    assert "1. FCN: PSPNet + focal loss" in (tmp_path / "demo/report.html").read_text()

@@ -7,7 +7,6 @@ problems. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -177,37 +176,53 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run folder.")
+@click.option("--systems", default="all", show_default=True, metavar="NAME,...",
+              help="Systems to run: segmentation, ctmr, pseudo-dwi, labelmap, pseudo-healthy (comma-separated) "
+                   "or all.")
 @click.option("--subjects", type=int, default=8, show_default=True,
               help="Stroke subjects of the phantom cohort (one healthy subject is added).")
-@click.option("--size", type=int, default=128, show_default=True,
+@click.option("--size", type=int, default=64, show_default=True,
               help="In-plane matrix of the phantom (field of view kept at 230 mm).")
+@click.option("--folds", type=int, default=3, show_default=True, help="Subject-level folds on the CTP cohort.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The one seed of the run.")
 @click.option("--dro", type=click.Path(path_type=Path), default=None,
               help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
-@click.option("--gan-epochs", type=int, default=None, help="cGAN epochs per fold [tiny config: 8].")
-@click.option("--seg-epochs", type=int, default=None, help="Segmenter epochs per fold [tiny config: 20].")
+@click.option("--gan-epochs", type=int, default=None, help="CT-to-MR cGAN epochs per fold [demo budget: 6].")
+@click.option("--seg-epochs", type=int, default=None, help="FCN / FCN-CGAN epochs per fold [demo budget: 14].")
+@click.option("--set", "overrides", multiple=True, metavar="SYSTEM:KEY=VALUE",
+              help="Override a system's recipe config, e.g. --set pseudo-dwi:system.run.epochs=20 (repeatable; "
+                   "SYSTEM: ctmr, pseudo-dwi, labelmap or pseudo-healthy).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def demo(out: Path, subjects: int, size: int, seed: int, dro: Path | None, gan_epochs: int | None,
-         seg_epochs: int | None, force: bool) -> None:
-    """The main job on embedded data: phantom -> perfusion -> CT-to-MR cGAN -> FCN vs FCN-CGAN -> report.
+def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: int, dro: Path | None,
+         gan_epochs: int | None, seg_epochs: int | None, overrides: tuple[str, ...], force: bool) -> None:
+    """The main job on embedded data: the five systems on one digital stroke phantom, one report.
 
     Writes OUT/data (phantom, ISLES 2018 layout, ground truth in OUT/data/groundtruth),
-    OUT/perfusion_accuracy.md/.json, OUT/check.json, OUT/ctmr/ (the out-of-fold cGANs, the
-    generated DWI, both cross-validated segmenters and their metrics), OUT/summary.json and
-    OUT/report.html (self-contained, opens offline); prints the FCN vs FCN-CGAN table.
+    OUT/perfusion_accuracy.md/.json, OUT/check.json, one run folder per system (OUT/ctmr,
+    OUT/pseudo_dwi, OUT/labelmap, OUT/pseudo_healthy, each with its config, checkpoints, per-case
+    metrics and report.html), OUT/overview.txt/.json (every method on held-out data, paired
+    against the CBF-threshold baseline or its reference), OUT/summary.json and OUT/report.html
+    (self-contained, opens offline). About 15 minutes on 2 CPU cores with every system.
     """
-    from strokesynth.demo import run_demo
+    from strokesynth.demo import SYSTEMS, DemoConfig, run_demo
 
-    if subjects < 1 or size < 32 or size % 8:
-        raise ConfigError("demo", "need at least 1 subject and a size of at least 32 that is a multiple of 8")
+    chosen = list(SYSTEMS) if systems.strip() == "all" else [s.strip() for s in systems.split(",") if s.strip()]
     for name, value in (("--gan-epochs", gan_epochs), ("--seg-epochs", seg_epochs)):
         if value is not None and value < 1:
             raise ConfigError(name, "must be at least 1")
+    per_system: dict[str, list[str]] = {}
+    for item in overrides:
+        system, sep, rest = item.partition(":")
+        if not sep or "=" not in rest:
+            raise ConfigError(item, "--set must look like SYSTEM:KEY=VALUE, e.g. pseudo-dwi:system.run.epochs=20")
+        per_system.setdefault(system, []).append(rest)
     if dro is not None and not dro.is_file():
         raise ConfigError(dro, "OSIPI DRO file not found")
-    summary = run_demo(out, subjects=subjects, size=size, seed=seed, force=force, dro=dro, gan_epochs=gan_epochs,
-                       seg_epochs=seg_epochs, echo=click.echo)
-    click.echo(json.dumps(summary, indent=2))
+    cfg = DemoConfig(systems=chosen, subjects=subjects, size=size, folds=folds, seed=seed, gan_epochs=gan_epochs or 0,
+                     seg_epochs=seg_epochs or 0, overrides=per_system)
+    summary = run_demo(cfg, out, force=force, dro=dro, echo=click.echo)
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds_by_stage"].items())
+    click.echo(f"done in {summary['seconds']:.0f} s ({stages})")
 
 
 @cli.command()
@@ -749,7 +764,7 @@ def report(run: Path) -> None:
     numbers."""
     if not run.is_dir():
         raise ConfigError(run, "run folder not found")
-    if (run / "summary.json").is_file() and (run / "ctmr").is_dir():
+    if (run / "summary.json").is_file() and (run / "overview.json").is_file():
         from strokesynth.demo import write_demo_report as write
     elif (run / "table.json").is_file():
         from strokesynth.report.ctmr import write_ctmr_report as write
@@ -761,7 +776,7 @@ def report(run: Path) -> None:
         from strokesynth.report.labelmap import write_labelmap_report as write
     else:
         raise ConfigError(run, "not a finished demo, ctmr-cgan, pseudo-dwi, pseudo-healthy or labelmap-augmentation "
-                               "run (no summary.json + ctmr/, table.json, tables.json, ph_table.json or "
+                               "run (no summary.json + overview.json, table.json, tables.json, ph_table.json or "
                                "labelmap_table.json)")
     click.echo(f"report: {write(run)}")
 

@@ -1,12 +1,27 @@
-"""The main job on embedded data: phantom -> perfusion -> CT-to-MR cGAN -> FCN vs FCN-CGAN -> report.
+"""The main job on embedded data: the five systems on one digital stroke phantom, one report.
 
-Generates a digital stroke phantom cohort (ISLES 2018 layout, perfusion maps computed from
-the simulated 4D CTP), writes a perfusion-accuracy report against the phantom's ground truth,
-checks the cohort's integrity, makes subject-level folds and runs one pass of a DataLoader
-over fold 0 (throughput and an augmented sample), then runs the CT-to-MR experiment with the
-``tiny`` config (:mod:`strokesynth.recipes.ctmr`): one pix2pix cGAN per fold generating DWI
-for its held-out scans only, and PSPNet + focal loss cross-validated without and with the
-generated DWI. Everything goes into one run folder, summed up in ``report.html``.
+``strokesynth demo`` generates a phantom cohort (ISLES 2018 layout, perfusion maps computed
+from the simulated 4D CTP, simulated DWI and FLAIR), writes a perfusion-accuracy report
+against the phantom's truth, checks the cohort and makes subject-level folds, then runs each
+chosen system at a CPU budget (every number from held-out subjects, every checkpoint chosen
+on training subjects):
+
+1. ``segmentation``: PSPNet + focal loss on CT + perfusion maps (FCN; Abulnaga & Rubin);
+2. ``ctmr``: one pix2pix CT-to-MR cGAN per fold, generating DWI for its held-out scans only,
+   and FCN-CGAN, the same segmenter with the generated DWI (Rubin & Abulnaga);
+3. ``pseudo-dwi``: pseudo-DWI from perfusion maps and CTA features of the raw 4D CTP, with
+   SLNet trained end to end (Wang, Song et al.);
+4. ``labelmap``: label map -> DWI translation (Pix2Pix) and a 3D WGAN lesion generator whose
+   synthetic subjects train a 3D U-Net beside the clinical ones (Platscher, Zopes & Federau).
+   It needs whole-brain label maps, so it runs on the phantom's whole-brain MR studies (same
+   phantom and seed, its own subjects) instead of the CTP slabs;
+5. ``pseudo-healthy``: pathology factorisation on the cohort's DWI slices (Xia, Chartsias &
+   Tsaftaris); its anomaly map is scored as a lesion detector.
+
+Systems 1-3 and 5 share the CTP cohort and its folds; 1-3 are paired scan by scan with the
+CBF-threshold baseline. Each system writes its own run folder (``OUT/ctmr``,
+``OUT/pseudo_dwi``, ``OUT/labelmap``, ``OUT/pseudo_healthy``) with its own ``report.html``;
+``OUT/report.html`` holds one overview table and a section per system.
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +37,200 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from strokesynth.config import save_config
 from strokesynth.data.config import DataConfig, fold_datasets
 from strokesynth.data.splits import subject_kfold
-from strokesynth.errors import DataError
+from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.integrity import check_dataset, format_report
 from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 from strokesynth.phantom.cohort import case_montage, read_ground_truth
 from strokesynth.phantom.validation import accuracy_table, maps_vs_truth, osipi_accuracy, summarize_osipi
 from strokesynth.plots import channel_montage
-from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
-from strokesynth.report.ctmr import Section, summary_rows, write_ctmr_report
-from strokesynth.report.html import dict_table, esc, figure, human, table
+from strokesynth.report.ctmr import Section, summary_rows
+from strokesynth.report.html import dict_table, esc, figure, human, table, write_page
+from strokesynth.report.overview import overview, overview_rows
 from strokesynth.report.perfusion import write_perfusion_report
 from strokesynth.runs import RunDir
 
+#: system key -> (heading, run sub-folder; with ``ctmr`` chosen, segmentation's FCN is trained there)
+SYSTEMS: dict[str, tuple[str, str]] = {
+    "segmentation": ("1. CTP segmentation: PSPNet + focal loss (Abulnaga & Rubin)", "segmentation"),
+    "ctmr": ("2. CT-to-MR cGAN, FCN-CGAN (Rubin & Abulnaga)", "ctmr"),
+    "pseudo-dwi": ("3. Pseudo-DWI from perfusion maps and CTA, SLNet (Wang, Song et al.)", "pseudo_dwi"),
+    "labelmap": ("4. Label map -> DWI and a 3D lesion GAN for augmentation (Platscher, Zopes & Federau)", "labelmap"),
+    "pseudo-healthy": ("5. Pseudo-healthy synthesis by pathology factorisation (Xia, Chartsias & Tsaftaris)",
+                       "pseudo_healthy"),
+}
 
-def run_demo(
-    out: str | os.PathLike,
-    *,
-    subjects: int = 8,
-    size: int = 128,
-    seed: int = 0,
-    force: bool = False,
-    dro: str | os.PathLike | None = None,
-    gan_epochs: int | None = None,
-    seg_epochs: int | None = None,
-    echo: Callable[[str], Any] = print,
-) -> dict[str, Any]:
-    """Run the demo into the run folder ``out``; returns the summary it also saves.
+#: What the demo changes in each recipe's ``tiny`` config, so that all five fit in about 15
+#: minutes on 2 CPU cores (measured per system in ``summary.json: seconds``). The cohort's
+#: size, folds and seed are set from :class:`DemoConfig` on top of these.
+BUDGET: dict[str, list[str]] = {
+    "ctmr": ["synthesis.run.epochs=6", "segmentation.run.epochs=14"],
+    "pseudo-dwi": ["tables=[5]", "rows=['DWI^(o,l,h) end to end']", "system.run.epochs=10",
+                   "system.optim.milestones=[8]"],
+    "labelmap": ["phantom.stroke=16", "phantom.healthy=10", "phantom.slices=16", "pix2pix_l1=[100.0]",
+                 "models=[pix2pix]", "n_synthetic=12", "finetune_cases=[]", "fractions=[]",
+                 "translation.run.epochs=4", "segmenter.run.epochs=8"],
+    "pseudo-healthy": ["contrasts=[dwi]", "rows=['proposed paired']", "folds_to_run=[0]", "system.run.epochs=15",
+                       "segmentor.run.epochs=15"],
+}
 
-    Args:
-        subjects: phantom stroke subjects (one healthy subject is added).
-        size: in-plane matrix of the phantom (the field of view stays 230 mm).
-        dro: OSIPI DSC DRO CSV to add to the perfusion report (optional).
-        gan_epochs, seg_epochs: epochs per fold of the cGAN and the segmenters (default: the
-            ``tiny`` CT-to-MR config's).
+
+@dataclass
+class DemoConfig:
+    """The demo: which systems, the phantom cohort they share, and per-system overrides.
+
+    Attributes:
+        systems: keys of :data:`SYSTEMS`, run in that order.
+        subjects, healthy, size: the CTP phantom cohort (stroke subjects, subjects without a
+            stroke, in-plane matrix; the field of view stays 230 mm).
+        folds, seed: subject-level folds of every system on the CTP cohort; the one seed.
+        gan_epochs, seg_epochs: the cGAN's and the CTP segmenters' epochs per fold (0: the
+            demo budget in :data:`BUDGET`).
+        overrides: ``system -> ["key=value", ...]`` applied to that recipe's config after
+            :data:`BUDGET` (e.g. ``{"pseudo-dwi": ["system.run.epochs=2"]}``).
     """
+
+    name: str = "demo"
+    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    subjects: int = 8
+    healthy: int = 1
+    size: int = 64
+    folds: int = 3
+    seed: int = 0
+    gan_epochs: int = 0
+    seg_epochs: int = 0
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.systems if s not in SYSTEMS]
+        if bad or not self.systems:
+            raise ConfigError("--systems", f"choose among {', '.join(SYSTEMS)}; got {', '.join(self.systems) or 'none'}")
+        bad = [s for s in self.overrides if s not in BUDGET]
+        if bad:
+            raise ConfigError("--set", f"overrides name a system among {', '.join(BUDGET)}; got {', '.join(bad)}")
+        if self.subjects < 1 or self.size < 32 or self.size % 8:
+            raise ConfigError("demo", "need at least 1 subject and a size of at least 32 that is a multiple of 8")
+        if self.folds < 2 or self.folds > self.subjects + self.healthy:
+            raise ConfigError("--folds", f"need 2 to {self.subjects + self.healthy} folds (one subject each at least)")
+
+
+def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike) -> dict[str, Any]:
+    """The resolved config of every recipe the demo runs (``ctmr`` also serves ``segmentation``),
+    every one checked before anything trains."""
+    from strokesynth.recipes import labelmap_augmentation, pseudo_dwi, pseudo_healthy
+    from strokesynth.recipes.ctmr import load_ctmr_config
+
+    data = str(Path(data_dir).resolve())
+    size = f"[{cfg.size},{cfg.size}]"
+    shared = {
+        "ctmr": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"synthesis.data.size={size}",
+                 f"segmentation.data.size={size}"]
+        + ([f"synthesis.run.epochs={cfg.gan_epochs}"] if cfg.gan_epochs else [])
+        + ([f"segmentation.run.epochs={cfg.seg_epochs}"] if cfg.seg_epochs else []),
+        "pseudo-dwi": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"system.data.size={size}"],
+        "labelmap": [f"seed={cfg.seed}", f"phantom.seed={cfg.seed}"],
+        "pseudo-healthy": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"system.data.size={cfg.size}",
+                           f"segmentor.data.size={cfg.size}", "real_case="],
+    }
+    loaders: dict[str, Callable[..., Any]] = {"ctmr": load_ctmr_config, "pseudo-dwi": pseudo_dwi.load_recipe_config,
+                                              "labelmap": labelmap_augmentation.load_recipe_config,
+                                              "pseudo-healthy": pseudo_healthy.load_recipe_config}
+    wanted = {"ctmr" if s == "segmentation" else s for s in cfg.systems}
+    out = {}
+    for key in [k for k in BUDGET if k in wanted]:
+        overrides = [*BUDGET[key], *shared[key], *cfg.overrides.get(key, [])]
+        out[key] = loaders[key]("tiny", overrides)
+    return out
+
+
+def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dro: str | os.PathLike | None = None,
+             echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Run the demo into the run folder ``out``; returns the summary it also saves
+    (``summary.json``: the cohort, perfusion accuracy, seconds per stage, the overview)."""
     t0 = time.time()
+    configs = recipe_configs(cfg, Path(out) / "data")  # every recipe config checked before anything is written
     run = RunDir.create(out, force=force)
+    save_config(cfg, run.file("demo.yaml"))
+    log = run.logger()
+    stages = ["phantom"] + [s for s in SYSTEMS if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
+    seconds: dict[str, float] = {}
+
+    def stage(name: str) -> None:
+        i = stages.index(name) + 1
+        title = SYSTEMS[name][0] if name in SYSTEMS else "phantom, perfusion, checks"
+        if name == "ctmr" and "segmentation" in cfg.systems:
+            title = "1-2. CTP segmentation (FCN: PSPNet + focal loss) and the CT-to-MR cGAN (FCN-CGAN)"
+        echo(f"\n[{i}/{len(stages)}] {title} ({time.time() - t0:.0f} s so far)")
+
+    stage("phantom")
+    t = time.time()
+    summary = phantom_stage(cfg, run, dro=dro, echo=echo)
+    seconds["phantom"] = round(time.time() - t, 1)
+    for name in stages[1:]:
+        stage(name)
+        t = time.time()
+        folder = run.file(SYSTEMS[name][1])
+        if name == "segmentation":  # alone: FCN without the cGAN
+            from strokesynth.recipes.cv import run_training
+
+            _, fcn, _ = configs["ctmr"].resolved()
+            run_training(fcn, folder, force=True, echo=echo)
+        elif name == "ctmr":
+            from strokesynth.recipes.ctmr import run_ctmr
+            from strokesynth.report.ctmr import write_ctmr_report
+
+            run_ctmr(configs["ctmr"], folder, force=True, echo=echo)
+            write_ctmr_report(folder)
+        elif name == "pseudo-dwi":
+            from strokesynth.recipes.pseudo_dwi import run_pseudo_dwi
+            from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
+
+            run_pseudo_dwi(configs["pseudo-dwi"], folder, force=True, echo=echo)
+            write_pseudo_dwi_report(folder)
+        elif name == "labelmap":
+            from strokesynth.recipes.labelmap_augmentation import run_labelmap_augmentation
+            from strokesynth.report.labelmap import write_labelmap_report
+
+            run_labelmap_augmentation(configs["labelmap"], folder, force=True, echo=echo)
+            write_labelmap_report(folder)
+        elif name == "pseudo-healthy":
+            from strokesynth.recipes.pseudo_healthy import run_pseudo_healthy
+            from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
+
+            run_pseudo_healthy(configs["pseudo-healthy"], folder, force=True, echo=echo)
+            write_pseudo_healthy_report(folder)
+        seconds[name] = round(time.time() - t, 1)
+        log.info("%s finished in %.1f s", name, seconds[name])
+    ov = overview(run.path)
+    run.save_json("overview.json", ov)
+    from strokesynth._fs import write_text_atomic
+
+    write_text_atomic(run.file("overview.txt"), ov["text"] + "\n")
+    summary["systems"] = list(cfg.systems)
+    summary["seconds_by_stage"] = seconds
+    summary["seconds"] = round(time.time() - t0, 1)
+    summary["overview"] = [{k: v for k, v in r.items() if k != "per_case"} for r in ov["rows"]]
+    run.save_json("summary.json", summary)
+    run.save_json("readme_numbers.json", demo_numbers(run.path))
+    echo("\n" + ov["text"])
+    html = write_demo_report(run.path)
+    echo(f"report: {html}")
+    log.info("demo finished in %.1f s", summary["seconds"])
+    return summary
+
+
+def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None = None,
+                  echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Phantom cohort -> ``OUT/data``, perfusion accuracy, integrity check, folds, one loader pass
+    over fold 0 (throughput, an augmented sample). Returns the first part of the summary."""
+    t0 = time.time()
     log = run.logger()
     data_dir = run.file("data")
-    pcfg = PhantomConfig(subjects=subjects, healthy=1, seed=seed)
+    size, seed, subjects = cfg.size, cfg.seed, cfg.subjects
+    pcfg = PhantomConfig(subjects=subjects, healthy=cfg.healthy, seed=seed)
     pcfg.grid.spacing_mm = pcfg.grid.spacing_mm * pcfg.grid.size / size
     pcfg.grid.size = size
     scans = generate_cohort(pcfg, progress=echo)
@@ -87,13 +255,12 @@ def run_demo(
     if not report.ok:
         raise DataError(data_dir, f"integrity check found {len(report.problems)} problem(s)")
 
-    cfg = DataConfig(dataset=str(data_dir), size=(size, size), cache_dir=str(run.file("cache")))
-    folds = min(5, subjects + 1)
-    run.save_config(cfg)
-    cohort = open_cohort(data_dir, require=cfg.modalities + [cfg.label])
-    splits = subject_kfold(cohort.cases, folds, seed)
+    dcfg = DataConfig(dataset=str(data_dir), size=(size, size), cache_dir=str(run.file("cache")))
+    run.save_config(dcfg)
+    cohort = open_cohort(data_dir, require=dcfg.modalities + [dcfg.label])
+    splits = subject_kfold(cohort.cases, cfg.folds, seed)
     splits.save(run.file("splits.json"))
-    train, val = fold_datasets(cohort.cases, cfg, splits, fold=0, seed=seed)
+    train, val = fold_datasets(cohort.cases, dcfg, splits, fold=0, seed=seed)
     train.prepare_cache()
     val.prepare_cache()
 
@@ -112,10 +279,10 @@ def run_demo(
     rate = n_slices / max(time.time() - t1, 1e-9)
     assert first is not None
     k = int(np.argmax(first["label"].flatten(1).sum(1).numpy()))
-    channel_montage(first["image"][k].numpy(), cfg.modalities, run.file("figures", "sample.png"),
+    channel_montage(first["image"][k].numpy(), dcfg.modalities, run.file("figures", "sample.png"),
                     label=first["label"][k, 0].numpy(),
                     title=f"{first['case'][k]} z={int(first['z'][k])} (augmented training sample)")
-    summary = {
+    return {
         "phantom": cohort_summary(scans),
         "perfusion": {k: float(np.median([r[k] for r in per_case if r.get(k) is not None]))
                       for k in ("cbf_ratio_normal", "cbv_ratio_normal", "tmax_err_normal_s",
@@ -123,98 +290,69 @@ def run_demo(
                       if any(r.get(k) is not None for r in per_case)},
         "cases": len(cohort),
         "subjects": len(cohort.subjects),
-        "folds": folds,
+        "folds": cfg.folds,
         "fold0_train_slices": len(train),
         "fold0_val_slices": len(val),
-        "channels": cfg.modalities,
-        "input_size": list(cfg.size),
+        "channels": dcfg.modalities,
+        "input_size": list(dcfg.size),
         "train_lesion_fraction": lesion_px / max(total_px, 1),
         "loader_slices_per_s": round(rate, 1),
         "lesion_ml": {c.id: c.lesion_ml for c in report.cases},
-        "seconds": round(time.time() - t0, 2),
-        "run": str(Path(out)),
+        "phantom_seconds": round(time.time() - t0, 2),
+        "run": str(run.path),
     }
-    overrides = [f"dataset={data_dir}", f"folds={folds}", f"seed={seed}",
-                 f"synthesis.data.size=[{size},{size}]", f"segmentation.data.size=[{size},{size}]"]
-    if gan_epochs is not None:
-        overrides.append(f"synthesis.run.epochs={gan_epochs}")
-    if seg_epochs is not None:
-        overrides.append(f"segmentation.run.epochs={seg_epochs}")
-    ctmr = load_ctmr_config("tiny", overrides)
-    echo(f"CT-to-MR cGAN out of fold, then FCN vs FCN-CGAN (PSPNet, focal loss), {folds}-fold "
-         "cross-validation by subject")
-    result = run_ctmr(ctmr, run.file("ctmr"), force=True, echo=echo)
-    summary["synthesis_quality"] = {k: round(v["mean"], 3) for k, v in result["quality"].items()}
-    summary["segmentation"] = {m: {k: round(v["mean"], 3) for k, v in s.items() if k in ("dice", "hd", "avd_ml")}
-                               for m, s in result["segmentation"].items()}
-    summary["empty_scans"] = {m: {k: round(v["mean"], 3) for k, v in s.items()}
-                              for m, s in result["empty_scans"].items()}
-    summary["protocol"] = result["protocol"]
-    summary["paired_dice"] = result["paired_dice"]
-    summary["paired_vs_baseline"] = result["paired_vs_baseline"]
-    summary["seconds"] = round(time.time() - t0, 2)
-    run.save_json("summary.json", summary)
-    run.save_json("readme_numbers.json", demo_numbers(run.path))
-    html = write_demo_report(run.path)
-    echo(f"report: {html}")
-    log.info("demo finished in %.1f s", summary["seconds"])
-    return summary
 
 
 def demo_numbers(run_path: str | os.PathLike) -> dict[str, Any]:
-    """The numbers the README quotes, from a finished demo run (``summary.json``, ``ctmr/table.json``,
-    ``ctmr/metrics/quality.json``), rounded as quoted."""
+    """The numbers the README quotes, from a finished demo run (``summary.json`` and
+    ``overview.json``), rounded as quoted."""
     run = RunDir(run_path)
     summary = run.load_json("summary.json")
-    tab = run.load_json("ctmr/table.json")
-    quality = run.load_json("ctmr/metrics/quality.json")["overall"]
-    methods = list(tab["lesion"])
-    base = next(m for m in methods if m.startswith("baseline"))
-    fcn, cgan = (m for m in methods if m != base)
-    out: dict[str, Any] = {"seconds": round(float(summary["seconds"])), "lesion_scans": tab["scans"]["lesion"],
-                           "empty_scans": tab["scans"]["empty"], "protocol": tab["protocol"]}
-    for key, m in (("fcn", fcn), ("fcn_cgan", cgan), ("baseline", base)):
-        d = tab["lesion"][m]["dice"]
-        out[f"{key}_dice"] = [round(d["mean"], 3), round(d["sd"], 3)]
-        out[f"{key}_hd95"] = round(tab["lesion"][m]["hd95"]["mean"], 1) if "hd95" in tab["lesion"][m] else None
-        out[f"{key}_fp_ml"] = round(tab["empty"][m]["fp_ml"]["mean"], 2) if tab["scans"]["empty"] else None
-        out[f"{key}_empty_ok"] = tab["empty"][m]["empty_ok"]["mean"] if tab["scans"]["empty"] else None
-    for key, p in (("fcn_vs_baseline", tab["paired_vs_baseline"][fcn]),
-                   ("fcn_cgan_vs_baseline", tab["paired_vs_baseline"][cgan]), ("cgan_minus_fcn", tab["paired_dice"])):
-        out[key] = {"diff": round(p["mean_diff"], 3), "better": p["better"], "cases": p["cases"],
-                    "p": float(f"{p['wilcoxon_p']:.2g}")}
-    out["ssim_brain"] = round(quality["ssim_brain"]["mean"], 2)
-    out["contrast_generated"] = round(quality["contrast_generated"]["mean"], 2)
-    out["contrast_real"] = round(quality["contrast_real"]["mean"], 2)
+    rows = run.load_json("overview.json")["rows"]
+
+    def r3(v: float) -> float | None:
+        return None if v is None or v != v else round(float(v), 3)
+
+    out: dict[str, Any] = {"seconds": round(float(summary["seconds"])), "systems": summary["systems"],
+                           "size": summary["input_size"][0], "rows": []}
+    for r in rows:
+        p = r.get("paired")
+        out["rows"].append({
+            "system": r["system"], "method": r["method"], "unit": r["unit"], "n": r["n"],
+            "dice": [r3(r["dice"]["mean"]), r3(r["dice"]["sd"])],
+            "hd95": None if r["hd95"]["mean"] != r["hd95"]["mean"] else round(r["hd95"]["mean"], 1),
+            "vs": None if not p else {"ref": p["vs"], "diff": r3(p["mean_diff"]), "better": p["better"],
+                                      "cases": p["cases"],
+                                      "p": None if p["wilcoxon_p"] != p["wilcoxon_p"] else float(f"{p['wilcoxon_p']:.2g}")},
+        })
+    ctmr = run.file("ctmr", "metrics", "quality.json")
+    if ctmr.is_file():
+        q = run.load_json("ctmr/metrics/quality.json")["overall"]
+        out["contrast_generated"] = round(q["contrast_generated"]["mean"], 2)
+        out["contrast_real"] = round(q["contrast_real"]["mean"], 2)
     return out
 
 
 def demo_paragraph(n: dict[str, Any]) -> str:
     """The README's paragraph of demo results from :func:`demo_numbers` (a test keeps them equal)."""
-    def dice(key: str) -> str:
-        return f"{n[key][0]:.3f} ± {n[key][1]:.3f}"
-
-    def paired(key: str, name: str) -> str:
-        p = n[key]
-        return f"{p['diff']:+.3f} ({name}, better on {p['better']} of {p['cases']} scans, Wilcoxon p = {p['p']:g})"
-
-    text = (f"On the {n['lesion_scans']} held-out scans **with a lesion**, Dice was {dice('fcn_dice')} for FCN, "
-            f"{dice('fcn_cgan_dice')} for FCN-CGAN and {dice('baseline_dice')} for the CBF-threshold baseline: "
-            f"{paired('fcn_vs_baseline', 'FCN')} and {paired('fcn_cgan_vs_baseline', 'FCN-CGAN')} over the baseline "
-            f"on the same scans. FCN-CGAN minus FCN: {n['cgan_minus_fcn']['diff']:+.3f} "
-            f"(p = {n['cgan_minus_fcn']['p']:g}).")
-    if n.get("fcn_hd95") is not None:
-        text += (f" HD95: {n['fcn_hd95']:.1f} mm (FCN), {n['fcn_cgan_hd95']:.1f} mm (FCN-CGAN), "
-                 f"{n['baseline_hd95']:.1f} mm (baseline).")
-    if n["empty_scans"]:
-        text += (f" On the {n['empty_scans']} lesion-free scans the false-positive volume was {n['fcn_fp_ml']:.2f} ml "
-                 f"(FCN), {n['fcn_cgan_fp_ml']:.2f} ml (FCN-CGAN) and {n['baseline_fp_ml']:.2f} ml (baseline); share "
-                 f"predicted empty {n['fcn_empty_ok']:.2f}, {n['fcn_cgan_empty_ok']:.2f} and {n['baseline_empty_ok']:.2f}.")
-    text += (f" The tiny cGAN reproduces the anatomy (SSIM {n['ssim_brain']:.2f} in the brain); lesion-to-brain "
-             f"intensity of the generated DWI {n['contrast_generated']:.2f} against {n['contrast_real']:.2f} for the "
-             f"simulated DWI ({100 * n['contrast_generated'] / n['contrast_real']:.0f} %). The demo took "
-             f"{n['seconds'] // 60} min {n['seconds'] % 60} s.")
-    return text
+    parts = []
+    for r in n["rows"]:
+        d = r["dice"]
+        text = f"{r['method']} ({r['system']}): Dice {d[0]:.3f}" + (f" ± {d[1]:.3f}" if d[1] is not None else "")
+        text += f" on {r['n']} {r['unit']}s"
+        if r["vs"]:
+            v = r["vs"]
+            pv = "n/a" if v["p"] is None else f"{v['p']:g}"
+            text += (f", {v['diff']:+.3f} against {v['ref']} on the same ones (better on {v['better']} of "
+                     f"{v['cases']}, Wilcoxon p = {pv})")
+        parts.append(text)
+    out = "Held-out results, lesion units only: " + "; ".join(parts) + "."
+    if "contrast_generated" in n:
+        out += (f" Lesion-to-brain intensity of the cGAN's generated DWI: {n['contrast_generated']:.2f} against "
+                f"{n['contrast_real']:.2f} for the simulated DWI "
+                f"({100 * n['contrast_generated'] / n['contrast_real']:.0f} %).")
+    out += f" The demo took {n['seconds'] // 60} min {n['seconds'] % 60} s at {n['size']} px."
+    return out
 
 
 def invalid_columns(info: dict[str, Any]) -> dict[str, float]:
@@ -224,10 +362,11 @@ def invalid_columns(info: dict[str, Any]) -> dict[str, float]:
 
 
 def write_demo_report(run_path: str | os.PathLike) -> Path:
-    """(Re)write ``RUN/report.html`` of a demo run from what the run folder holds."""
+    """(Re)write ``RUN/report.html`` of a demo run from what the run folder holds: the overview
+    table, the cohort and perfusion sections, then each system's own sections."""
     run = RunDir(run_path)
-    if not run.file("summary.json").is_file() or not run.file("ctmr", "config.yaml").is_file():
-        raise DataError(run.path, "not a finished demo run (needs summary.json and ctmr/)")
+    if not run.file("summary.json").is_file() or not run.file("overview.json").is_file():
+        raise DataError(run.path, "not a finished demo run (needs summary.json and overview.json)")
     summary = run.load_json("summary.json")
     accuracy = run.load_json("perfusion_accuracy.json")
     phantom = run.load_json("data/groundtruth/phantom.json")
@@ -235,28 +374,72 @@ def write_demo_report(run_path: str | os.PathLike) -> Path:
     for row in accuracy["per_case"]:  # runs made before the column existed get it from phantom.json
         row.update(invalid.get(row["case"], {}))
     first_case = sorted(summary.get("lesion_ml") or {"case_1": 0})[0]
-    return write_ctmr_report(run.file("ctmr"), run.file("report.html"), title="strokesynth demo: digital stroke "
-                             "phantom → perfusion → CT-to-MR cGAN → FCN vs FCN-CGAN",
-                             before=_demo_sections(run, summary, accuracy["per_case"], accuracy["curves"], first_case),
-                             intro=_intro(summary))
+    rows = run.load_json("overview.json")["rows"]
+    sections = [("overview", "Overview: every system on held-out data", _overview_html(rows, summary))]
+    sections += _demo_sections(run, summary, accuracy["per_case"], accuracy["curves"], first_case)
+    sections += system_sections(run)
+    return write_page(run.file("report.html"), "strokesynth demo: five systems on the digital stroke phantom",
+                      sections, _intro(summary))
+
+
+def system_sections(run: RunDir) -> list[Section]:
+    """Each system's report sections (anchors prefixed by the system), with a link to its own
+    ``report.html``; systems the run did not include are left out."""
+    from strokesynth.report.ctmr import ctmr_sections
+    from strokesynth.report.labelmap import labelmap_sections
+    from strokesynth.report.pseudo_dwi import pseudo_dwi_sections
+    from strokesynth.report.pseudo_healthy import pseudo_healthy_sections
+
+    parts: list[tuple[str, str, Callable[[Path], list[Section]], str]] = [
+        ("ctmr", "1-2. FCN and FCN-CGAN", ctmr_sections, "table.json"),
+        ("pseudo_dwi", "3. Pseudo-DWI + SLNet", pseudo_dwi_sections, "tables.json"),
+        ("labelmap", "4. Label-map augmentation", labelmap_sections, "labelmap_table.json"),
+        ("pseudo_healthy", "5. Pseudo-healthy", pseudo_healthy_sections, "ph_table.json"),
+    ]
+    out: list[Section] = []
+    for folder, name, sections, marker in parts:
+        if not run.file(folder, marker).is_file():
+            continue
+        link = (f"<p class='note'>{esc(name)}: this system's own report is <a href='{folder}/report.html'>"
+                f"{folder}/report.html</a>; its run folder holds the config, splits, checkpoints and per-case "
+                "metrics.</p>")
+        for i, (anchor, heading, inner) in enumerate(sections(run.file(folder))):
+            out.append((f"{folder}-{anchor}", f"{name}: {heading}", (link if i == 0 else "") + inner))
+    if run.file("segmentation", "metrics", "summary.json").is_file():
+        from strokesynth.recipes.cv import format_table
+
+        text = format_table(run.load_json("segmentation/metrics/summary.json"))
+        out.append(("segmentation", "1. FCN: PSPNet + focal loss", f"<pre>{esc(text)}</pre>"))
+    return out
+
+
+def _overview_html(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    header, cells = overview_rows(rows)
+    secs = summary.get("seconds_by_stage", {})
+    timing = ", ".join(f"{esc(k)} {v:.0f} s" for k, v in secs.items())
+    return (table(cells, header)
+            + "<p class='note'>Mean ± sd over held-out units with a lesion; FP ml: predicted volume on lesion-free "
+              "held-out scans or subjects. 'Dice vs reference' is the mean paired difference on the same units, "
+              "how many were better, and a Wilcoxon signed-rank p. CTP rows share one cohort and one set of "
+              "subject-level folds, so they are paired with the CBF &lt; 30 % threshold scan by scan. The label-map "
+              "rows are on the phantom's whole-brain MR studies (held-out subjects; reference: the same 3D U-Net "
+              "without synthetic data); the pseudo-healthy row scores the anomaly map on held-out DWI slices "
+              "(threshold chosen on training slices). Every checkpoint and threshold was chosen on training "
+              "subjects; the networks are tiny CPU variants trained for minutes, so these numbers show that "
+              "each system runs and learns on held-out data, not what it reaches at paper size.</p>"
+            + (f"<p class='note'>Seconds per stage: {timing}.</p>" if timing else ""))
 
 
 def _intro(summary: dict[str, Any]) -> str:
-    seg = summary["segmentation"]
-    cells = "; ".join(f"{esc(m)}: Dice {v['dice']:.3f}" for m, v in seg.items())
-    q = summary["synthesis_quality"]
     return (f"<p>Everything below was computed by <code>strokesynth demo</code> in {summary['seconds']:.0f} s on "
             f"this machine, from a digital stroke phantom of {summary['subjects']} subjects "
-            f"({summary['cases']} scans) at {summary['input_size'][0]} px. Mean Dice over the held-out scans "
-            f"<b>with a lesion</b>: {cells}. Checkpoints were chosen on an inner split of each fold's training "
-            f"subjects (protocol <code>{esc(summary['protocol'])}</code>); the held-out scans chose nothing. "
-            f"Lesion-to-brain intensity of the generated DWI: {q['contrast_generated']:.2f} against "
-            f"{q['contrast_real']:.2f} for the simulated DWI. The networks are the tiny CPU variants.</p>")
+            f"({summary['cases']} scans) at {summary['input_size'][0]} px, {summary['folds']} subject-level folds. "
+            f"Systems: {esc(', '.join(summary.get('systems', [])))}.</p>")
 
 
 def _demo_sections(run: RunDir, summary: dict[str, Any], per_case: list[dict[str, Any]],
                    curves: list[dict[str, Any]], first_case: str) -> list[Section]:
-    """The phantom and perfusion sections that come before the CT-to-MR ones."""
+    """The phantom and perfusion sections that come before the systems' ones."""
     ph = summary["phantom"]
     inner = table(summary_rows(ph), ["cohort", "value"])
     data = run.file("data")

@@ -415,8 +415,9 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
                 a, b = surface_distances(pred, ref, spacing)
                 hd_mean = float((a.max() + b.max()) / 2)
             rvd = (m["pred_ml"] - m["ref_ml"]) / m["ref_ml"]
-            r.update({"dice": m["dice"], "rvd": rvd, "hd": m["hd"], "hd_mean_directed": hd_mean, "assd": m["assd"],
-                      "precision": m["precision"], "recall": m["recall"], "ref_ml": m["ref_ml"]})
+            r.update({"dice": m["dice"], "rvd": rvd, "hd": m["hd"], "hd95": m["hd95"], "hd_mean_directed": hd_mean,
+                      "assd": m["assd"], "precision": m["precision"], "recall": m["recall"], "ref_ml": m["ref_ml"],
+                      "avd_ml": m["avd_ml"]})
         else:
             r["fp_ml"] = m["pred_ml"]
         out.append(r)

@@ -127,6 +127,8 @@ class PseudoDwiRecipeConfig:
     Attributes:
         dataset, layout, folds, seed: the cases and the subject-level splits of every row.
         tables: which of the five tables to run (rows they share are trained once).
+        rows: row labels to keep of those tables (empty: every row); each chosen table keeps its
+            reference row, which the others are compared with.
         system: the base :class:`PseudoDwiConfig` every row changes (the paper's SLNet end to end).
     """
 
@@ -136,6 +138,7 @@ class PseudoDwiRecipeConfig:
     folds: int = 5
     seed: int = 0
     tables: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    rows: list[str] = field(default_factory=list)
     system: PseudoDwiConfig = field(default_factory=PseudoDwiConfig)
 
 
@@ -192,11 +195,17 @@ def row_key(cfg: PseudoDwiConfig) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def selected_rows(tables: Sequence[int]) -> list[Row]:
+def selected_rows(tables: Sequence[int], labels: Sequence[str] = ()) -> list[Row]:
+    """The rows of ``tables``; with ``labels`` only those rows and each table's reference row."""
     bad = sorted(set(tables) - set(TABLE_TITLES))
     if bad or not tables:
         raise ConfigError("tables", f"choose tables among 1-5, got {list(tables)}")
-    return [r for r in ROWS if r.table in set(tables)]
+    rows = [r for r in ROWS if r.table in set(tables)]
+    unknown = sorted(set(labels) - {r.label for r in rows})
+    if unknown:
+        raise ConfigError("rows", f"no row {unknown} in table(s) {list(tables)}; rows there: "
+                                  f"{sorted({r.label for r in rows})}")
+    return [r for r in rows if not labels or r.label in set(labels) or r.reference]
 
 
 def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: Path, label: str,
@@ -256,7 +265,7 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
         cfg.dataset = str(Path(cfg.dataset).resolve())
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
-    rows = selected_rows(cfg.tables)
+    rows = selected_rows(cfg.tables, cfg.rows)
     base = copy.deepcopy(cfg.system)
     base.data.dataset, base.data.layout = cfg.dataset, cfg.layout
     base.run.folds, base.run.seed = cfg.folds, cfg.seed

@@ -301,7 +301,7 @@ def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceB
     h_input = healthiness(judged[les].reshape(int(les.sum()), -1).sum(1), real_px)
     for i, (idx, h) in enumerate(zip(np.flatnonzero(les), h_input, strict=True)):
         out.append({**ids[idx], "row": INPUT_ROW, "lesion": True, "identity": 1.0, "healthiness": float(h),
-                    "lesion_px": int(real_px[i])})
+                    "lesion_px": int(real_px[i]), "f_pre_dice": float(fpre_dice[i])})
     for row in cfg.rows:
         rcfg = row_config(cfg.system, row, contrast, cfg.clip_percentiles)
         folder = base / ROW_KEYS[row]

@@ -64,7 +64,7 @@ def pseudo_dwi_sections(run_path: str | os.PathLike, *, n_cases: int = 3) -> lis
 
     base = cfg.system
     base.data.dataset, base.data.layout, base.run.folds, base.run.seed = cfg.dataset, cfg.layout, cfg.folds, cfg.seed
-    rows = selected_rows(cfg.tables)
+    rows = selected_rows(cfg.tables, cfg.rows)
     ref = next((r for r in rows if r.reference and r.table in (5, 1, 3, 4, 2)), None)
     synth_rows = [r for r in rows if row_config(base, r).generates]
     shown = ref if ref is not None and ref in synth_rows else (synth_rows[0] if synth_rows else None)
