@@ -58,7 +58,7 @@ def test_demo_check_split_convert(capsys, tmp_path):
     numbers = json.loads((tmp_path / "demo/readme_numbers.json").read_text())
     from strokesynth.demo import demo_paragraph
 
-    assert "Held-out results" in demo_paragraph(numbers)
+    assert "| Dice |" in demo_paragraph(numbers)
     code, text, _ = run(capsys, "report", str(tmp_path / "demo"))
     assert code == 0 and "report.html" in text
     assert summary["cases"] >= 4 and summary["fold0_train_slices"] > 0  # 3 stroke + 1 healthy subjects

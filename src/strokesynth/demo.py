@@ -321,6 +321,7 @@ def demo_numbers(run_path: str | os.PathLike) -> dict[str, Any]:
             "system": r["system"], "method": r["method"], "unit": r["unit"], "n": r["n"],
             "dice": [r3(r["dice"]["mean"]), r3(r["dice"]["sd"])],
             "hd95": None if r["hd95"]["mean"] != r["hd95"]["mean"] else round(r["hd95"]["mean"], 1),
+            "avd_ml": None if r["avd_ml"]["mean"] != r["avd_ml"]["mean"] else round(r["avd_ml"]["mean"], 1),
             "vs": None if not p else {"ref": p["vs"], "diff": r3(p["mean_diff"]), "better": p["better"],
                                       "cases": p["cases"],
                                       "p": None if p["wilcoxon_p"] != p["wilcoxon_p"] else float(f"{p['wilcoxon_p']:.2g}")},
@@ -334,25 +335,28 @@ def demo_numbers(run_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def demo_paragraph(n: dict[str, Any]) -> str:
-    """The README's paragraph of demo results from :func:`demo_numbers` (a test keeps them equal)."""
-    parts = []
+    """The README's block of demo results from :func:`demo_numbers`: one Markdown table of the
+    overview and a closing sentence (a test keeps the README equal to it)."""
+    lines = ["| system | method | held-out units with a lesion | Dice | HD95 (mm) | abs. volume error (ml) | "
+             "Dice vs reference, paired |", "|---|---|---|---|---|---|---|"]
     for r in n["rows"]:
         d = r["dice"]
-        text = f"{r['method']} ({r['system']}): Dice {d[0]:.3f}" + (f" ± {d[1]:.3f}" if d[1] is not None else "")
-        text += f" on {r['n']} {r['unit']}s"
+        dice = f"{d[0]:.3f}" + (f" ± {d[1]:.3f}" if d[1] is not None else "")
+        hd = "–" if r["hd95"] is None else f"{r['hd95']:.1f}"
+        avd = "–" if r.get("avd_ml") is None else f"{r['avd_ml']:.1f}"
+        vs = "–"
         if r["vs"]:
             v = r["vs"]
             pv = "n/a" if v["p"] is None else f"{v['p']:g}"
-            text += (f", {v['diff']:+.3f} against {v['ref']} on the same ones (better on {v['better']} of "
-                     f"{v['cases']}, Wilcoxon p = {pv})")
-        parts.append(text)
-    out = "Held-out results, lesion units only: " + "; ".join(parts) + "."
+            vs = f"{v['diff']:+.3f} vs {v['ref']} (better on {v['better']} of {v['cases']}, Wilcoxon p = {pv})"
+        lines.append(f"| {r['system']} | {r['method']} | {r['n']} {r['unit']}s | {dice} | {hd} | {avd} | {vs} |")
+    text = "\n".join(lines) + "\n\n"
     if "contrast_generated" in n:
-        out += (f" Lesion-to-brain intensity of the cGAN's generated DWI: {n['contrast_generated']:.2f} against "
-                f"{n['contrast_real']:.2f} for the simulated DWI "
-                f"({100 * n['contrast_generated'] / n['contrast_real']:.0f} %).")
-    out += f" The demo took {n['seconds'] // 60} min {n['seconds'] % 60} s at {n['size']} px."
-    return out
+        text += (f"Lesion-to-brain intensity of the cGAN's generated DWI: {n['contrast_generated']:.2f} against "
+                 f"{n['contrast_real']:.2f} for the simulated DWI "
+                 f"({100 * n['contrast_generated'] / n['contrast_real']:.0f} %). ")
+    text += f"The demo took {n['seconds'] // 60} min {n['seconds'] % 60} s at {n['size']} px."
+    return text
 
 
 def invalid_columns(info: dict[str, Any]) -> dict[str, float]:
