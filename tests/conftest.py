@@ -123,3 +123,19 @@ def resume_under_random_kills(cmd: list[str], env: dict[str, str], seconds: floa
         assert proc.returncode == 0, proc.stderr.read()[-2000:]
         return kills
     pytest.fail("the resumed run never finished")
+
+
+@pytest.fixture
+def full_mask_lesion_gan(monkeypatch):
+    """The lesion GAN starts from full masks, so that injection into healthy label maps fits after
+    one epoch (its learning is measured by the tiny recipe, not by the tests that use this)."""
+    from strokesynth.systems import lesion_gan
+
+    init = lesion_gan.LesionWGAN.__init__
+
+    def full_masks(self, cfg):
+        init(self, cfg)
+        self.generator.empty_bias = 5.0
+        self.generator.reset_output()
+
+    monkeypatch.setattr(lesion_gan.LesionWGAN, "__init__", full_masks)

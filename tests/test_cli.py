@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from strokesynth.cli import cli
 
 from conftest import run_cli
@@ -28,15 +30,19 @@ def test_every_command_has_help(capsys):
 
 #: the five systems at the smallest budgets that still run every stage (the demo's own budget
 #: takes about 15 minutes; this takes about one)
-SMOKE = ["--subjects", "3", "--size", "48", "--folds", "2", "--gan-epochs", "2", "--seg-epochs", "3",
+SMOKE = ["--subjects", "3", "--size", "48", "--folds", "2", "--gan-epochs", "1", "--seg-epochs", "2",
          "--set", "pseudo-dwi:system.run.epochs=1", "--set", "pseudo-dwi:system.run.steps_per_epoch=2",
-         "--set", "labelmap:phantom.stroke=6", "--set", "labelmap:phantom.healthy=4",
-         "--set", "labelmap:lesion_gan.run.epochs=40", "--set", "labelmap:translation.run.epochs=1",
+         "--set", "labelmap:phantom.stroke=6", "--set", "labelmap:phantom.healthy=4", "--set", "labelmap:phantom.size=32",
+         "--set", "labelmap:phantom.spacing_mm=6.0", "--set", "labelmap:phantom.slices=8",
+         "--set", "labelmap:phantom.slice_mm=20.0", "--set", "labelmap:translation.num_downs=5",
+         "--set", "labelmap:translation.size=32", "--set", "labelmap:segmenter.data.size=[32,32]",
+         "--set", "labelmap:lesion_gan.run.epochs=1", "--set", "labelmap:translation.run.epochs=1",
          "--set", "labelmap:segmenter.run.epochs=1", "--set", "labelmap:segmenter.run.steps_per_epoch=2",
          "--set", "labelmap:n_synthetic=2",
          "--set", "pseudo-healthy:system.run.epochs=1", "--set", "pseudo-healthy:segmentor.run.epochs=1"]
 
 
+@pytest.mark.usefixtures("full_mask_lesion_gan")
 def test_demo_check_split_convert(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), *SMOKE)
     assert code == 0, err

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from strokesynth._fs import write_text_atomic
 from strokesynth.config import save_config
 from strokesynth.data.config import DataConfig, fold_datasets
 from strokesynth.data.splits import subject_kfold
@@ -206,8 +207,6 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
         log.info("%s finished in %.1f s", name, seconds[name])
     ov = overview(run.path)
     run.save_json("overview.json", ov)
-    from strokesynth._fs import write_text_atomic
-
     write_text_atomic(run.file("overview.txt"), ov["text"] + "\n")
     summary["systems"] = list(cfg.systems)
     summary["seconds_by_stage"] = seconds

@@ -11,19 +11,9 @@ from strokesynth.recipes.labelmap_augmentation import CLINICAL, load_recipe_conf
 from conftest import run_cli
 
 
-def _micro(monkeypatch):
-    """A 32x32x8 phantom, 1-epoch networks; the lesion GAN starts from full masks so that injection
-    fits after one epoch (its learning is measured by the tiny recipe, not here)."""
-    from strokesynth.systems import lesion_gan
-
-    init = lesion_gan.LesionWGAN.__init__
-
-    def full_masks(self, cfg):
-        init(self, cfg)
-        self.generator.empty_bias = 5.0
-        self.generator.reset_output()
-
-    monkeypatch.setattr(lesion_gan.LesionWGAN, "__init__", full_masks)
+def _micro():
+    """A 32x32x8 phantom, 1-epoch networks (with the ``full_mask_lesion_gan`` fixture, so that
+    injection fits after one lesion-GAN epoch)."""
     sets = ["phantom.stroke=6", "phantom.healthy=5", "phantom.size=32", "phantom.spacing_mm=6.0", "phantom.slices=8",
             "phantom.slice_mm=20.0", "n_synthetic=2", "finetune_cases=[2]", "fractions=[0.5]", "finetune_epochs=1",
             "translation.num_downs=5", "translation.spade_channels=[8,8,4]", "translation.size=32", "translation.ngf=4",
@@ -36,8 +26,9 @@ def _micro(monkeypatch):
     return load_recipe_config("tiny", sets)
 
 
-def test_recipe_writes_both_tables_figures_and_report(tmp_path, monkeypatch, capsys):
-    cfg = _micro(monkeypatch)
+@pytest.mark.usefixtures("full_mask_lesion_gan")
+def test_recipe_writes_both_tables_figures_and_report(tmp_path, capsys):
+    cfg = _micro()
     out = tmp_path / "run"
     table = run_labelmap_augmentation(cfg, out, echo=lambda s: None)
     rows = list(table["table_I"])
@@ -67,6 +58,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert code == 2 and "g.pt: checkpoint not found" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "recipe", "labelmap-augmentation", "--table", "nosuch", "--out", str(tmp_path / "r"))
     assert code == 2 and "no such label table" in err and not (tmp_path / "r").exists()
+    code, _, err = run_cli(capsys, "recipe", "labelmap-augmentation", "--config", "tiny", "--set", "phantom.stroke=3",
+                           "--set", "phantom.healthy=3", "--set", "phantom.size=48", "--set", "phantom.spacing_mm=4",
+                           "--set", "phantom.slices=8", "--set", "translation.num_downs=4", "--set",
+                           "translation.size=48", "--out", str(tmp_path / "r"))
+    assert code == 2 and "powers of two" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
 
 
 def test_shipped_configs_load():

@@ -251,6 +251,9 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     train_n, test_n = _split(normal, cfg.test_healthy, rng)
     masks = LesionMasks([vols[i] for i in train_s], min_voxels=cfg.lesion_gan.min_voxels, flip=cfg.lesion_gan.flip,
                         where=f"{cfg.dataset} (training stroke subjects)")
+    if any(n < 4 or n & (n - 1) for n in masks.shape):
+        raise DataError(cfg.dataset, f"the lesion GAN needs a grid whose sides are powers of two of at least 4; "
+                                     f"the lesion masks are {tuple(masks.shape)} (translation.size sets x, y)")
     run = RunDir.reopen(out) if resume else RunDir.create(out, force=force)
     if not resume:
         run.save_config(cfg)

@@ -163,8 +163,7 @@ def overview(run_path: str | os.PathLike) -> dict[str, Any]:
     ``text`` (the table as text)."""
     run = Path(run_path)
     rows = _ctp_rows(run) + _labelmap_rows(run) + _pseudo_healthy_rows(run)
-    return {"rows": [{k: v for k, v in r.items() if k != "per_case"} | {"per_case": r["per_case"]} for r in rows],
-            "text": overview_text(rows)}
+    return {"rows": rows, "text": overview_text(rows)}
 
 
 def _cell(s: dict[str, float] | None, digits: int) -> str:
