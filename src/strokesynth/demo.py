@@ -26,6 +26,7 @@ CBF-threshold baseline. Each system writes its own run folder (``OUT/ctmr``,
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -77,6 +78,23 @@ BUDGET: dict[str, list[str]] = {
     "pseudo-healthy": ["contrasts=[dwi]", "rows=['proposed paired']", "folds_to_run=[0]", "system.run.epochs=15",
                        "segmentor.run.epochs=15"],
 }
+
+
+#: system -> its recipe's run function and its report writer ("module:function", imported when run)
+RUNNERS: dict[str, tuple[str, str]] = {
+    "ctmr": ("strokesynth.recipes.ctmr:run_ctmr", "strokesynth.report.ctmr:write_ctmr_report"),
+    "pseudo-dwi": ("strokesynth.recipes.pseudo_dwi:run_pseudo_dwi",
+                   "strokesynth.report.pseudo_dwi:write_pseudo_dwi_report"),
+    "labelmap": ("strokesynth.recipes.labelmap_augmentation:run_labelmap_augmentation",
+                 "strokesynth.report.labelmap:write_labelmap_report"),
+    "pseudo-healthy": ("strokesynth.recipes.pseudo_healthy:run_pseudo_healthy",
+                       "strokesynth.report.pseudo_healthy:write_pseudo_healthy_report"),
+}
+
+
+def _load(spec: str) -> Callable[..., Any]:
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass
@@ -179,30 +197,10 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
 
             _, fcn, _ = configs["ctmr"].resolved()
             run_training(fcn, folder, force=True, echo=echo)
-        elif name == "ctmr":
-            from strokesynth.recipes.ctmr import run_ctmr
-            from strokesynth.report.ctmr import write_ctmr_report
-
-            run_ctmr(configs["ctmr"], folder, force=True, echo=echo)
-            write_ctmr_report(folder)
-        elif name == "pseudo-dwi":
-            from strokesynth.recipes.pseudo_dwi import run_pseudo_dwi
-            from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
-
-            run_pseudo_dwi(configs["pseudo-dwi"], folder, force=True, echo=echo)
-            write_pseudo_dwi_report(folder)
-        elif name == "labelmap":
-            from strokesynth.recipes.labelmap_augmentation import run_labelmap_augmentation
-            from strokesynth.report.labelmap import write_labelmap_report
-
-            run_labelmap_augmentation(configs["labelmap"], folder, force=True, echo=echo)
-            write_labelmap_report(folder)
-        elif name == "pseudo-healthy":
-            from strokesynth.recipes.pseudo_healthy import run_pseudo_healthy
-            from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
-
-            run_pseudo_healthy(configs["pseudo-healthy"], folder, force=True, echo=echo)
-            write_pseudo_healthy_report(folder)
+        else:
+            run_recipe, write_report = (_load(spec) for spec in RUNNERS[name])
+            run_recipe(configs[name], folder, force=True, echo=echo)
+            write_report(folder)
         seconds[name] = round(time.time() - t, 1)
         log.info("%s finished in %.1f s", name, seconds[name])
     ov = overview(run.path)
