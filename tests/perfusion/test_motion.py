@@ -79,3 +79,50 @@ def test_a_frame_that_cannot_be_registered_is_flagged_and_kept(pair):
     assert 20 in report.failed
     assert np.array_equal(out[..., 20], data[..., 20])
     assert report.as_dict()["frames_not_registered"] == report.failed
+
+
+@pytest.fixture(scope="module")
+def maps(pair):
+    from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
+
+    still, moving = pair
+    return {"still": analyze_ctp(still.case["ctp"], PerfusionConfig(motion_correction=True)),
+            "corrected": analyze_ctp(moving.case["ctp"], PerfusionConfig(motion_correction=True)),
+            "uncorrected": analyze_ctp(moving.case["ctp"], PerfusionConfig())}
+
+
+def _regional(result, regions, brain):
+    cbf = result.maps["cbf"].array
+    rcbf = cbf / np.median(cbf[brain])  # relative CBF: independent of the AIF's scale
+    return {name: (rcbf[m].mean(), result.maps["tmax"].array[m].mean(), result.maps["mtt"].array[m].mean())
+            for name, m in regions.items()}
+
+
+def test_corrected_maps_match_the_still_scans(pair, maps):
+    """The tolerance stated in docs/perfusion.md: regional means of relative CBF within 0.05 (tissue)
+    and 0.1 (core), Tmax within 0.5 s (tissue) and 1.5 s (core), tissue MTT within 15 %."""
+    still, _ = pair
+    brain = maps["still"].mask.array > 0
+    core = (still.truth["core"].array > 0) & brain
+    tissue = np.isin(still.truth["anatomy"].array, (2, 3)) & ~core & brain
+    assert core.sum() > 200
+    ref = _regional(maps["still"], {"core": core, "tissue": tissue}, brain)
+    got = _regional(maps["corrected"], {"core": core, "tissue": tissue}, brain)
+    # measured (seed 4, 96 px): tissue rCBF 1.154 vs 1.139, Tmax 1.61 vs 1.61 s, MTT 7.35 vs 6.81 s;
+    # core rCBF 0.583 vs 0.562, Tmax 12.65 vs 12.32 s
+    assert abs(got["tissue"][0] - ref["tissue"][0]) < 0.05
+    assert abs(got["tissue"][1] - ref["tissue"][1]) < 0.5
+    assert abs(got["tissue"][2] / ref["tissue"][2] - 1) < 0.15
+    assert abs(got["core"][0] - ref["core"][0]) < 0.1
+    assert abs(got["core"][1] - ref["core"][1]) < 1.5
+    # without correction the tissue's Tmax is off by 1.6 s (3.25 s) and its relative CBF by 0.10
+    bad = _regional(maps["uncorrected"], {"core": core, "tissue": tissue}, brain)
+    assert abs(bad["tissue"][1] - ref["tissue"][1]) > 1.0 and abs(bad["tissue"][0] - ref["tissue"][0]) > 0.05
+
+
+def test_no_venous_scaling_after_frames_were_moved(maps):
+    assert "venous_scale" in maps["still"].info and "venous_scaling" not in maps["still"].info
+    moved = maps["corrected"].info
+    assert moved["venous_scaling"].startswith("skipped") and "venous_scale" not in moved
+    assert moved["motion"]["frames_resampled"] and maps["corrected"].vof is None
+    assert not maps["still"].info["motion"]["frames_resampled"]

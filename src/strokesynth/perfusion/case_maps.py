@@ -116,6 +116,8 @@ def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KE
             "aif_peak_time_s": round(float(result.info["aif_peak_time_s"]), 3),
             "venous_scale": result.info.get("venous_scale"), "invalid": result.info["invalid"],
             "dt_s": ctp.dt, "frames": int(ctp.shape[3])}
+    if "venous_scaling" in result.info:  # why it was skipped (frames moved by motion correction)
+        info["venous_scaling"] = result.info["venous_scaling"]
     return out, ComputedMaps(todo, cfg.method, seconds, result.mask.array > 0, info)
 
 

@@ -34,6 +34,11 @@ class PerfusionConfig:
         tissue_hu: (low, high) baseline HU range of brain tissue.
         aif_voxels: voxels averaged into the automatic AIF (and VOF).
         venous_scaling: rescale the AIF to the area of the venous output function.
+        vof_after_motion: keep venous scaling when motion correction moved frames (or could not
+            register one). Off by default: the VOF lies on the dural sinuses against the bone,
+            where 0.1-0.3 mm of registration residual makes steps as large as the venous peak
+            (docs/perfusion.md, "Head motion"), so such a scan's AIF is left unscaled and
+            ``info["venous_scaling"]`` says why. Relative CBF, MTT and Tmax do not depend on it.
         bolus_k: K of the bolus-window rule.
         frames: frames of the resampled bolus window (CTA features).
         motion_correction: rigidly register every frame to the first before anything else
@@ -53,6 +58,7 @@ class PerfusionConfig:
     tissue_hu: tuple[float, float] = (-15.0, 100.0)
     aif_voxels: int = 6
     venous_scaling: bool = True
+    vof_after_motion: bool = False
     bolus_k: int = 5
     frames: int = 6
     motion_correction: bool = False
@@ -223,9 +229,11 @@ def analyze_ctp(
         raise DataError(where, f"only {n_t} frames; need at least {2 * cfg.bolus_k + 2}")
     spacing = ctp.spacing
     motion = None
+    moved: list[int] = []
     if cfg.motion_correction:
         data, report = register_frames(data, tuple(spacing[:3]), threads=cfg.threads)
         motion = report.as_dict()
+        moved = sorted(report.resampled + report.failed)
     rough = (data[..., 0] > cfg.tissue_hu[0]) & (data[..., 0] < cfg.tissue_hu[1])
     ts, te = bolus_window(accumulated_curve(data, rough), cfg.bolus_k, where)
     n_base = max(1, ts)
@@ -256,7 +264,10 @@ def analyze_ctp(
             raise DataError(where, f"AIF mask shape {search.shape} does not match the scan {mask.shape}")
         # select from unsmoothed curves: smoothing dilutes the small arteries
         chosen = select_aif(raw, search, dt, n_voxels=cfg.aif_voxels, where=where)
-        if cfg.venous_scaling:
+        if cfg.venous_scaling and moved and not cfg.vof_after_motion:
+            info["venous_scaling"] = (f"skipped: motion correction moved or could not register {len(moved)} "
+                                      "frame(s); a VOF on the sinuses is not readable after that")
+        elif cfg.venous_scaling:
             # the dural sinuses lie at the edge of the brain mask, against the inner table
             near = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 1), bool), iterations=3)
             near &= (baseline > cfg.tissue_hu[0]) & (baseline < cfg.bone_hu)

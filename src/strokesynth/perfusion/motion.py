@@ -28,6 +28,7 @@ class FrameMotion:
     translation_mm: tuple[float, float, float]
     registered: bool
     reason: str = ""
+    resampled: bool = False
 
 
 @dataclass
@@ -40,10 +41,16 @@ class MotionReport:
     def failed(self) -> list[int]:
         return [f.frame for f in self.frames if not f.registered]
 
+    @property
+    def resampled(self) -> list[int]:
+        """Frames moved onto the reference (registered, with motion above the still limits)."""
+        return [f.frame for f in self.frames if f.resampled]
+
     def as_dict(self) -> dict[str, Any]:
         shift = [float(np.linalg.norm(f.translation_mm)) for f in self.frames]
         return {
             "frames_not_registered": self.failed,
+            "frames_resampled": self.resampled,
             "max_translation_mm": round(max(shift, default=0.0), 2),
             "max_rotation_deg": round(max((max(abs(a) for a in f.rotation_deg) for f in self.frames), default=0.0), 2),
             "per_frame": [{"frame": f.frame, "rotation_deg": [round(a, 3) for a in f.rotation_deg],
@@ -140,7 +147,7 @@ def register_frames(data: np.ndarray, spacing: tuple[float, float, float], *, re
             reason = f"transform beyond {max_shift_mm:g} mm / {max_rotation_deg:g} deg"
         elif np.mean((moved - ref) ** 2) > 1.05 * np.mean((data[..., t] - ref) ** 2):
             reason = "registration moved the frame further from the reference"
-        report.frames.append(FrameMotion(t, angles, shift, not reason, reason))
+        report.frames.append(FrameMotion(t, angles, shift, not reason, reason, resampled=not reason))
         if not reason:
             out[..., t] = moved
             previous = euler

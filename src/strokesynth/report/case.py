@@ -34,7 +34,7 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
         prow = [["method", str(perf["method"])], ["frames", f"{perf['frames']} at {perf['dt_s']:g} s"],
                 ["bolus window (frames)", f"{perf['bolus_window'][0]}-{perf['bolus_window'][1]}"],
                 ["AIF peak", f"{fmt(perf['aif_peak_hu'], 0)} HU at {fmt(perf['aif_peak_time_s'], 1)} s"],
-                ["venous scaling of the AIF", fmt(perf.get("venous_scale"), 2)],
+                ["venous scaling of the AIF", perf.get("venous_scaling") or fmt(perf.get("venous_scale"), 2)],
                 ["brain voxels set to 0 (physically impossible)", bad or "–"],
                 ["time", f"{fmt(perf['seconds'], 1)} s"]]
         sections.append(("maps", "Perfusion maps computed from the raw 4D CTP",
