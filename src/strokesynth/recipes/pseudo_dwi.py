@@ -329,7 +329,8 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
         ref = next(r for r in trows if r.reference)
         entries, lines = [], [TABLE_TITLES[t]]
         synth = t in (1, 2)
-        head = ["row".ljust(28)]
+        width = max([28, len(BASELINE)] + [len(r.label) for r in trows])  # labels are never cut
+        head = ["row".ljust(width)]
         if synth:
             head += [h.rjust(14) for h in ("SSIM brain", "PSNR brain", "SSIM lesion", "PSNR lesion",
                                            "contrast", "% of real")]
@@ -346,7 +347,7 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             base_rows = base_rows or [x for x in res["cases"] if x["method"] == BASELINE]
             summ = summaries(res["cases"], configs[r].run.selection) if res["cases"] else None
             e: dict[str, Any] = {"row": r.label, "run": f"rows/{key}", "reference": r.reference}
-            cells = [r.label[:28].ljust(28)]
+            cells = [r.label.ljust(width)]
             if synth:
                 gen = _mean_sd([x["contrast_generated"] for x in q])
                 real = _mean_sd([x["contrast_real"] for x in q])
@@ -372,7 +373,7 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             lines.append("  ".join(cells))
         if base_rows:
             bs = summarize([x for x in base_rows if x["lesion"]], LESION_METRICS)
-            lines.append("  ".join([BASELINE[:28].ljust(28)] + ([" " * 14] * 6 if synth else [])
+            lines.append("  ".join([BASELINE.ljust(width)] + ([" " * 14] * 6 if synth else [])
                                    + [_fmt(bs["dice"]).rjust(14), _fmt(bs["hd"], 1).rjust(14), _fmt(bs["rve"]).rjust(14)]))
         # paired comparisons: each row against the table's reference row, and against the baseline
         ref_key = row_key(configs[ref])
