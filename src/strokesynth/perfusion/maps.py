@@ -38,7 +38,7 @@ class PerfusionConfig:
             register one). Off by default: the VOF lies on the dural sinuses against the bone,
             where 0.1-0.3 mm of registration residual makes steps as large as the venous peak
             (docs/perfusion.md, "Head motion"), so such a scan's AIF is left unscaled and
-            ``info["venous_scaling"]`` says why. Relative CBF, MTT and Tmax do not depend on it.
+            ``info["venous_scaling"]`` says why. Relative CBF, MTT and Tmax hardly depend on it.
         bolus_k: K of the bolus-window rule.
         frames: frames of the resampled bolus window (CTA features).
         motion_correction: rigidly register every frame to the first before anything else
