@@ -98,31 +98,43 @@ def trained(tmp_path_factory, tiny_phantom):
     return root, full, raw
 
 
-def resume_under_random_kills(cmd: list[str], env: dict[str, str], seconds: float, rng, low: float = 0.2,
-                              high: float = 0.6, tries: int = 20) -> int:
-    """Run the resume command ``cmd`` and kill -9 it at a random moment until one finishes; returns the kills.
+def resume_under_random_kills(cmd: list[str], env: dict[str, str], seconds: float, rng, run: Path,
+                              low: float = 0.2, high: float = 0.6, tries: int = 20) -> int:
+    """Run the resume command ``cmd`` (which resumes ``run``) and kill -9 it at a random moment until
+    one finishes; returns the kills, at least one.
 
     Each try waits ``uniform(low, high) * seconds`` (``seconds``: the uninterrupted run's time),
-    growing 1.3x per try: a resume that only has the final evaluation left costs a start-up plus
-    that evaluation, which can exceed any fixed fraction of the straight run on a loaded machine
-    (seen once: 20 kills in a row and "never finished").
+    growing 1.3x per try once a kill has landed: a resume that only has the final evaluation left
+    costs a start-up plus that evaluation, which can exceed any fixed fraction of the straight run
+    on a loaded machine (seen once: 20 kills in a row and "never finished"). The other way round, when
+    the load drops after the straight run was timed, the first resume can finish before its kill (seen
+    once beside a CPU-heavy job: no random kill at all); then ``run`` is put back as it was before the
+    try and the wait halved, so every call kills at least once.
     """
+    import shutil
     import signal
     import subprocess
 
-    kills = 0
+    snapshot = run.with_name(run.name + ".before_random_kills")
+    shutil.copytree(run, snapshot)
+    kills, scale = 0, seconds
     for attempt in range(tries):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(timeout=float(rng.uniform(low, high)) * seconds * 1.3 ** attempt)
+            proc.wait(timeout=float(rng.uniform(low, high)) * scale * (1.3 ** attempt if kills else 1.0))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
             continue
         assert proc.returncode == 0, proc.stderr.read()[-2000:]
-        return kills
-    pytest.fail("the resumed run never finished")
+        if kills:
+            shutil.rmtree(snapshot)
+            return kills
+        shutil.rmtree(run)  # finished before the first kill: start again from the same state, sooner
+        shutil.copytree(snapshot, run)
+        scale /= 2
+    pytest.fail("the resumed run never finished" if kills else "no random kill landed")
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_killed_anywhere_then_resumed_equals_uninterrupted(straight):
         assert proc.returncode == -signal.SIGKILL
         kills += 1
     # then: kill -9 at random moments until a resumed process finishes
-    kills += resume_under_random_kills(_cmd("train", "--resume", "--out", str(run)), ENV, seconds, rng)
+    kills += resume_under_random_kills(_cmd("train", "--resume", "--out", str(run)), ENV, seconds, rng, run)
     assert kills >= 3
     assert _result(run) == _result(root / "straight")
     assert not list(run.rglob(".*.partial*"))  # the temporaries of the killed saves were cleaned up

@@ -96,7 +96,7 @@ def test_recipe_killed_then_resumed_equals_uninterrupted(data, tmp_path, recipe,
     rng = np.random.default_rng(11)
     resume = _cmd("recipe", recipe, "--resume", "--out", str(run))
     if random_kills:  # then at random moments until a resumed process finishes
-        kills += resume_under_random_kills(resume, ENV, seconds, rng, low=0.3)
+        kills += resume_under_random_kills(resume, ENV, seconds, rng, run, low=0.3)
     else:
         proc = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
