@@ -93,5 +93,4 @@ def train(folder: str, epochs: int = 4, amp: str = "none", dist: Dist | None = N
 if __name__ == "__main__":  # under torchrun: python -m torch.distributed.run --nproc_per_node 2 toy_system.py DIR
     d = Dist.from_env("cpu")
     result = train(sys.argv[1], dist=d)
-    if d.world > 1:
-        torch.distributed.destroy_process_group()
+    d.close()

@@ -78,6 +78,18 @@ class Dist:
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         return cls(int(os.environ.get("RANK", "0")), world)
 
+    def close(self) -> None:
+        """Leave the process group: wait for every rank, then destroy it (no-op for one process).
+
+        Without the barrier a rank with no rank-0 work left tears the group down while rank 0 still
+        saves; under gloo that rank was seen to abort (SIGABRT) and take the run down with it.
+        """
+        import torch.distributed as dist
+
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
 
 class System:
     """Base class of trainable systems (see the module docstring).

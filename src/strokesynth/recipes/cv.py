@@ -161,9 +161,7 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
         echo(f"fold {fold}: {res['train_cases']} training, {res['select_cases']} selection, {res['test_cases']} "
              f"held-out case(s); kept epoch {res['best_epoch']}{best} ({res['epochs']} epoch(s)"
              f"{', stopped early' if res['stopped_early'] else ''})")
-    if dist.world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    dist.close()
     if not dist.main:
         return {}
     run.save_table("metrics/folds.csv", fold_results)
