@@ -464,7 +464,11 @@ class PseudoDwi(System):
         out = {"val_mae": mean(l1), "val_contrast_generated": mean(gen_c), "val_contrast_real": mean(real_c),
                "val_ssim_lesion": mean(ssim_l)}
         if cfg.segments:
-            out.update(val_dice=mean(lesion_dice), val_fp_ml=mean(fp_ml))
+            # ``subsequent``: before Φs's own stage the segmenter is its random init, whose
+            # lesion-everywhere output scores a Dice of about the lesion's share and would win the
+            # selection over a trained Φs; those epochs report no Dice and cannot be kept
+            untrained = cfg.mode == "subsequent" and self.stage != 2
+            out.update(val_dice=nan if untrained else mean(lesion_dice), val_fp_ml=nan if untrained else mean(fp_ml))
         return out
 
 
