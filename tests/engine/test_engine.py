@@ -168,7 +168,7 @@ def test_tiny_pspnet_beats_the_cbf_threshold_baseline(tmp_path):
     tc.run.folds = 4
     summary = run_training(tc, tmp_path / "run", echo=lambda s: None)
     ours, base = summary["overall"]["pspnet"]["dice"]["mean"], summary["overall"][BASELINE]["dice"]["mean"]
-    assert ours > base + 0.1, (ours, base)  # measured: 0.46 against 0.22 (40 epochs)
+    assert ours > base + 0.1, (ours, base)  # measured 2026-12-02 (AVX-512 EPYC): 0.332 against 0.129
 
 
 def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
