@@ -149,5 +149,7 @@ def full_mask_lesion_gan(monkeypatch):
         init(self, cfg)
         self.generator.empty_bias = 5.0
         self.generator.reset_output()
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(self.generator.state_dict())
 
     monkeypatch.setattr(lesion_gan.LesionWGAN, "__init__", full_masks)

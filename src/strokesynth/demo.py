@@ -73,7 +73,7 @@ BUDGET: dict[str, list[str]] = {
     "pseudo-dwi": ["tables=[5]", "rows=['DWI^(o,l,h) end to end']", "system.run.epochs=10",
                    "system.optim.milestones=[8]"],
     "labelmap": ["phantom.stroke=16", "phantom.healthy=10", "phantom.slices=16", "pix2pix_l1=[100.0]",
-                 "models=[pix2pix]", "n_synthetic=12", "finetune_cases=[]", "fractions=[]",
+                 "models=[pix2pix]", "n_synthetic=12", "finetune_cases=[]", "fractions=[]", "seeds=[0]",
                  "translation.run.epochs=4", "segmenter.run.epochs=8"],
     "pseudo-healthy": ["contrasts=[dwi]", "rows=['proposed paired']", "folds_to_run=[0]", "system.run.epochs=15",
                        "segmentor.run.epochs=15"],

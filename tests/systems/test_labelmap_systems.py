@@ -121,6 +121,48 @@ def test_lesion_wgan_updates_the_generator_every_n_critic_steps():
     assert s.shape == (2, *masks.shape) and torch.equal(s, system.sample(2, seed=4))
 
 
+def test_lesion_wgan_averaged_generator_follows_saves_and_samples(tmp_path):
+    vols = [_volume(i, lesion=True) for i in range(3)]
+    masks = LesionMasks(vols)
+    cfg = LesionGANConfig(shape=list(masks.shape), latent=8, generator_channels=[8, 8, 4], critic_channels=[4, 8],
+                          n_critic=1, ema_decay=0.9, run=RunConfig(epochs=2, batch_size=3, selection="last"))
+    with pytest.raises(Exception, match="ema_decay"):
+        LesionGANConfig(ema_decay=1.0)
+    torch.manual_seed(0)
+    system = LesionWGAN(cfg)
+    assert set(system.networks) == {"generator", "critic", "generator_ema"}
+    assert set(system.optimizers) == {"generator", "critic"}
+    assert not any(p.requires_grad for p in system.generator_ema.parameters())
+    rt = Runtime(system)
+    batch = {"mask": torch.stack([masks[i]["mask"] for i in range(3)])}
+    e0 = [p.detach().clone() for p in system.generator_ema.parameters()]
+    system.train_step(batch, rt)
+    # first generator step: decay min(0.9, 1/10) = 0.1, so the average moves 90 % of the way
+    for a0, avg, cur in zip(e0, system.generator_ema.parameters(), system.generator.parameters(), strict=True):
+        torch.testing.assert_close(avg, a0 + 0.9 * (cur - a0))
+    for _ in range(3):
+        system.train_step(batch, rt)
+    assert not all(torch.equal(a, b) for a, b in zip(system.generator_ema.parameters(),
+                                                      system.generator.parameters(), strict=True))
+    # sampling draws from the average: a generator whose output is pushed to "lesion everywhere"
+    # does not change the samples while the average is untouched
+    before = system.sample(2, seed=3)
+    with torch.no_grad():
+        for p in system.generator.parameters():
+            p.add_(1.0)
+    assert torch.equal(before, system.sample(2, seed=3))
+    # checkpoints carry the average and load with weights_only
+    from strokesynth.engine.checkpoint import load_system
+
+    fit(lambda: LesionWGAN(cfg), masks, None, tmp_path / "gan", cfg.run, seed=0)
+    back = load_system(tmp_path / "gan" / "best.pt")
+    assert back.generator_ema is not None
+    ck = torch.load(tmp_path / "gan" / "best.pt", weights_only=True)
+    for k, v in back.generator_ema.state_dict().items():
+        torch.testing.assert_close(v, ck["networks"]["generator_ema"][k])
+    assert torch.equal(back.sample(2, seed=1), back.sample(2, seed=1))
+
+
 def _checkpoints(tmp_path):
     """A 1-epoch translation model and a lesion GAN whose masks cover the grid (so injection fits)."""
     vols = [_volume(i, lesion=True) for i in range(2)]
