@@ -202,7 +202,7 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
     OUT/pseudo_dwi, OUT/labelmap, OUT/pseudo_healthy, each with its config, checkpoints, per-case
     metrics and report.html), OUT/overview.txt/.json (every method on held-out data, paired
     against the CBF-threshold baseline or its reference), OUT/summary.json and OUT/report.html
-    (self-contained, opens offline). About 14 minutes on 2 CPU cores with every system.
+    (self-contained, opens offline). 6 to 14 minutes on 2 CPU cores with every system, depending on the CPU.
     """
     from strokesynth.demo import SYSTEMS, DemoConfig, run_demo
 
