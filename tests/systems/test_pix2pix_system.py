@@ -34,3 +34,40 @@ def test_unknown_generator_is_refused():
 
     with pytest.raises(ValueError, match="generator.name"):
         GeneratorConfig(name="vit")  # type: ignore[arg-type]
+
+
+def test_pix2pix_weight_average_is_kept_saved_resumed_and_synthesizes(tmp_path, toy_cases):
+    from strokesynth.engine.checkpoint import load_system
+    from strokesynth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema_decay"):
+        GANConfig(ema_decay=-0.1)
+    cfg = GANConfig(ema_decay=0.5)
+    cfg.data.size = (32, 32)
+    cfg.generator.ngf, cfg.generator.n_blocks = 4, 1
+    cfg.discriminator.ndf, cfg.discriminator.n_layers = 4, 1
+    cfg.run.epochs, cfg.run.steps_per_epoch, cfg.sample_every = 2, 3, 0
+    train = synthesis_dataset(cfg, toy_cases[:3], with_target=True, train=True)
+    result = fit(lambda: Pix2Pix(cfg), train, None, tmp_path / "run", cfg.run, seed=0)
+    system = result["system"]
+    assert set(system.optimizers) == {"generator", "discriminator"}
+    assert system.generator_steps == 6 and system.synthesis_generator is system.generator_ema
+    # after 6 steps at decay min(0.5, (1+k)/(10+k)) the average differs from the last weights
+    assert not all(torch.equal(a, b) for a, b in zip(system.generator_ema.parameters(),
+                                                      system.generator.parameters(), strict=True))
+    back = load_system(tmp_path / "run" / "best.pt")
+    for a, b in zip(back.generator_ema.parameters(), system.generator_ema.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    g, restored = load_generator(tmp_path / "run" / "best.pt")
+    assert g is not None and restored.ema_decay == 0.5
+    for a, b in zip(g.parameters(), system.generator_ema.parameters(), strict=True):
+        torch.testing.assert_close(a, b)  # synthesis from a checkpoint uses the average
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ck["extra"]["generator_steps"] == 6
+    # a resumed run continues the average and the step count where the killed one stopped
+    cfg.run.epochs = 3
+    resumed = fit(lambda: Pix2Pix(cfg), train, None, tmp_path / "run", cfg.run, seed=0)["system"]
+    straight = fit(lambda: Pix2Pix(cfg), train, None, tmp_path / "straight", cfg.run, seed=0)["system"]
+    assert resumed.generator_steps == straight.generator_steps == 9
+    for a, b in zip(resumed.generator_ema.parameters(), straight.generator_ema.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -7,22 +7,22 @@ gradient penalty (Gulrajani et al., λ = 10); every ``n_critic``-th step also up
 epoch is kept. :meth:`LesionWGAN.sample` draws binary masks (output > 0, i.e. 0.5 in [0, 1] units).
 
 With ``ema_decay`` > 0 (an addition to the paper, off in its config) the system also keeps an
-exponential moving average of the generator's weights (network ``generator_ema``; Yazıcı et al.,
-"The unusual effectiveness of averaging in GAN training", ICLR 2019), updated after every
-generator step, and samples from it. A GAN's last iterate circles around the equilibrium: on the
-tiny phantom the raw generator's volume distribution swung between epochs from indistinguishable
-from the training masks to KS p < 0.001, while the average held still (docs/labelmap.md).
+exponential moving average of the generator's weights (network ``generator_ema``,
+:mod:`strokesynth.engine.averaging`), updated after every generator step, and samples from it.
+A GAN's last iterate circles around the equilibrium: on the tiny phantom the raw generator's
+volume distribution swung between epochs from indistinguishable from the training masks to KS
+p < 0.001, while the average held still (docs/labelmap.md).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from strokesynth.engine.averaging import averaged_copy, update_average
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.system import SYSTEMS, Runtime, System
 from strokesynth.errors import ConfigError
@@ -114,7 +114,7 @@ class LesionWGAN(System):
         self.optim_configs = {k: cfg.optim for k in self.networks}
         self.generator_ema: nn.Module | None = None
         if cfg.ema_decay > 0:
-            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.generator_ema = averaged_copy(self.generator)
             self.networks["generator_ema"] = self.generator_ema
         self.steps = 0
 
@@ -145,17 +145,10 @@ class LesionWGAN(System):
             self._update_ema()
         return out
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        """Move ``generator_ema`` towards the generator (weights and buffers)."""
-        if self.generator_ema is None:
-            return
-        k = self.steps // self.config.n_critic - 1  # generator steps before this one
-        decay = min(self.config.ema_decay, (1 + k) / (10 + k))
-        for avg, cur in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-            avg.lerp_(cur, 1.0 - decay)
-        for avg, cur in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-            avg.copy_(cur)
+        if self.generator_ema is not None:
+            update_average(self.generator_ema, self.generator, self.config.ema_decay,
+                           self.steps // self.config.n_critic - 1)
 
     def extra_state(self) -> dict[str, Any]:
         return {"steps": self.steps}

@@ -7,7 +7,9 @@ target are normalised to [0, 1] by the data layer and mapped to [-1, 1] for the 
 
 The generator is the last one (no monitor): the validation scores (L1 over the brain and inside
 the lesions, and the lesion contrast of the synthesis on the selection cases) are logged, not
-used for any choice.
+used for any choice. With ``ema_decay`` > 0 (not in the paper) the system also keeps a moving
+average of the generator's weights (network ``generator_ema``,
+:mod:`strokesynth.engine.averaging`) and synthesises with it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.datasets import SliceDataset
 from strokesynth.data.normalize import NormSpec, from_signed, to_signed
 from strokesynth.data.volume import Volume
+from strokesynth.engine.averaging import averaged_copy, update_average
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
+from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
 from strokesynth.nets.blocks import init_weights
@@ -101,6 +105,8 @@ class GANConfig:
             ``decay_epochs`` > 0 is pix2pix's decay to 0 over the last epochs.
         run: epochs (200 in the paper), batch size 1 (instance norm), seed, device, amp...
         sample_every: save a real | generated figure every N epochs (0 = never).
+        ema_decay: decay of the moving average of the generator's weights that synthesis uses
+            (0: off, the paper; 0.99 averages over about the last 100 generator steps).
     """
 
     name: str = "ctmr_cgan"
@@ -113,10 +119,13 @@ class GANConfig:
     optim: OptimConfig = field(default_factory=_gan_optim)
     run: RunConfig = field(default_factory=_gan_run)
     sample_every: int = 1
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_MODES:
             raise ValueError(f"gan_loss must be one of {GAN_MODES}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError("ema_decay", f"must lie in [0, 1), got {self.ema_decay}")
 
 
 def synthesis_dataset(cfg: GANConfig, cases: list[Case], *, with_target: bool, train: bool) -> SliceDataset:
@@ -172,7 +181,8 @@ def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversar
 
 @SYSTEMS.register("pix2pix")
 class Pix2Pix(System):
-    """pix2pix (see the module docstring): networks ``generator`` and ``discriminator``."""
+    """pix2pix (see the module docstring): networks ``generator`` and ``discriminator`` (and
+    ``generator_ema``, trained by no optimiser, with ``ema_decay`` > 0)."""
 
     name = "pix2pix"
     config_class = GANConfig
@@ -187,18 +197,31 @@ class Pix2Pix(System):
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.optimizers = {k: make_optimizer(cfg.optim, n.parameters()) for k, n in self.networks.items()}
         self.optim_configs = {k: cfg.optim for k in self.networks}
+        self.generator_ema: torch.nn.Module | None = None
+        if cfg.ema_decay > 0:
+            self.generator_ema = averaged_copy(self.generator)
+            self.networks["generator_ema"] = self.generator_ema
+        self.generator_steps = 0
         self.adversarial = Adversarial(cfg.gan_loss)
+
+    @property
+    def synthesis_generator(self) -> torch.nn.Module:
+        """The generator synthesis uses: the weight average when kept, else the generator."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
         img = to_signed(batch["image"].to(rt.device))
         loss_d, adv, l1 = conditional_gan_step(img[:, :self.n_in], img[:, self.n_in:], rt, self.adversarial,
                                                self.config.lambda_l1)
+        if self.generator_ema is not None:
+            update_average(self.generator_ema, self.generator, self.config.ema_decay, self.generator_steps)
+        self.generator_steps += 1
         return {"loss_d": loss_d, "loss_g_gan": adv, "loss_g_l1": l1 / 2}  # in [0, 1] units, comparable to val_l1
 
     def synthesize(self, dataset: SliceDataset, case_index: int, *, device: str, amp: str) -> torch.Tensor:
         """Generated target of one case, ``(Z, 1, H, W)`` in [0, 1] (target space; dropout noise as configured)."""
-        return case_outputs(_generate(self.generator.eval(), device, amp), dataset, case_index, device=device,
-                            channels=slice(0, self.n_in))
+        return case_outputs(_generate(self.synthesis_generator.eval(), device, amp), dataset, case_index,
+                            device=device, channels=slice(0, self.n_in))
 
     def validate(self, dataset: SliceDataset, rt: Runtime) -> dict[str, float]:
         l1, lesion_l1, gen_c, real_c = [], [], [], []
@@ -220,6 +243,12 @@ class Pix2Pix(System):
                 "val_contrast_generated": float(np.nanmean(gen_c)) if gen_c else nan,
                 "val_contrast_real": float(np.nanmean(real_c)) if real_c else nan}
 
+    def extra_state(self) -> dict[str, Any]:
+        return {"generator_steps": self.generator_steps}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator_steps = int(state.get("generator_steps", 0))
+
     def on_epoch_end(self, epoch: int, folder: Path, val_dataset: SliceDataset | None, rt: Runtime) -> None:
         every, last = self.config.sample_every, self.config.run.epochs
         if val_dataset is None or every <= 0 or (epoch % every and epoch != last):
@@ -227,7 +256,7 @@ class Pix2Pix(System):
         flags = [int(val_dataset.cases[c].label.array[:, :, z].sum()) if val_dataset.cases[c].label is not None else 0
                  for c, z in val_dataset.index]
         item = int(np.argmax(flags))
-        sample_figure(self.generator, val_dataset, item, folder / "samples" / f"epoch_{epoch:03d}.png",
+        sample_figure(self.synthesis_generator, val_dataset, item, folder / "samples" / f"epoch_{epoch:03d}.png",
                       f"epoch {epoch}: selection case {val_dataset.cases[val_dataset.index[item][0]].id} "
                       f"z={val_dataset.index[item][1]}", rt.device)
 
@@ -256,7 +285,7 @@ def load_generator(path: str | Path) -> tuple[ResnetGenerator | UnetGenerator, G
     system = load_system(path)
     if not isinstance(system, Pix2Pix):
         raise TypeError(f"{path} holds a {system.name} system, not pix2pix")
-    return system.generator, system.config
+    return system.synthesis_generator, system.config
 
 
 @torch.no_grad()
