@@ -15,6 +15,14 @@ import copy
 import torch
 from torch import nn
 
+from strokesynth.errors import ConfigError
+
+
+def check_decay(decay: float, key: str = "ema_decay") -> None:
+    """Refuse a decay outside [0, 1) (0 turns the average off) as a config error on ``key``."""
+    if not 0.0 <= decay < 1.0:
+        raise ConfigError(key, f"must lie in [0, 1), got {decay}")
+
 
 def averaged_copy(net: nn.Module) -> nn.Module:
     """A copy of ``net`` that starts at its weights and takes no gradients."""

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from strokesynth.engine.averaging import averaged_copy, update_average
+from strokesynth.engine.averaging import averaged_copy, check_decay, update_average
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.system import SYSTEMS, Runtime, System
 from strokesynth.errors import ConfigError
@@ -88,8 +88,7 @@ class LesionGANConfig:
             raise ConfigError("n_critic", f"must be at least 1, got {self.n_critic}")
         if self.shape and len(self.shape) != 3:
             raise ConfigError("shape", f"a 3D grid (X, Y, Z), got {self.shape}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError("ema_decay", f"must lie in [0, 1), got {self.ema_decay}")
+        check_decay(self.ema_decay)
 
 
 @SYSTEMS.register("lesion_wgan")

@@ -29,11 +29,10 @@ from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.datasets import SliceDataset
 from strokesynth.data.normalize import NormSpec, from_signed, to_signed
 from strokesynth.data.volume import Volume
-from strokesynth.engine.averaging import averaged_copy, update_average
+from strokesynth.engine.averaging import averaged_copy, check_decay, update_average
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
-from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
 from strokesynth.nets.blocks import init_weights
@@ -124,8 +123,7 @@ class GANConfig:
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_MODES:
             raise ValueError(f"gan_loss must be one of {GAN_MODES}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError("ema_decay", f"must lie in [0, 1), got {self.ema_decay}")
+        check_decay(self.ema_decay)
 
 
 def synthesis_dataset(cfg: GANConfig, cases: list[Case], *, with_target: bool, train: bool) -> SliceDataset:
