@@ -71,3 +71,39 @@ def test_pix2pix_weight_average_is_kept_saved_resumed_and_synthesizes(tmp_path, 
     assert resumed.generator_steps == straight.generator_steps == 9
     for a, b in zip(resumed.generator_ema.parameters(), straight.generator_ema.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def _one_step(cfg: GANConfig, batch: dict) -> tuple[dict, list[torch.Tensor]]:
+    from strokesynth.engine.system import Runtime
+
+    torch.manual_seed(0)
+    system = Pix2Pix(cfg)
+    out = system.train_step(batch, Runtime(system))
+    return out, [p.detach().clone() for p in system.generator.parameters()]
+
+
+def test_lesion_weight_multiplies_the_l1_term_on_lesion_pixels_only():
+    from strokesynth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="lesion_weight"):
+        GANConfig(lesion_weight=0.5)
+    cfg = GANConfig()
+    cfg.generator.ngf, cfg.generator.n_blocks = 4, 1
+    cfg.discriminator.ndf, cfg.discriminator.n_layers = 4, 1
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, len(cfg.data.modalities) + 1, 32, 32, generator=g)
+    empty = {"image": image, "label": torch.zeros(2, 1, 32, 32, dtype=torch.long)}
+    full = {"image": image, "label": torch.ones(2, 1, 32, 32, dtype=torch.long)}
+    half = {"image": image, "label": (torch.arange(32) < 16).long().expand(2, 1, 32, 32)}
+    plain, plain_w = _one_step(cfg, half)
+    cfg.lesion_weight = 4.0
+    no_lesion, no_lesion_w = _one_step(cfg, empty)
+    assert no_lesion["loss_g_l1"] == pytest.approx(plain["loss_g_l1"], rel=1e-6)
+    for a, b in zip(no_lesion_w, plain_w, strict=True):  # without a lesion pixel it is plain pix2pix
+        torch.testing.assert_close(a, b)
+    all_lesion, _ = _one_step(cfg, full)
+    assert all_lesion["loss_g_l1"] == pytest.approx(4.0 * plain["loss_g_l1"], rel=1e-5)
+    weighted, weighted_w = _one_step(cfg, half)
+    # half the columns weighted 4: the L1 lies strictly between plain and 4x plain, and the update differs
+    assert plain["loss_g_l1"] < weighted["loss_g_l1"] < 4.0 * plain["loss_g_l1"]
+    assert not all(torch.equal(a, b) for a, b in zip(weighted_w, plain_w, strict=True))

@@ -33,6 +33,7 @@ from strokesynth.engine.averaging import averaged_copy, check_decay, update_aver
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
+from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
 from strokesynth.nets.blocks import init_weights
@@ -100,6 +101,11 @@ class GANConfig:
         target: modality the generator learns (``dwi``).
         gan_loss: ``vanilla`` (BCE, the paper's cGAN), ``lsgan``, ``hinge`` or ``wgan``.
         lambda_l1: weight of the L1 term (100).
+        lesion_weight: weight of the L1 term on lesion pixels of the training slice (1: plain L1,
+            the paper's). Above 1 it is the lesion-weighted pixel loss of the pseudo-DWI paper
+            (SLNet's w-L2, here on L1): a pixel loss's optimum is the median (L1) of what the
+            inputs say about a pixel, so where the CTP maps leave core and penumbra ambiguous the
+            plain loss draws no lesion; weighting the lesion pushes that estimate up (docs/ctmr.md).
         optim: Adam 2e-4 (0.5, 0.999) for both networks; ``linear_decay`` with
             ``decay_epochs`` > 0 is pix2pix's decay to 0 over the last epochs.
         run: epochs (200 in the paper), batch size 1 (instance norm), seed, device, amp...
@@ -115,6 +121,7 @@ class GANConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     gan_loss: Literal["vanilla", "lsgan", "hinge", "wgan"] = "vanilla"
     lambda_l1: float = 100.0
+    lesion_weight: float = 1.0
     optim: OptimConfig = field(default_factory=_gan_optim)
     run: RunConfig = field(default_factory=_gan_run)
     sample_every: int = 1
@@ -123,6 +130,8 @@ class GANConfig:
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_MODES:
             raise ValueError(f"gan_loss must be one of {GAN_MODES}")
+        if not self.lesion_weight >= 1.0:
+            raise ConfigError("lesion_weight", f"must be at least 1 (1: plain L1), got {self.lesion_weight}")
         check_decay(self.ema_decay)
 
 
@@ -149,7 +158,7 @@ def _generate(g: torch.nn.Module, device: str, amp: str):
 
 
 def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversarial: Adversarial,
-                         lambda_l1: float) -> tuple[float, float, float]:
+                         lambda_l1: float, weight: torch.Tensor | None = None) -> tuple[float, float, float]:
     """One pix2pix step (Isola et al.) on networks ``generator`` and ``discriminator`` of ``rt``.
 
     The discriminator sees (condition, target) pairs as real and (condition, generated) as fake in one
@@ -157,6 +166,7 @@ def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversar
 
     Args:
         x: condition ``(B, C, H, W)``; y: target ``(B, 1, H, W)``, both in the generator's [-1, 1] space.
+        weight: optional per-pixel weight of the L1 term, broadcastable to ``y`` (``None``: plain L1).
 
     Returns:
         (discriminator loss, generator adversarial loss, L1 in [-1, 1] units).
@@ -172,7 +182,7 @@ def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversar
     rt.requires_grad("discriminator", False)
     with rt.autocast():
         adv = adversarial.g(rt.net("discriminator")(torch.cat([x, fake], 1)).float())
-    l1 = F.l1_loss(fake.float(), y)
+    l1 = F.l1_loss(fake.float(), y) if weight is None else (weight * (fake.float() - y).abs()).mean()
     rt.step(adv + lambda_l1 * l1, "generator")
     return float(loss_d.detach()), float(adv.detach()), float(l1.detach())
 
@@ -209,8 +219,12 @@ class Pix2Pix(System):
 
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
         img = to_signed(batch["image"].to(rt.device))
+        weight = None
+        if self.config.lesion_weight != 1.0:
+            lesion = (batch["label"].to(rt.device) > 0).float().reshape(img[:, self.n_in:].shape)
+            weight = 1.0 + (self.config.lesion_weight - 1.0) * lesion
         loss_d, adv, l1 = conditional_gan_step(img[:, :self.n_in], img[:, self.n_in:], rt, self.adversarial,
-                                               self.config.lambda_l1)
+                                               self.config.lambda_l1, weight)
         if self.generator_ema is not None:
             update_average(self.generator_ema, self.generator, self.config.ema_decay, self.generator_steps)
         self.generator_steps += 1
