@@ -105,7 +105,10 @@ class GANConfig:
             the paper's). Above 1 it is the lesion-weighted pixel loss of the pseudo-DWI paper
             (SLNet's w-L2, here on L1): a pixel loss's optimum is the median (L1) of what the
             inputs say about a pixel, so where the CTP maps leave core and penumbra ambiguous the
-            plain loss draws no lesion; weighting the lesion pushes that estimate up (docs/ctmr.md).
+            plain loss draws no lesion; weighting the lesion pushes that estimate up. Measured on
+            the demo's cohorts at 20: a brighter lesion, more falsely bright tissue and no gain
+            for FCN-CGAN (docs/ctmr.md), so it is off in every shipped config. The logged
+            ``loss_g_l1`` is then the weighted L1.
         optim: Adam 2e-4 (0.5, 0.999) for both networks; ``linear_decay`` with
             ``decay_epochs`` > 0 is pix2pix's decay to 0 over the last epochs.
         run: epochs (200 in the paper), batch size 1 (instance norm), seed, device, amp...
