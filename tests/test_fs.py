@@ -1,9 +1,11 @@
 """Atomic outputs: one writer per output, stale locks and temporaries of killed runs, the umask."""
 
+import multiprocessing
 import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -18,16 +20,89 @@ def _dead_pid() -> int:
     return int(proc.stdout)
 
 
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from strokesynth._fs import claim_output
+claim_output(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
 def test_second_writer_is_refused_in_one_line(capsys, tmp_path, isles2018_dir):
     dest = tmp_path / "nn"
-    (tmp_path / ".nn.lock").write_text("1\n")  # pid 1 always exists: a live writer
-    code, _, err = run_cli(capsys, "convert", str(isles2018_dir), str(dest), "--to", "plain")
-    assert code == 2 and "another strokesynth process (pid 1)" in err and len(err.strip().splitlines()) == 1
-    assert not dest.exists()
-    (tmp_path / ".nn.lock").write_text(f"{_dead_pid()}\n")  # its process is gone: stale, taken over
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(dest)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli(capsys, "convert", str(isles2018_dir), str(dest), "--to", "plain")
+        assert code == 2 and f"another strokesynth process (pid {holder.pid})" in err
+        assert len(err.strip().splitlines()) == 1 and not dest.exists()
+    finally:
+        holder.kill()  # killed outright: the kernel drops its lock, the file (with its pid) stays
+        holder.wait()
+    assert (tmp_path / ".nn.lock").read_text().split()[0] == str(holder.pid)
     code, _, err = run_cli(capsys, "convert", str(isles2018_dir), str(dest), "--to", "plain")
     assert code == 0, err
     assert dest.is_dir() and not (tmp_path / ".nn.lock").exists()
+
+
+def test_lock_file_without_a_holder_is_no_lock(capsys, tmp_path, isles2018_dir):
+    """Before the lock was a kernel lock, an empty just-created file read as owner -1 and was unlinked
+    as stale under its creator; a file alone (any content) now means nothing."""
+    for content in ("", "1\n", f"{_dead_pid()}\n"):
+        (tmp_path / ".nn.lock").write_text(content)
+        code, _, err = run_cli(capsys, "convert", str(isles2018_dir), str(tmp_path / "nn"), "--to", "plain",
+                               "--force")
+        assert code == 0, err
+
+
+def _racer(dest, barrier, holders, peaks, index):
+    """One racing process: wait at the barrier, try the lock, hold it 50 ms; records the number of
+    holders it saw while holding (0: refused)."""
+    from strokesynth._fs import output_lock
+
+    barrier.wait()
+    peak = 0
+    try:
+        with output_lock(dest):
+            with holders.get_lock():
+                holders.value += 1
+                peak = holders.value
+            time.sleep(0.05)
+            with holders.get_lock():
+                peak = max(peak, holders.value)
+                holders.value -= 1
+    except OutputError:
+        pass
+    peaks[index] = peak
+    os._exit(0)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_racing_writers_never_share_the_lock(tmp_path, stale):
+    """4 processes started together at a barrier, 60 trials each without and with the lock file a
+    killed holder left (120 in all): never two holders at once, and someone always gets it."""
+    ctx = multiprocessing.get_context("fork")
+    racers, trials = 4, 60
+    dead = _dead_pid()
+    single = 0
+    for trial in range(trials):
+        dest = tmp_path / f"out{trial}"
+        if stale:
+            (tmp_path / f".out{trial}.lock").write_text(f"{dead}\n")
+        barrier, holders = ctx.Barrier(racers), ctx.Value("i", 0)
+        peaks = ctx.Array("i", [-1] * racers)
+        procs = [ctx.Process(target=_racer, args=(dest, barrier, holders, peaks, i)) for i in range(racers)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        seen = list(peaks)
+        assert min(seen) >= 0, f"trial {trial}: a racer did not finish {seen}"
+        assert max(seen) == 1, f"trial {trial}: {max(seen)} processes held the lock at once {seen}"
+        single += sum(1 for p in seen if p) == 1
+    assert single >= trials // 2  # the hold outlasts the start spread: mostly one holder per trial
 
 
 def test_lock_is_reentrant_and_released(tmp_path):

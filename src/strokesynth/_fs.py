@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,62 @@ def ensure_writable_dir(path: Path) -> None:
         raise OutputError(path, "output path exists and is not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise OutputError(path, "output folder is not writable")
+
+
+#: The inputs of the running command: (resolved path, how the user named it). Filled by the CLI
+#: (:func:`protect_inputs`) before anything is written; every writer here refuses an output
+#: that is, holds or lies inside one of them.
+_INPUTS: list[tuple[Path, str]] = []
+
+
+def resolve_output(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with every symlink followed (a link to a folder names the folder):
+    the one name under which an output is checked, locked and replaced."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def protect_inputs(inputs: Iterable[tuple[str, str | os.PathLike | None]]) -> None:
+    """Declare the running command's inputs, as (label, path); empty or missing paths are skipped.
+
+    Labels name the option the user gave (``--input``, ``data.dataset``) for the error line."""
+    for label, path in inputs:
+        if path is None or str(path) == "":
+            continue
+        real = resolve_output(path)
+        if real.exists() and all(real != p for p, _ in _INPUTS):
+            _INPUTS.append((real, label))
+
+
+def release_inputs() -> None:
+    """Forget the declared inputs (the CLI calls it when a command ends)."""
+    _INPUTS.clear()
+
+
+def overlap(output: Path, input_: Path) -> str | None:
+    """How the resolved ``output`` touches the resolved ``input_``: ``"is"``, ``"holds"``,
+    ``"lies inside"`` or None."""
+    if output == input_:
+        return "is"
+    if output in input_.parents:
+        return "holds"
+    if input_ in output.parents:
+        return "lies inside"
+    return None
+
+
+def check_output(path: str | os.PathLike, label: str = "output") -> Path:
+    """Refuse an output that is, holds or lies inside a declared input; returns it resolved.
+
+    Raises:
+        OutputError: naming the output and the input, before anything is written.
+    """
+    real = resolve_output(path)
+    for inp, name in _INPUTS:
+        how = overlap(real, inp)
+        if how is not None:
+            raise OutputError(path, f"{label} {how} the input given as {name} ({inp}); an output is never an "
+                                    "input, nor holds or lies inside one: choose another place")
+    return real
 
 
 #: Temporary names: ``.<name>.<pid>.<random>.partial[<suffix>]`` (and ``.old`` for a replaced
@@ -92,6 +149,7 @@ def atomic_file(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     gives a new file; temporaries of killed runs in the folder are removed first.
     """
     path = Path(path)
+    check_output(path)
     ensure_writable_dir(path.parent)
     clean_stale_temporaries(path.parent)
     if suffix is None:
@@ -120,36 +178,68 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+#: Locks this process holds: resolved lock path -> (open file descriptor holding its ``flock``, pid);
+#: a forked child (a data loader worker) inherits the table but never releases its parent's locks.
+_HELD: dict[Path, tuple[int, int]] = {}
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _acquire(dest: Path) -> Path | None:
-    """Take ``.<name>.lock`` next to ``dest``; None if this process holds it already."""
+    """Take ``.<name>.lock`` next to ``dest`` (its path resolved, symlinks followed); None if this
+    process holds it already.
+
+    The lock is an exclusive ``fcntl.flock`` on the file, so taking it is one atomic step of the
+    kernel and a killed holder's lock is released with its process: no stale lock is ever
+    removed by guesswork. The file holds the holder's pid for the message only. Released locks
+    unlink the file; an acquirer that got the lock on a file unlinked meanwhile retries.
+    """
+    dest = resolve_output(dest)
     ensure_writable_dir(dest.parent)
     lock = dest.parent / f".{dest.name}.lock"
-    for _ in range(3):
+    if lock in _HELD:
+        return None
+    for _ in range(50):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text(encoding="utf-8").split()[0])
-            except (OSError, ValueError, IndexError):
-                owner = -1
-            if owner == os.getpid():
-                return None
-            if owner > 0 and pid_alive(owner):
-                raise OutputError(dest, f"another strokesynth process (pid {owner}) is writing this output; "
-                                        "wait for it to finish or stop it") from None
-            with contextlib.suppress(OSError):
-                lock.unlink()  # stale: its process is gone
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666 & ~_umask())
+        except OSError as exc:
+            raise OutputError(dest, f"cannot take the lock {lock} ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            owner = _lock_owner(lock)
+            who = f"pid {owner}" if owner else "pid unknown"
+            raise OutputError(dest, f"another strokesynth process ({who}) is writing this output; "
+                                    "wait for it to finish or stop it") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder released (unlinked) it between our open and flock: take the new file
+            os.close(fd)
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"{os.getpid()}\n")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[lock] = (fd, os.getpid())
         return lock
     raise OutputError(dest, f"cannot take the lock {lock}")
 
 
 def _release(lock: Path) -> None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        if int(lock.read_text(encoding="utf-8").split()[0]) == os.getpid():
-            lock.unlink()
+    held = _HELD.get(lock)
+    if held is None or held[1] != os.getpid():
+        return
+    fd = _HELD.pop(lock)[0]
+    with contextlib.suppress(OSError):
+        lock.unlink()  # while still holding it: whoever opened the old file retries on a new one
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -202,7 +292,7 @@ def _move_into_place(src: Path, dest: Path) -> None:
 
 def staging_dir(dest: str | os.PathLike) -> Path:
     """The folder a :func:`resumable_dir` for ``dest`` stages in (``.<name>.unfinished`` beside it)."""
-    dest = Path(dest)
+    dest = resolve_output(dest)
     return dest.parent / f".{dest.name}.unfinished"
 
 
@@ -221,7 +311,7 @@ def resumable_dir(dest: str | os.PathLike, *, force: bool = False, resume: bool 
         OutputError: as :func:`atomic_dir` (``dest`` exists and is not empty without ``force``,
             another process writes it).
     """
-    dest = Path(dest)
+    dest = check_output(dest)
     if dest.exists() and not dest.is_dir():
         raise OutputError(dest, "output path exists and is not a folder")
     if dest.exists() and not force and any(dest.iterdir()):
@@ -255,7 +345,7 @@ def atomic_dir(dest: str | os.PathLike, *, force: bool = False) -> Iterator[Path
         OutputError: ``dest`` exists and is not empty while ``force`` is false, another process
             writes it, or its parent cannot be written.
     """
-    dest = Path(dest)
+    dest = check_output(dest)
     if dest.exists() and not dest.is_dir():
         raise OutputError(dest, "output path exists and is not a folder")
     if dest.exists() and not force:

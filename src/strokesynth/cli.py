@@ -46,10 +46,83 @@ def _device(device: str | None) -> str | None:
     return device
 
 
+def _guard_run(folder: Path, *inputs: tuple[str, str | Path | None]) -> Path:
+    """Declare the inputs a command took from its config and check its run folder against them
+    and against the inputs given as options, before anything is written. Returns ``folder``."""
+    from strokesynth._fs import check_output, protect_inputs
+
+    protect_inputs(inputs)
+    check_output(folder, "--out")
+    return folder
+
+
 def _split_list(text: str | None) -> list[str] | None:
     if not text:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Role:
+    """Marks a path option as something a command reads (``input``) or writes (``output``)."""
+
+    role = ""
+
+
+class InputPath(_Role, click.Path):
+    """A path the command reads: no output of the command may be it, hold it or lie inside it."""
+
+    role = "input"
+
+
+class OutputPath(_Role, click.Path):
+    """A path the command writes (a folder or a file)."""
+
+    role = "output"
+
+
+class ConfigRef(_Role, click.ParamType):
+    """A recipe's ``--config``: a shipped name or a YAML file (an input when it is a file)."""
+
+    name = "config"
+    role = "input"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        return value
+
+
+IN_PATH = InputPath(path_type=Path)
+OUT_PATH = OutputPath(path_type=Path)
+CONFIG_REF = ConfigRef()
+
+
+class GuardedCommand(click.Command):
+    """A command whose outputs are checked against its inputs before it runs.
+
+    Every value of an :class:`InputPath` (or a :class:`ConfigRef` naming a file) is declared with
+    :func:`strokesynth._fs.protect_inputs`; every :class:`OutputPath` that is, holds or lies
+    inside one of them is refused with one line before anything is written, and the writers of
+    ``_fs`` and ``runs`` refuse it again for outputs a command derives later (``runs/<name>``).
+    """
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        from strokesynth._fs import check_output, protect_inputs
+
+        inputs, outputs = [], []
+        for param in self.params:
+            role = getattr(param.type, "role", "")
+            value = ctx.params.get(param.name)
+            if not role or value is None:
+                continue
+            label = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+            for item in value if isinstance(value, (tuple, list)) else [value]:
+                if role == "input" and (not isinstance(param.type, ConfigRef) or Path(str(item)).is_file()):
+                    inputs.append((label, item))
+                elif role == "output":
+                    outputs.append((label, item))
+        protect_inputs(inputs)
+        for label, item in outputs:
+            check_output(item, label)
+        return super().invoke(ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -63,12 +136,15 @@ def cli() -> None:
     """
 
 
+cli.command_class = GuardedCommand
+
+
 @cli.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset", type=IN_PATH)
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Layout of DATASET; 'auto' detects it.")
 @click.option("--quick", is_flag=True, help="Check headers only (shapes, affines, names); skip reading voxels.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+@click.option("--json", "json_out", type=OUT_PATH, default=None,
               help="Also write the report as JSON to this file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --json file.")
 def check(dataset: Path, layout: str, quick: bool, json_out: Path | None, force: bool) -> None:
@@ -91,8 +167,8 @@ def check(dataset: Path, layout: str, quick: bool, json_out: Path | None, force:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(path_type=Path))
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("source", type=IN_PATH)
+@click.argument("dest", type=OUT_PATH)
 @click.option("--to", "to_layout", type=click.Choice(WRITE_CHOICES), required=True, help="Layout to write.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Layout of SOURCE.")
@@ -127,8 +203,8 @@ def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: s
 
 
 @cli.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON file to write the splits to.")
+@click.argument("dataset", type=IN_PATH)
+@click.option("--out", type=OUT_PATH, required=True, help="JSON file to write the splits to.")
 @click.option("--folds", type=int, default=5, show_default=True, help="Number of folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subject shuffle.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
@@ -150,7 +226,7 @@ def split(dataset: Path, out: Path, folds: int, seed: int, layout: str, force: b
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the data set to.")
+@click.option("--out", type=OUT_PATH, required=True, help="Folder to write the data set to.")
 @click.option("--subjects", type=int, default=6, show_default=True, help="Number of subjects.")
 @click.option("--size", type=int, default=128, show_default=True, help="In-plane matrix size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
@@ -174,7 +250,7 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+@click.option("--out", type=OUT_PATH, default=Path("runs/demo"), show_default=True,
               help="Run folder.")
 @click.option("--systems", default="all", show_default=True, metavar="NAME,...",
               help="Systems to run: segmentation, ctmr, pseudo-dwi, labelmap, pseudo-healthy (comma-separated) "
@@ -185,7 +261,7 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
               help="In-plane matrix of the phantom (field of view kept at 230 mm).")
 @click.option("--folds", type=int, default=3, show_default=True, help="Subject-level folds on the CTP cohort.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The one seed of the run.")
-@click.option("--dro", type=click.Path(path_type=Path), default=None,
+@click.option("--dro", type=IN_PATH, default=None,
               help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
 @click.option("--gan-epochs", type=int, default=None, help="CT-to-MR cGAN epochs per fold [demo budget: 6].")
 @click.option("--seg-epochs", type=int, default=None, help="FCN / FCN-CGAN epochs per fold [demo budget: 14].")
@@ -226,12 +302,12 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the cohort to.")
+@click.option("--out", type=OUT_PATH, required=True, help="Folder to write the cohort to.")
 @click.option("--subjects", type=int, default=None, help="Stroke subjects [config: 8].")
 @click.option("--healthy", type=int, default=None, help="Extra subjects without a stroke [config: 0].")
 @click.option("--seed", type=int, default=None, help="Seed of every random draw [config: 0].")
 @click.option("--size", type=int, default=None, help="In-plane matrix; the field of view is kept [config: 256].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+@click.option("--config", "config_path", type=IN_PATH, default=None,
               help="Phantom YAML (see configs/phantom.yaml).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set grid.slices=[8] (repeatable).")
@@ -297,14 +373,14 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
 
 
 @cli.command()
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the maps.")
+@click.argument("source", type=IN_PATH)
+@click.option("--out", type=OUT_PATH, required=True, help="Folder for the maps.")
 @click.option("--method", type=click.Choice(["osvd", "csvd", "ssvd", "tikhonov"]), default=None,
               help="Deconvolution method [config: osvd].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+@click.option("--config", "config_path", type=IN_PATH, default=None,
               help="Perfusion YAML (fields of PerfusionConfig).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
-@click.option("--aif-mask", type=click.Path(path_type=Path), default=None,
+@click.option("--aif-mask", type=IN_PATH, default=None,
               help="NIfTI mask of voxels to take the AIF from (default: automatic over the brain).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def perfusion(source: Path, out: Path, method: str | None, config_path: Path | None, overrides: tuple[str, ...],
@@ -325,10 +401,10 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
 
 
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+@click.option("--config", "config_path", type=IN_PATH, default=None,
               help="Training YAML (see configs/seg/).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from each fold's last checkpoint.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
 @click.option("--amp", type=click.Choice(["none", "bf16", "fp16"]), default=None, help="Autocast [config: none].")
@@ -356,20 +432,22 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
         cfg.run.amp = amp
     if not cfg.data.dataset:
         raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
-    run_training(cfg, out or Path("runs") / cfg.name, force=force, resume=resume, echo=click.echo)
+    folder = _guard_run(out or Path("runs") / cfg.name, ("data.dataset", cfg.data.dataset),
+                        *(("data.derived", d) for d in cfg.data.derived))
+    run_training(cfg, folder, force=force, resume=resume, echo=click.echo)
 
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path), required=False)
-@click.option("--predictions", "prediction_dirs", multiple=True, type=click.Path(path_type=Path),
+@click.option("--predictions", "prediction_dirs", multiple=True, type=IN_PATH,
               help="A folder of predicted masks made anywhere (nnU-Net CASE.nii.gz, its fold_K/validation/, "
                    "strokesynth CASE/mask.nii.gz); repeat to compare folders, paired.")
-@click.option("--reference", type=click.Path(path_type=Path), default=None,
+@click.option("--reference", type=IN_PATH, default=None,
               help="The data set holding the reference lesion masks (with --predictions).")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Layout of --reference.")
 @click.option("--name", "names", multiple=True, help="A name per --predictions folder for the tables [folder names].")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=OUT_PATH, default=None,
               help="Folder for cases.csv, evaluation.json and table.txt (with --predictions).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Path | None, layout: str,
@@ -401,12 +479,12 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 
 
 @cli.command()
-@click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
+@click.option("--model", "models", multiple=True, required=True, type=IN_PATH,
               help="A run folder, a pseudo-DWI recipe row folder (rows/<row>), a pseudo-healthy model folder or a fold's best.pt "
                    "(repeat to average several models).")
-@click.option("--input", "source", required=True, type=click.Path(path_type=Path),
+@click.option("--input", "source", required=True, type=IN_PATH,
               help="A data set folder, or one case folder of it.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--out", type=OUT_PATH, required=True, help="Output folder.")
 @click.option("--threshold", type=float, default=None, help="Probability threshold [the model's, 0.5].")
 @click.option("--perfusion-method", type=click.Choice(["osvd", "csvd", "ssvd", "tikhonov"]), default="osvd",
               show_default=True, help="Deconvolution for cases that bring a raw 4D CTP but not the maps.")
@@ -487,9 +565,9 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
 
 
 @cli.command()
-@click.option("--model", required=True, type=click.Path(path_type=Path),
+@click.option("--model", required=True, type=IN_PATH,
               help="A run folder (its first fold's kept model), a recipe row folder or a checkpoint (best.pt).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the exported networks.")
+@click.option("--out", type=OUT_PATH, required=True, help="Folder for the exported networks.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["onnx", "torchscript"]),
               help="Repeat for several [both].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
@@ -513,8 +591,8 @@ def export(model: Path, out: Path, formats: tuple[str, ...], force: bool) -> Non
 
 
 @cli.command()
-@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the ensemble's metrics.")
+@click.argument("runs", nargs=-1, type=IN_PATH)
+@click.option("--out", type=OUT_PATH, required=True, help="Folder for the ensemble's metrics.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def ensemble(runs: tuple[Path, ...], out: Path, force: bool) -> None:
     """Evaluate the average of several cross-validation runs (same data and splits) fold by fold.
@@ -533,6 +611,9 @@ def recipe() -> None:
     """Experiments that reproduce a paper's table (`strokesynth recipe list` names them)."""
 
 
+recipe.command_class = GuardedCommand
+
+
 @recipe.command("list")
 def recipe_list() -> None:
     """The registered recipes, one line each."""
@@ -543,8 +624,8 @@ def recipe_list() -> None:
 
 
 @recipe.command("seg-comparison")
-@click.option("--data", "dataset", type=click.Path(path_type=Path), required=True, help="Data set folder.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the runs and the table.")
+@click.option("--data", "dataset", type=IN_PATH, required=True, help="Data set folder.")
+@click.option("--out", type=OUT_PATH, required=True, help="Folder for the runs and the table.")
 @click.option("--paper", is_flag=True, help="Paper-size networks and schedules instead of the tiny CPU variants.")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(_segmenter_names()),
               help="Architectures (repeatable) [all segmentation networks].")
@@ -564,13 +645,13 @@ def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...]
 
 
 @recipe.command("ctmr-cgan")
-@click.option("--config", "config_path", default="tiny", show_default=True,
+@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
               help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Rubin & Abulnaga sizes).")
-@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+@click.option("--data", "dataset", type=IN_PATH, default=None,
               help="Data set folder (needs CT, CBF, CBV, MTT, Tmax, DWI and the lesion) [config: dataset].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set synthesis.run.epochs=50 (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for all three models [config: cpu].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoints.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
@@ -594,20 +675,20 @@ def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...]
         raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
     from strokesynth.report.ctmr import write_ctmr_report
 
-    folder = out or Path("runs") / cfg.name
+    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
     run_ctmr(cfg, folder, force=force, resume=resume, echo=click.echo)
     click.echo(f"report: {write_ctmr_report(folder)}")
 
 
 @recipe.command("pseudo-dwi")
-@click.option("--config", "config_path", default="tiny", show_default=True,
+@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
               help="Experiment YAML, or a shipped name: tiny (CPU, minutes per row) or paper (Wang, Song et al.).")
-@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+@click.option("--data", "dataset", type=IN_PATH, default=None,
               help="Data set folder (needs CBF, CBV, MTT, Tmax, the raw 4D CTP, DWI and the lesion) [config: dataset].")
 @click.option("--tables", default=None, metavar="1,2,...", help="Tables to run, e.g. 1,5 [config: all five].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished rows are kept).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
@@ -635,23 +716,23 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
         cfg.system.run.device = device
     if not resume and not Path(cfg.dataset).is_dir():
         raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
-    folder = out or Path("runs") / cfg.name
+    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
     run_pseudo_dwi(cfg, folder, force=force, resume=resume, echo=click.echo)
     click.echo(f"report: {write_pseudo_dwi_report(folder)}")
 
 
 @recipe.command("pseudo-healthy")
-@click.option("--config", "config_path", default="tiny", show_default=True,
+@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
               help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Xia, Chartsias & Tsaftaris).")
-@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+@click.option("--data", "dataset", type=IN_PATH, default=None,
               help="Data set folder with an MR contrast and lesion masks on one grid [config: the embedded phantom].")
 @click.option("--contrasts", default=None, metavar="flair,dwi", help="MR contrasts, e.g. flair,dwi [config].")
-@click.option("--real-case", type=click.Path(path_type=Path), default=None,
+@click.option("--real-case", type=IN_PATH, default=None,
               help="A real data set to apply the models to as a labelled example [config: ../shared/data/isles22 "
                    "when present].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
@@ -678,22 +759,22 @@ def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None
     cfg = load_recipe_config(config_path, [*overrides, *extra])
     if _device(device) is not None:
         cfg.system.run.device = cfg.segmentor.run.device = device
-    folder = out or Path("runs") / cfg.name
+    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset), ("real_case", cfg.real_case))
     run_pseudo_healthy(cfg, folder, force=force, resume=resume, echo=click.echo)
     click.echo(f"report: {write_pseudo_healthy_report(folder)}")
 
 
 @recipe.command("labelmap-augmentation")
-@click.option("--config", "config_path", default="tiny", show_default=True,
+@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
               help="Experiment YAML, or a shipped name: tiny (CPU) or paper (Platscher, Zopes & Federau).")
-@click.option("--data", "dataset", type=click.Path(path_type=Path), default=None,
+@click.option("--data", "dataset", type=IN_PATH, default=None,
               help="Data set folder with dwi, anatomy and lesion per case; lesion-free cases form the normal "
                    "cohort [config: the embedded phantom's MR studies].")
 @click.option("--table", default=None, help="Label table of the anatomy maps: phantom, freesurfer_to_phantom, "
                                             "freesurfer_aseg or a YAML file [config: phantom].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set lesion_gan.run.epochs=200 (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [runs/<name>].")
+@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
@@ -717,20 +798,20 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
     cfg = load_recipe_config(config_path, [*overrides, *extra])
     if _device(device) is not None:
         cfg.translation.run.device = cfg.lesion_gan.run.device = cfg.segmenter.run.device = device
-    folder = out or Path("runs") / cfg.name
+    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
     run_labelmap_augmentation(cfg, folder, force=force, resume=resume, echo=click.echo)
     click.echo(f"report: {write_labelmap_report(folder)}")
 
 
 @cli.command("synth-db")
-@click.option("--healthy", "healthy", type=click.Path(path_type=Path), required=True,
+@click.option("--healthy", "healthy", type=IN_PATH, required=True,
               help="Data set folder of healthy cases with an anatomy label map each.")
-@click.option("--lesion-gan", "gan", type=click.Path(path_type=Path), required=True,
+@click.option("--lesion-gan", "gan", type=IN_PATH, required=True,
               help="A lesion_wgan checkpoint (e.g. RUN/lesion_gan/best.pt).")
-@click.option("--translator", type=click.Path(path_type=Path), required=True,
+@click.option("--translator", type=IN_PATH, required=True,
               help="A label map -> DWI checkpoint (e.g. RUN/translation/pix2pix/best.pt).")
 @click.option("-n", "n", type=int, default=100, show_default=True, help="Synthetic subjects to write.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Destination data set folder.")
+@click.option("--out", type=OUT_PATH, required=True, help="Destination data set folder.")
 @click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain", show_default=True,
               help="Layout of the written data set.")
 @click.option("--table", default="", help="Label table of the healthy maps [the translation model's].")
@@ -782,7 +863,7 @@ def report(run: Path) -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", default="paper", show_default=True,
+@click.option("--config", "config_path", type=CONFIG_REF, default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
 @click.option("--recipe", "recipe_name",
               type=click.Choice(["ctmr-cgan", "pseudo-dwi", "pseudo-healthy", "labelmap-augmentation"]),
@@ -832,12 +913,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None):
     """The command itself; the locks on its outputs are released when it ends, however it ends."""
-    from strokesynth._fs import release_outputs
+    from strokesynth._fs import release_inputs, release_outputs
 
     try:
         return cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
     finally:
         release_outputs()
+        release_inputs()
 
 
 def _report_error(start: float) -> None:

@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strokesynth._fs import claim_output, ensure_writable_dir, pid_alive, write_json_atomic, write_text_atomic
+from strokesynth._fs import check_output, claim_output, ensure_writable_dir, pid_alive, write_json_atomic, write_text_atomic
 from strokesynth.config import save_config
 from strokesynth.errors import DataError, OutputError
 
@@ -127,8 +127,11 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, force: bool = False) -> RunDir:
-        """Make a fresh run folder; an existing non-empty one needs ``force`` (it is emptied)."""
-        path = Path(path)
+        """Make a fresh run folder; an existing non-empty one needs ``force`` (it is emptied).
+
+        ``path`` is resolved (a symlink names its target) and refused if it is, holds or lies
+        inside an input of the running command (:func:`strokesynth._fs.check_output`)."""
+        path = check_output(path)
         existed = path.is_dir()
         if path.exists():
             if not path.is_dir():
