@@ -269,7 +269,8 @@ def test_perfusion_bad_inputs(capsys, tmp_path):
     assert_user_error(code, err, "mask.nii.gz", "grid")
     code, _, err = run_cli(capsys, "perfusion", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path / "o"))
     assert_user_error(code, err, "missing.nii.gz")
-    code, _, err = run_cli(capsys, "perfusion", str(tmp_path), "--out", str(tmp_path / "o"))
+    (tmp_path / "not_a_case").mkdir()
+    code, _, err = run_cli(capsys, "perfusion", str(tmp_path / "not_a_case"), "--out", str(tmp_path / "o"))
     assert_user_error(code, err, "CT_4DPWI")
 
 

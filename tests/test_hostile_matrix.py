@@ -255,3 +255,93 @@ def test_bad_options(tmp_path, capsys, good, model, args):
     args = [a.format(out=out, good=good, model=model) for a in args]
     code, _, err = run_cli(capsys, *args)
     _assert_clean(code, err, out, None)
+
+
+def _input_overlaps(good: Path, model: Path, tmp: Path) -> dict[str, list[str]]:
+    """(command with --force) whose output is, holds or lies inside one of its inputs."""
+    case = sorted(p for p in good.iterdir() if p.is_dir())[0]
+    cfg_dir = tmp / "configs"
+    cfg_dir.mkdir(exist_ok=True)
+    (cfg_dir / "phantom.yaml").write_text("subjects: 1\n")
+    (cfg_dir / "dro.csv").write_text("x\n")
+    link = tmp / "link_to_data"
+    if not link.exists():
+        link.symlink_to(good)
+    force = "--force"
+    return {
+        "convert-is": ["convert", str(good), str(good), "--to", "plain", force],
+        "convert-inside": ["convert", str(good), str(good / "nn"), "--to", "plain", force],
+        "convert-symlink": ["convert", str(case.parent), str(link), "--to", "plain", force],
+        "split-inside": ["split", str(good), "--out", str(good / "splits.json"), force],
+        "check-json-inside": ["check", str(good), "--json", str(case / "cbf.nii.gz"), force],
+        "train-is": ["train", "--set", f"data.dataset={good}", *TINY, "--out", str(good), force],
+        "train-holds": ["train", "--set", f"data.dataset={case}", *TINY, "--out", str(good), force],
+        "seg-comparison-is": ["recipe", "seg-comparison", "--data", str(good), "--out", str(good), *TINY, force],
+        "ctmr-cgan-is": ["recipe", "ctmr-cgan", "--data", str(good), "--out", str(good), force],
+        "pseudo-dwi-inside": ["recipe", "pseudo-dwi", "--data", str(good), "--out", str(good / "r"), force],
+        "pseudo-healthy-is": ["recipe", "pseudo-healthy", "--data", str(good), "--out", str(good), force],
+        "labelmap-is": ["recipe", "labelmap-augmentation", "--data", str(good), "--out", str(good), force],
+        "predict-holds-input": ["predict", "--model", str(model), "--input", str(case), "--out", str(good), force],
+        "predict-is-model": ["predict", "--model", str(model), "--input", str(good), "--out", str(model), force],
+        "predict-inside-model": ["predict", "--model", str(model), "--input", str(good), "--out",
+                                 str(model / "predictions"), force],
+        "ensemble-is": ["ensemble", str(model), str(model), "--out", str(model), force],
+        "export-is": ["export", "--model", str(model), "--out", str(model), "--format", "torchscript", force],
+        "evaluate-reference": ["evaluate", "--predictions", str(model / "predictions"), "--reference", str(good),
+                               "--out", str(good), force],
+        "evaluate-predictions": ["evaluate", "--predictions", str(model / "predictions"), "--reference", str(good),
+                                 "--out", str(model / "predictions"), force],
+        "perfusion-is": ["perfusion", str(case), "--out", str(case), force],
+        "phantom-config": ["phantom", "--config", str(cfg_dir / "phantom.yaml"), "--out", str(cfg_dir), force],
+        "demo-dro": ["demo", "--dro", str(cfg_dir / "dro.csv"), "--out", str(cfg_dir), force],
+        "synth-db-is": ["synth-db", "--healthy", str(good), "--lesion-gan", str(model / "fold_0" / "best.pt"),
+                        "--translator", str(model / "fold_0" / "best.pt"), "--out", str(good), force],
+    }
+
+
+INPUT_OVERLAPS = ["convert-is", "convert-inside", "convert-symlink", "split-inside", "check-json-inside", "train-is",
+                  "train-holds", "seg-comparison-is", "ctmr-cgan-is", "pseudo-dwi-inside", "pseudo-healthy-is",
+                  "labelmap-is", "predict-holds-input", "predict-is-model", "predict-inside-model", "ensemble-is",
+                  "export-is", "evaluate-reference", "evaluate-predictions", "perfusion-is", "phantom-config",
+                  "demo-dro", "synth-db-is"]
+
+
+@pytest.mark.parametrize("pair", INPUT_OVERLAPS)
+def test_force_never_destroys_an_input(tmp_path, capsys, good, model, pair):
+    """The hostile round's data loss: with --force an output that is, holds or lies inside an input
+    (symlinks followed) is refused in one line before anything is written; every input survives."""
+    args = _input_overlaps(good, model, tmp_path)[pair]
+    before = {p: _snapshot(p) for p in (good, model, tmp_path / "configs")}
+    code, _, err = run_cli(capsys, *args)
+    lines = [line for line in err.strip().splitlines() if line and not line.startswith("note:")]
+    assert code == 2 and len(lines) == 1 and "input" in lines[0] and "Traceback" not in err, err[-1500:]
+    for folder, snap in before.items():
+        assert _snapshot(folder) == snap, f"{folder} changed"
+
+
+def test_force_through_a_symlink_replaces_its_target(tmp_path, capsys, good):
+    """--out LINK --force writes the folder LINK points to: the link stays a link, nothing dangles."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "yesterday.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    code, _, err = run_cli(capsys, "convert", str(good), str(link), "--to", "plain", "--force")
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "strokesynth.json").is_file() and not (real / "yesterday.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_writers_on_a_link_and_its_target_share_one_lock(tmp_path):
+    from strokesynth._fs import _acquire, _release
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    lock = _acquire(tmp_path / "link")
+    try:
+        assert lock == tmp_path.resolve() / ".real.lock"
+        assert _acquire(real) is None  # the same lock, already this process's
+    finally:
+        _release(lock)

@@ -199,6 +199,8 @@ def coerce_array(array: np.ndarray, kind: Kind, where: str) -> np.ndarray:
     """Apply the dtype policy: float32 images, integer labels; reject NaN/Inf and bad labels."""
     if kind == "label":
         return label_array(array, where)
+    if array.dtype.kind not in "iufb":
+        raise DataError(where, f"voxel type {array.dtype} is not supported; images must hold real numbers")
     out = array.astype(np.float32, copy=False)
     if array.dtype.kind not in "iub":  # integers cannot hold NaN/Inf
         _check_finite(out, where)
@@ -227,4 +229,6 @@ def label_array(array: np.ndarray, where: str) -> np.ndarray:
     if array.size and array.min() < 0:
         raise DataError(where, f"label map holds negative values (min {array.min()})")
     top = array.max() if array.size else 0
+    if top > np.iinfo(np.int32).max:
+        raise DataError(where, f"label map holds the value {top}, beyond the largest label {np.iinfo(np.int32).max}")
     return array.astype(np.uint8 if top <= 255 else np.int32, copy=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from pathlib import Path
@@ -18,8 +19,39 @@ from strokesynth.errors import DataError
 _SAVES = [0]
 
 
+#: Key of the SHA-256 over everything else in a checkpoint (see :func:`payload_digest`).
+CHECKSUM_KEY = "sha256"
+
+
+def _feed(digest: Any, node: Any, where: str) -> None:
+    if isinstance(node, torch.Tensor):
+        t = node.detach().cpu().contiguous()
+        digest.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(node, dict):
+        digest.update(f"{where}|dict{len(node)}|".encode())
+        for key in sorted(node, key=lambda k: (type(k).__name__, str(k))):
+            _feed(digest, node[key], f"{where}/{type(key).__name__}:{key}")
+    elif isinstance(node, (list, tuple)):
+        digest.update(f"{where}|{type(node).__name__}{len(node)}|".encode())
+        for i, item in enumerate(node):
+            _feed(digest, item, f"{where}[{i}]")
+    else:
+        digest.update(f"{where}|{type(node).__name__}|{node!r}|".encode())
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's content: every tensor's dtype, shape and bytes and every
+    other value, walked in a fixed order; :data:`CHECKSUM_KEY` itself is left out."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != CHECKSUM_KEY}, "")
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Save tensors, state dicts and plain Python values (no pickled objects) atomically."""
+    """Save tensors, state dicts and plain Python values (no pickled objects) atomically, with
+    the SHA-256 of the content under :data:`CHECKSUM_KEY` (checked by :func:`load_checkpoint`)."""
+    payload = {**payload, CHECKSUM_KEY: payload_digest(payload)}
     with atomic_file(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
         _SAVES[0] += 1
@@ -29,13 +61,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); one-line errors for bad files."""
+    """Load a checkpoint safely (``weights_only=True``) and verify its SHA-256; one-line errors for
+    bad files. Checkpoints written before checksums were stored load unverified."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DataError(path, "checkpoint not found") from None
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files
         raise DataError(path, f"not a readable strokesynth checkpoint ({type(exc).__name__})") from None
+    if isinstance(payload, dict) and CHECKSUM_KEY in payload:
+        if payload_digest(payload) != payload[CHECKSUM_KEY]:
+            raise DataError(path, "checkpoint is corrupt: its content does not match the SHA-256 stored when it "
+                                  "was saved (restore it from a copy or retrain)")
+        payload = {k: v for k, v in payload.items() if k != CHECKSUM_KEY}
+    return payload
 
 
 def check_version(path: str | os.PathLike, saved: str | None, *, required: bool = True) -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+from nibabel.volumeutils import apply_read_scaling, array_from_file
 
 from strokesynth._fs import atomic_file
 from strokesynth.data.volume import Kind, Volume, coerce_array
@@ -34,7 +36,10 @@ from strokesynth.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
-_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError, ImageFileError)
+_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError, ImageFileError, HeaderDataError)
+
+#: Bytes read at a time when a compressed file's stream is verified without keeping it.
+_CHUNK = 1 << 22
 
 _TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 _SPACE_UNIT_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3}
@@ -59,6 +64,11 @@ class NiftiSource:
     Only the header is parsed at construction. ``read`` applies the dtype policy and checks
     that the values are finite; ``read_slab`` reads a z-range, which for uncompressed ``.nii``
     touches only those bytes.
+
+    A ``.nii.gz`` is verified whole the first time its voxels are used: the gzip CRC-32 and
+    length of every member are checked (nibabel alone reads only the bytes it needs, so two
+    flipped bytes in the deflate stream would go unseen). ``read`` does it in the same pass
+    that fills the array; ``read_slab`` streams the file once in 4 MiB chunks first.
     """
 
     def __init__(self, path: Path, image: nib.Nifti1Image, shape: tuple[int, ...], kind: Kind):
@@ -66,6 +76,7 @@ class NiftiSource:
         self._image = image
         self.shape = shape
         self.kind = kind
+        self._verified = not str(path).endswith(".gz")
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
         return coerce_array(np.asarray(raw), self.kind, str(self.path))
@@ -77,11 +88,49 @@ class NiftiSource:
             raise DataError(self.path, f"cannot read voxel data, file truncated or corrupt ({_why(exc)})") from None
         return raw
 
+    def _corrupt(self, exc: BaseException) -> DataError:
+        return DataError(self.path, f"cannot read voxel data, file truncated or corrupt ({_why(exc)})")
+
+    def _read_gz_verified(self) -> np.ndarray:
+        """The whole array of a ``.nii.gz`` in one pass that also checks the gzip CRC and length."""
+        header = self._image.header
+        try:
+            with gzip.open(self.path, "rb") as fh:
+                raw = array_from_file(self._image.shape, header.get_data_dtype(), fh,
+                                      offset=int(self._image.dataobj.offset), order="F", mmap=False)
+                while fh.read(_CHUNK):  # to the end of every member: gzip checks CRC-32 and length there
+                    pass
+            slope, inter = header.get_slope_inter()
+            out = apply_read_scaling(raw, slope, inter)
+        except _READ_ERRORS as exc:
+            raise self._corrupt(exc) from None
+        self._verified = True
+        return out
+
+    def verify(self) -> None:
+        """Stream a ``.nii.gz`` once to check its CRC-32 and length (no-op if done or uncompressed).
+
+        Raises:
+            DataError: the stream is corrupt or truncated.
+        """
+        if self._verified:
+            return
+        try:
+            with gzip.open(self.path, "rb") as fh:
+                while fh.read(_CHUNK):
+                    pass
+        except _READ_ERRORS as exc:
+            raise self._corrupt(exc) from None
+        self._verified = True
+
     def read(self) -> np.ndarray:
+        if not self._verified:
+            return self._finish(np.reshape(self._read_gz_verified(), self.shape))
         raw = self._get(tuple(slice(None) for _ in self._image.shape))
         return self._finish(np.reshape(raw, self.shape))
 
     def read_slab(self, z: slice | int) -> np.ndarray:
+        self.verify()
         extra = len(self._image.shape) - 3
         raw = self._get((slice(None), slice(None), z) + (slice(None),) * extra)
         target = self.shape[:2] + (() if isinstance(z, int) else (np.shape(raw)[2],)) + self.shape[3:]
@@ -137,6 +186,7 @@ def read_volume(
         raise DataError(path, f"expected a {want} volume, got {len(shape)}D of shape {shape}")
     if min(shape) < 1:
         raise DataError(path, f"empty image of shape {shape}")
+    _check_header(path, image)
     _check_size(path, image)
 
     space_unit, time_unit = header.get_xyzt_units()
@@ -160,12 +210,34 @@ def read_volume(
     )
 
 
+def _check_header(path: Path, image: nib.Nifti1Image) -> None:
+    """Refuse what nibabel would read without complaint but wrongly: voxel types strokesynth
+    cannot hold as real numbers (complex, RGB), non-finite scaling, and a single-file image whose
+    voxels would start inside its own header."""
+    header = image.header
+    dtype = header.get_data_dtype()
+    if dtype.kind not in "iufb":
+        what = "complex" if dtype.kind == "c" else "RGB/structured" if dtype.kind == "V" else str(dtype)
+        raise DataError(path, f"voxel type {what} ({dtype}) is not supported; images must hold real numbers")
+    try:
+        header.get_slope_inter()  # NIfTI: a slope of 0 or NaN means no scaling; a valid slope needs a finite intercept
+    except HeaderDataError as exc:
+        raise DataError(path, f"voxel scaling is invalid ({_why(exc)})") from None
+    magic = bytes(header["magic"]) if "magic" in header else b""
+    if magic.startswith((b"n+1", b"n+2")):
+        least = 352 if magic.startswith(b"n+1") else 544
+        offset = int(getattr(image.dataobj, "offset", header["vox_offset"]))  # the header in memory says 0
+        if offset < least:
+            raise DataError(path, f"vox_offset {offset} lies inside the header (a single-file NIfTI's voxels "
+                                  f"start at byte {least} or later)")
+
+
 def _check_size(path: Path, image: nib.Nifti1Image) -> None:
     """Catch a truncated uncompressed ``.nii`` from its size alone (compressed ones fail on read)."""
     if str(path).endswith(".gz"):
         return
     header = image.header
-    need = int(header.get_data_offset()) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+    need = int(image.dataobj.offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
     have = path.stat().st_size
     if have < need:
         raise DataError(path, f"file truncated: {have} bytes, header needs {need}")
@@ -202,7 +274,7 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
     array = volume.array
     dtype = _disk_dtype(volume, array)
     data = array.astype(dtype, copy=False)
-    image = nib.Nifti1Image(data, volume.affine)
+    image = nib.Nifti1Image(data, volume.affine, dtype=dtype)
     header = image.header
     header.set_data_dtype(dtype)
     header.set_sform(volume.affine, code=1)
