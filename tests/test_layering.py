@@ -1,6 +1,6 @@
 """The package order holds: a lower layer never imports a higher one (lazy imports included).
 
-    errors -> _fs -> registry -> config -> runs  ->  data  ->  io  ->  nets, losses, metrics, plots, perfusion
+    errors -> _fs, resources -> registry -> config -> runs  ->  data  ->  io  ->  nets, losses, metrics, plots, perfusion
     ->  phantom  ->  engine  ->  systems  ->  recipes  ->  report  ->  demo, cli
 
 Packages on one level do not import each other either, so there are no cycles between packages.
@@ -14,7 +14,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "strokesynth"
 LAYERS = [
     ("errors",),
-    ("_fs",),
+    ("_fs", "resources"),
     ("registry",),
     ("config",),
     ("runs",),

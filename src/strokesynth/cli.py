@@ -2,7 +2,8 @@
 
 User errors (bad files, bad configs, unwritable outputs) print one line,
 ``error: <where>: <problem>``, and exit with code 2; ``check`` exits with 1 when it finds
-problems. Anything else is a bug and keeps its traceback.
+problems. Anything else is a bug: one line naming it and the file its traceback was saved to,
+exit code 3.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def _guard_run(folder: Path, *inputs: tuple[str, str | Path | None]) -> Path:
     protect_inputs(inputs)
     check_output(folder, "--out")
     return folder
+
+
+def _no_overrides_on_resume(resume: bool, overrides: tuple[str, ...]) -> None:
+    """A resumed run continues with the config saved in its folder: refuse ``--set`` with ``--resume``
+    rather than ignore it."""
+    if resume and overrides:
+        raise ConfigError(f"--set {overrides[0]}", "a resumed run continues with the config saved in its folder; "
+                                                   "--set cannot change it (start a new run, or --force)")
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -176,7 +185,7 @@ def check(dataset: Path, layout: str, quick: bool, json_out: Path | None, force:
               help="Comma-separated modality keys to write (nnU-Net default: the 3D images all cases share).")
 @click.option("--folds", type=int, default=5, show_default=True,
               help="Subject-level folds written as nnU-Net's splits_final.json (--to nnunet).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subject shuffle of --folds.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the subject shuffle of --folds.")
 @click.option("--force", is_flag=True, help="Replace DEST if it exists and is not empty.")
 def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: str | None, folds: int, seed: int,
             force: bool) -> None:
@@ -206,7 +215,7 @@ def convert(source: Path, dest: Path, to_layout: str, layout: str, modalities: s
 @click.argument("dataset", type=IN_PATH)
 @click.option("--out", type=OUT_PATH, required=True, help="JSON file to write the splits to.")
 @click.option("--folds", type=int, default=5, show_default=True, help="Number of folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subject shuffle.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the subject shuffle.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="Layout of DATASET; 'auto' detects it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing splits file.")
@@ -229,7 +238,7 @@ def split(dataset: Path, out: Path, folds: int, seed: int, layout: str, force: b
 @click.option("--out", type=OUT_PATH, required=True, help="Folder to write the data set to.")
 @click.option("--subjects", type=int, default=6, show_default=True, help="Number of subjects.")
 @click.option("--size", type=int, default=128, show_default=True, help="In-plane matrix size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--to", "to_layout", type=click.Choice(WRITE_CHOICES), default="isles2018", show_default=True,
               help="Layout to write.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
@@ -260,7 +269,7 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @click.option("--size", type=int, default=64, show_default=True,
               help="In-plane matrix of the phantom (field of view kept at 230 mm).")
 @click.option("--folds", type=int, default=3, show_default=True, help="Subject-level folds on the CTP cohort.")
-@click.option("--seed", type=int, default=0, show_default=True, help="The one seed of the run.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The one seed of the run.")
 @click.option("--dro", type=IN_PATH, default=None,
               help="OSIPI DSC DRO CSV to add to the perfusion-accuracy report.")
 @click.option("--gan-epochs", type=int, default=None, help="CT-to-MR cGAN epochs per fold [demo budget: 6].")
@@ -294,8 +303,14 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
         per_system.setdefault(system, []).append(rest)
     if dro is not None and not dro.is_file():
         raise ConfigError(dro, "OSIPI DRO file not found")
+    from strokesynth.config import validated
+
     cfg = DemoConfig(systems=chosen, subjects=subjects, size=size, folds=folds, seed=seed, gan_epochs=gan_epochs or 0,
                      seg_epochs=seg_epochs or 0, overrides=per_system)
+    try:
+        cfg = validated(cfg)
+    except ConfigError as exc:  # name the option the user typed
+        raise ConfigError(f"--{(exc.where or 'demo').replace('_', '-')}", exc.problem) from None
     summary = run_demo(cfg, out, force=force, dro=dro, echo=click.echo)
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds_by_stage"].items())
     click.echo(f"done in {summary['seconds']:.0f} s ({stages})")
@@ -305,7 +320,7 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
 @click.option("--out", type=OUT_PATH, required=True, help="Folder to write the cohort to.")
 @click.option("--subjects", type=int, default=None, help="Stroke subjects [config: 8].")
 @click.option("--healthy", type=int, default=None, help="Extra subjects without a stroke [config: 0].")
-@click.option("--seed", type=int, default=None, help="Seed of every random draw [config: 0].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of every random draw [config: 0].")
 @click.option("--size", type=int, default=None, help="In-plane matrix; the field of view is kept [config: 256].")
 @click.option("--config", "config_path", type=IN_PATH, default=None,
               help="Phantom YAML (see configs/phantom.yaml).")
@@ -332,7 +347,7 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     OUT/mr_phantom.json, lesion the last class) and the lesion mask; healthy subjects (--healthy)
     differ in ventricle size among other things.
     """
-    from strokesynth.config import load_config
+    from strokesynth.config import load_config, validated
     from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 
     cfg = load_config(PhantomConfig, config_path, overrides)
@@ -340,12 +355,16 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
         if value is not None:
             setattr(cfg, name, value)
     if size is not None:
-        if size < 16:
-            raise ConfigError("--size", f"need at least 16 pixels, got {size}")
         grid = cfg.mr if mr_study else cfg.grid
         grid.spacing_mm = grid.spacing_mm * grid.size / size
         grid.size = size
-    if cfg.subjects < 0 or cfg.healthy < 0 or cfg.subjects + cfg.healthy < 1:
+    try:
+        cfg = validated(cfg)
+    except ConfigError as exc:  # name the option the user typed
+        option = {"grid.size": "--size", "mr.size": "--size", "subjects": "--subjects", "healthy": "--healthy",
+                  "seed": "--seed"}.get((exc.where or "").split("[")[0], exc.where)
+        raise ConfigError(option, exc.problem) from None
+    if cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError(out, "exists and is not empty (use --force to replace it)")
@@ -422,8 +441,15 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
     from strokesynth.recipes.cv import run_training
     from strokesynth.systems.segmenter import TrainConfig
 
-    if resume and out is not None and (out / "config.yaml").is_file() and config_path is None:
-        cfg = load_config(TrainConfig, out / "config.yaml", overrides)
+    _no_overrides_on_resume(resume, overrides)
+    if resume:
+        if out is None:
+            raise ConfigError("--resume", "give the run folder to continue with --out")
+        if not (out / "config.yaml").is_file():
+            raise ConfigError(out, "no run to resume here (no config.yaml: the run stopped before it wrote one, "
+                                   "or never started); run the same command without --resume")
+    if resume and config_path is None:
+        cfg = load_config(TrainConfig, out / "config.yaml")
     else:
         cfg = load_config(TrainConfig, config_path, overrides)
     if _device(device) is not None:
@@ -665,6 +691,7 @@ def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...]
     without it on the same folds, and writes OUT/table.txt and OUT/report.html.
     """
 
+    _no_overrides_on_resume(resume, overrides)
     from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
 
     extra = [f"dataset={dataset}"] if dataset is not None else []
@@ -702,6 +729,7 @@ def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overr
     needs paired DWI (the public ISLES 2018 release has none): the phantom or your own data.
     """
 
+    _no_overrides_on_resume(resume, overrides)
     from strokesynth.recipes.pseudo_dwi import load_recipe_config, run_pseudo_dwi
     from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
 
@@ -746,6 +774,7 @@ def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None
     apart), the figures and OUT/report.html. Default data: the embedded phantom (FLAIR, DWI).
     """
 
+    _no_overrides_on_resume(resume, overrides)
     from strokesynth.recipes.pseudo_healthy import load_recipe_config, run_pseudo_healthy
     from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
 
@@ -789,6 +818,7 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
     maps (the public ISLES 2018 release has no DWI).
     """
 
+    _no_overrides_on_resume(resume, overrides)
     from strokesynth.recipes.labelmap_augmentation import load_recipe_config, run_labelmap_augmentation
     from strokesynth.report.labelmap import write_labelmap_report
 
@@ -815,7 +845,7 @@ def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | N
 @click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain", show_default=True,
               help="Layout of the written data set.")
 @click.option("--table", default="", help="Label table of the healthy maps [the translation model's].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lesion draws and the synthesis.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the lesion draws and the synthesis.")
 @click.option("--retries", type=int, default=50, show_default=True, help="Lesion draws per subject before giving up.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty OUT.")
@@ -946,6 +976,31 @@ def _report_error(start: float) -> None:
         where = exc.filename or "strokesynth"
         click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
         sys.exit(2)
+    except MemoryError:
+        click.echo("error: out of memory: the data or the settings need more memory than this machine has "
+                   "(a smaller data.size, batch_size or fewer workers)", err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and the traceback in a file, never a screen of frames
+        saved = _save_traceback()
+        text = " ".join(str(exc).split())[:300]
+        click.echo(f"error: unexpected {type(exc).__name__}: {text} (a bug in strokesynth {__version__}; "
+                   f"traceback saved to {saved}; please report it)", err=True)
+        sys.exit(3)
+
+
+def _save_traceback() -> str:
+    """Write the traceback being handled to a file in the temporary folder; returns its path."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"strokesynth-traceback-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                    suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"strokesynth {__version__}\nargv: {sys.argv}\n\n{traceback.format_exc()}")
+        return path
+    except OSError:
+        return "(could not be saved)"
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -27,6 +28,53 @@ from strokesynth._fs import write_text_atomic
 from strokesynth.errors import ConfigError
 
 T = TypeVar("T")
+
+#: Most nodes a YAML document may expand to once its aliases are followed (a config has hundreds;
+#: nested aliases of a few hundred bytes can otherwise expand to billions).
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_nodes(node: yaml.Node, sizes: dict[int, int], path: set[int]) -> int:
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in path:
+        raise ValueError("an alias refers to the node that contains it (a recursive structure)")
+    path.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_nodes(child, sizes, path) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_nodes(k, sizes, path) + _expanded_nodes(v, sizes, path) for k, v in node.value)
+    path.discard(key)
+    sizes[key] = total
+    if total > MAX_YAML_NODES:
+        raise ValueError(f"expands to more than {MAX_YAML_NODES:,} values through its aliases")
+    return total
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with alias expansion bounded: the node graph is composed first (aliases
+    are shared nodes, so this is cheap), its expanded size counted, and only a document of at
+    most :data:`MAX_YAML_NODES` values is constructed.
+
+    Raises:
+        yaml.YAMLError: not valid YAML, or a document that expands too far / refers to itself.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            _expanded_nodes(node, {}, set())
+        except ValueError as exc:
+            raise yaml.YAMLError(str(exc)) from None
+        except RecursionError:
+            raise yaml.YAMLError("nested too deeply") from None
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -82,6 +130,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(where, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -92,6 +142,54 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The declared range of a numeric setting (every number in it, for a list or tuple).
+
+    Attributes:
+        lo, hi: limits (None = unbounded); ``lo_open``/``hi_open`` exclude them.
+        min_len: fewest items of a list setting.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    min_len: int = 0
+
+    def describe(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+
+    def check(self, value: Any, where: str) -> None:
+        """Raise :class:`ConfigError` at ``where`` if ``value`` (or an item of it) is out of range."""
+        if isinstance(value, (list, tuple)):
+            if len(value) < self.min_len:
+                raise ConfigError(where, f"needs at least {self.min_len} value(s), got {len(value)}")
+            for i, item in enumerate(value):
+                self.check(item, f"{where}[{i}]")
+            return
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        low = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
+        high = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
+        if low or high:
+            raise ConfigError(where, f"must be {self.describe()}, got {value!r}")
+
+
+def bounded(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, lo: float | None = None,
+            hi: float | None = None, lo_open: bool = False, hi_open: bool = False, min_len: int = 0) -> Any:
+    """A dataclass field with a declared range, checked whenever a config is resolved
+    (``count: int = bounded(1, lo=1)``; a list: ``bounded(factory=lambda: [8], lo=1, min_len=1)``)."""
+    meta = {"bounds": Bounds(lo, hi, lo_open, hi_open, min_len)}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
 def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
@@ -100,7 +198,11 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
         raise ConfigError(where, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _convert(hints[name], value, f"{where}.{name}" if where else name)
+        at = f"{where}.{name}" if where else name
+        kwargs[name] = _convert(hints[name], value, at)
+        bounds = fields[name].metadata.get("bounds")
+        if bounds is not None:
+            bounds.check(kwargs[name], at)
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -143,7 +245,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         path = Path(path)
         where = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = safe_yaml(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(path, "config file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -161,7 +263,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             raise ConfigError(item, "override must look like key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = safe_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         before = copy.deepcopy(tree)
@@ -181,6 +283,12 @@ def _build_ok(cls: type, tree: dict[str, Any]) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def validated(cfg: T, where: str = "") -> T:
+    """``cfg`` rebuilt from its own values, so every type and declared range is checked again
+    (for a config a caller had to change field by field)."""
+    return _build(type(cfg), to_dict(cfg), where)
 
 
 def from_dict(cls: type[T], tree: dict[str, Any], where: str = "") -> T:

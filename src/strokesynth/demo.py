@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import save_config
+from strokesynth.config import bounded, save_config
 from strokesynth.data.config import DataConfig, fold_datasets
 from strokesynth.data.splits import subject_kfold
 from strokesynth.errors import ConfigError, DataError
@@ -114,13 +114,13 @@ class DemoConfig:
 
     name: str = "demo"
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
-    subjects: int = 8
-    healthy: int = 1
-    size: int = 64
+    subjects: int = bounded(8, lo=1, hi=1000)
+    healthy: int = bounded(1, lo=0, hi=1000)
+    size: int = bounded(64, lo=32, hi=1024)
     folds: int = 3
-    seed: int = 0
-    gan_epochs: int = 0
-    seg_epochs: int = 0
+    seed: int = bounded(0, lo=0, hi=2**63 - 1)
+    gan_epochs: int = bounded(0, lo=0)
+    seg_epochs: int = bounded(0, lo=0)
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

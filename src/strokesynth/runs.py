@@ -37,7 +37,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strokesynth._fs import check_output, claim_output, ensure_writable_dir, pid_alive, write_json_atomic, write_text_atomic
+from strokesynth._fs import (
+    check_output,
+    claim_output,
+    ensure_writable_dir,
+    pid_alive,
+    write_json_atomic,
+    write_text_atomic,
+)
 from strokesynth.config import save_config
 from strokesynth.errors import DataError, OutputError
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from strokesynth.config import bounded
 from strokesynth.data.augment import AugmentConfig
 from strokesynth.data.case import Case
 from strokesynth.data.datasets import SliceDataset, VolumeDataset
@@ -41,14 +42,14 @@ class DataConfig:
     layout: str = "auto"
     modalities: list[str] = field(default_factory=lambda: ["ct", "cbf", "cbv", "mtt", "tmax"])
     label: str = "lesion"
-    size: tuple[int, int] = (256, 256)
+    size: tuple[int, int] = bounded((256, 256), lo=16, hi=4096)
     mode: Literal["pad_crop", "resample"] = "pad_crop"
     normalization: dict[str, NormSpec] = field(default_factory=default_normalization)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_enabled: bool = True
     cache_dir: str = ""
     derived: list[str] = field(default_factory=list)
-    pixel_mm: float = 0.0
+    pixel_mm: float = bounded(0.0, lo=0.0)
 
 
 def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool = False,

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from strokesynth.config import safe_yaml
 from strokesynth.errors import ConfigError, DataError
 
 TABLES = Path(__file__).with_name("label_tables")
@@ -84,7 +85,7 @@ def load_label_table(name_or_path: str | os.PathLike) -> LabelTable:
         names = ", ".join(sorted(p.stem for p in TABLES.glob("*.yaml")))
         raise ConfigError(name_or_path, f"no such label table (shipped: {names}; or a YAML file)")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = safe_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(path, f"not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list) or not isinstance(doc.get("map"), dict):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from strokesynth.config import bounded
 from strokesynth.errors import ConfigError
 
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
@@ -91,21 +92,21 @@ class RunConfig:
         val_every: validate every N epochs (and at the last epoch).
     """
 
-    epochs: int = 200
-    batch_size: int = 8
-    steps_per_epoch: int = 0
-    folds: int = 5
-    folds_to_run: list[int] = field(default_factory=list)
-    seed: int = 0
+    epochs: int = bounded(200, lo=1, hi=1_000_000)
+    batch_size: int = bounded(8, lo=1, hi=65_536)
+    steps_per_epoch: int = bounded(0, lo=0, hi=100_000_000)
+    folds: int = bounded(5, lo=1, hi=1000)
+    folds_to_run: list[int] = bounded(factory=list, lo=0)
+    seed: int = bounded(0, lo=0, hi=2**63 - 1)
     device: str = "cpu"
     amp: Literal["none", "bf16", "fp16"] = "none"
-    num_workers: int = 0
-    threads: int = 0
+    num_workers: int = bounded(0, lo=0, hi=256)
+    threads: int = bounded(0, lo=0, hi=4096)
     selection: Literal["inner", "last", "heldout"] = "inner"
-    inner_fraction: float = 0.2
-    early_stop_patience: int = 0
-    lesion_fraction: float = 0.0
-    val_every: int = 1
+    inner_fraction: float = bounded(0.2, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    early_stop_patience: int = bounded(0, lo=0)
+    lesion_fraction: float = bounded(0.0, lo=0.0, hi=1.0)
+    val_every: int = bounded(1, lo=1)
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -145,15 +146,15 @@ class OptimConfig:
     """
 
     name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    momentum: float = 0.0
+    lr: float = bounded(1e-3, lo=0.0, lo_open=True)
+    betas: tuple[float, float] = bounded((0.9, 0.999), lo=0.0, hi=1.0, hi_open=True)
+    weight_decay: float = bounded(0.0, lo=0.0)
+    momentum: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
     schedule: Literal["constant", "plateau", "linear_decay", "cosine", "step"] = "constant"
-    patience: int = 20
-    factor: float = 0.1
-    decay_epochs: int = 0
-    milestones: list[int] = field(default_factory=list)
+    patience: int = bounded(20, lo=0)
+    factor: float = bounded(0.1, lo=0.0, hi=1.0, lo_open=True)
+    decay_epochs: int = bounded(0, lo=0)
+    milestones: list[int] = bounded(factory=list, lo=0)
 
 
 def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter], lr: float | None = None

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from strokesynth.config import bounded
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
 from strokesynth.perfusion.aif import InputFunction, select_aif, select_vof, venous_scale
@@ -48,21 +49,21 @@ class PerfusionConfig:
     """
 
     method: str = "osvd"
-    kh: float = 0.733
-    rho: float = 1.04
-    threshold: float | None = None
-    oi: float = 0.1
+    kh: float = bounded(0.733, lo=0.0, hi=1.0, lo_open=True)
+    rho: float = bounded(1.04, lo=0.0, hi=10.0, lo_open=True)
+    threshold: float | None = bounded(None, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    oi: float = bounded(0.1, lo=0.0, lo_open=True)
     tmax_rule: str = "onset"
-    smooth_mm: float = 2.0
+    smooth_mm: float = bounded(2.0, lo=0.0, hi=100.0)
     bone_hu: float = 150.0
     tissue_hu: tuple[float, float] = (-15.0, 100.0)
-    aif_voxels: int = 6
+    aif_voxels: int = bounded(6, lo=1, hi=100_000)
     venous_scaling: bool = True
     vof_after_motion: bool = False
-    bolus_k: int = 5
-    frames: int = 6
+    bolus_k: int = bounded(5, lo=1, hi=1000)
+    frames: int = bounded(6, lo=1, hi=1000)
     motion_correction: bool = False
-    threads: int = 2
+    threads: int = bounded(2, lo=1, hi=4096)
 
 
 #: Bit of each map in the ``invalid`` flags volume.

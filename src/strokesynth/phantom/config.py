@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from strokesynth.config import bounded
+
 Range = tuple[float, float]
 
 
@@ -16,12 +18,12 @@ Range = tuple[float, float]
 class GridConfig:
     """Acquisition grid of each scan (an axial slab)."""
 
-    size: int = 256  #: in-plane matrix (pixels)
-    spacing_mm: float = 0.9  #: in-plane pixel size (mm)
-    slice_mm: float = 5.0  #: slice thickness = spacing (mm)
-    slices: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 8, 10, 16, 22])  #: slab sizes drawn from
-    sub_slices: int = 5  #: samples across a slice for partial volume
-    two_slab_prob: float = 0.25  #: chance a subject has two slabs (two scans)
+    size: int = bounded(256, lo=16, hi=1024)  #: in-plane matrix (pixels)
+    spacing_mm: float = bounded(0.9, lo=0.0, lo_open=True)  #: in-plane pixel size (mm)
+    slice_mm: float = bounded(5.0, lo=0.0, lo_open=True)  #: slice thickness = spacing (mm)
+    slices: list[int] = bounded(factory=lambda: [2, 4, 6, 8, 8, 10, 16, 22], lo=1, hi=400, min_len=1)  #: slab sizes
+    sub_slices: int = bounded(5, lo=1, hi=50)  #: samples across a slice for partial volume
+    two_slab_prob: float = bounded(0.25, lo=0.0, hi=1.0)  #: chance a subject has two slabs (two scans)
     slab_center_mni: Range = (-5.0, 35.0)  #: MNI z of a slab's centre (mm)
 
 
@@ -60,8 +62,8 @@ class TissueConfig:
 class BolusConfig:
     """Contrast bolus and the 4D acquisition."""
 
-    frames: int = 48
-    dt: float = 1.25  #: s between frames
+    frames: int = bounded(48, lo=8, hi=1000)
+    dt: float = bounded(1.25, lo=0.0, hi=60.0, lo_open=True)  #: s between frames
     aif_t0: Range = (9.0, 13.0)  #: bolus arrival in the AIF (s)
     aif_alpha: float = 3.0
     aif_beta: Range = (1.3, 1.8)  #: s
@@ -143,7 +145,7 @@ class MRStudyConfig:
     ADC in 1e-3 mm²/s; relative signals are per tissue before the scanner's scale.
     """
 
-    size: int = 128  #: in-plane matrix
+    size: int = bounded(128, lo=16, hi=1024)  #: in-plane matrix
     spacing_mm: float = 1.5  #: in-plane pixel size
     slices: int = 32
     slice_mm: float = 5.0
@@ -169,9 +171,9 @@ class MRStudyConfig:
 class PhantomConfig:
     """A phantom cohort; the same config and seed give bit-identical files."""
 
-    subjects: int = 8
-    healthy: int = 0  #: extra subjects without a stroke
-    seed: int = 0
+    subjects: int = bounded(8, lo=0, hi=10_000)
+    healthy: int = bounded(0, lo=0, hi=10_000)  #: extra subjects without a stroke
+    seed: int = bounded(0, lo=0, hi=2**63 - 1)
     grid: GridConfig = field(default_factory=GridConfig)
     anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
     tissue: TissueConfig = field(default_factory=TissueConfig)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 from strokesynth.nets import count_parameters
-from strokesynth.nets.profile import forward_flops
+from strokesynth.nets.profile import forward_flops, peak_forward_bytes
 from strokesynth.nets.registry import NETWORKS
+from strokesynth.resources import require_memory
 from strokesynth.systems.segmenter import build_model
 
 
@@ -43,7 +44,7 @@ def describe_ctmr(config: str, size: int | None = None) -> str:
              f"{'network':<72} {'in':>3} {'parameters':>12} {'output':>14} {'GFLOP/slice':>12}"]
     for name, net, cin in nets:
         net.eval()
-        x = torch.zeros(1, cin, h, w)
+        x = _probe_input(name, net, cin, h, w)
         out = net(x) if not hasattr(net, "set_test_dropout") else net.set_test_dropout(False)(x)
         out = out[0] if isinstance(out, tuple) else out
         flops = forward_flops(net, x) / 1e9
@@ -53,11 +54,17 @@ def describe_ctmr(config: str, size: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _probe_input(name: str, net: torch.nn.Module, cin: int, h: int, w: int) -> torch.Tensor:
+    """The zero input (1, cin, h, w) of the FLOP count, after checking that its forward pass fits in memory."""
+    require_memory(peak_forward_bytes(net, cin, h, w), "--size", f"a forward pass of {name.split(':')[0]} at {h}x{w} px")
+    return torch.zeros(1, cin, h, w)
+
+
 def _rows(nets: list[tuple[str, torch.nn.Module, int]], h: int, w: int) -> list[str]:
     lines = []
     for name, net, cin in nets:
         net.eval()
-        x = torch.zeros(1, cin, h, w)
+        x = _probe_input(name, net, cin, h, w)
         with torch.no_grad():
             out = net(x)
         flops = forward_flops(net, x) / 1e9

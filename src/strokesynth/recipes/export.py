@@ -36,7 +36,7 @@ from torch import nn
 
 from strokesynth import __version__
 from strokesynth._fs import atomic_dir
-from strokesynth.config import from_dict, to_dict
+from strokesynth.config import from_dict, safe_yaml, to_dict
 from strokesynth.engine.checkpoint import check_version, load_system
 from strokesynth.engine.system import SYSTEMS
 from strokesynth.errors import ConfigError, DataError
@@ -128,9 +128,8 @@ def _resolve_checkpoint(path: Path) -> Path:
         raise DataError(path, "no fold_*/best.pt in this folder (is it a finished run?)")
     cfg_file = path / "config.yaml"
     if cfg_file.exists():  # the run's first fold to run, as `predict` takes it
-        import yaml
 
-        run = (yaml.safe_load(cfg_file.read_text()) or {}).get("run", {})
+        run = (safe_yaml(cfg_file.read_text()) or {}).get("run", {})
         chosen = path / f"fold_{(run.get('folds_to_run') or [0])[0]}" / "best.pt"
         if chosen.exists():
             return chosen

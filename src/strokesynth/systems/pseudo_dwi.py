@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strokesynth.config import bounded
 from strokesynth.data.case import Case
 from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.datasets import SliceDataset
@@ -79,8 +80,8 @@ class SegNetConfig:
     ``unet2d``) with ``channels`` per level (64..1024 in the paper) and its loss."""
 
     name: str = "slnet"
-    channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
-    num_classes: int = 2
+    channels: list[int] = bounded(factory=lambda: [64, 128, 256, 512, 1024], lo=1, hi=16384, min_len=1)
+    num_classes: int = bounded(2, lo=2, hi=2)
     norm: str = "batch"
     loss: str = "wce_hgd"
 
@@ -119,21 +120,21 @@ class PseudoDwiConfig:
     mode: Literal["end_to_end", "subsequent", "synthesis", "segmentation"] = "end_to_end"
     generator_inputs: list[str] = field(default_factory=lambda: list(GENERATOR_INPUTS))
     seg_input: str = "pseudo_dwi"
-    extractor_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    generator_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
+    extractor_channels: list[int] = bounded(factory=lambda: [32, 64, 128, 256], lo=1, hi=16384, min_len=1)
+    generator_channels: list[int] = bounded(factory=lambda: [64, 128, 256, 512, 1024], lo=1, hi=16384, min_len=1)
     segmenter: SegNetConfig = field(default_factory=SegNetConfig)
     synthesis_loss: str = "wl2_ctx"
-    lesion_weight: float = 1.5
-    distance: float = 50.0
-    gamma: float = 1.2
-    alpha: float = 1.0
-    beta: float = 1.0
+    lesion_weight: float = bounded(1.5, lo=0.0)
+    distance: float = bounded(50.0, lo=0.0, lo_open=True)
+    gamma: float = bounded(1.2, lo=0.0)
+    alpha: float = bounded(1.0, lo=0.0)
+    beta: float = bounded(1.0, lo=0.0)
     reduction: Literal["norm", "mean"] = "norm"
-    gan_weight: float = 0.0
-    stages: list[int] = field(default_factory=list)
+    gan_weight: float = bounded(0.0, lo=0.0)
+    stages: list[int] = bounded(factory=list, lo=0)
     optim: OptimConfig = field(default_factory=_paper_optim)
     run: RunConfig = field(default_factory=lambda: RunConfig(epochs=300, batch_size=5, lesion_fraction=0.5))
-    threshold: float = 0.5
+    threshold: float = bounded(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
     def __post_init__(self) -> None:
         check_config(self)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from strokesynth.config import bounded
 from strokesynth.data.pathology_slices import SliceConfig
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.system import SYSTEMS, Runtime, System
@@ -108,7 +109,7 @@ class SegmentorConfig:
 
     name: str = "ph_segmentor"
     data: SliceConfig = field(default_factory=SliceConfig)
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    channels: list[int] = bounded(factory=lambda: [32, 64, 128, 256, 512], lo=1, hi=16384, min_len=1)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=1e-3))
     run: RunConfig = field(default_factory=lambda: RunConfig(epochs=50, batch_size=8, selection="last", folds=3,
                                                              lesion_fraction=0.5))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from strokesynth.config import bounded
 from strokesynth.data.config import DataConfig
 from strokesynth.data.datasets import SliceDataset, VolumeDataset
 from strokesynth.data.volume import Volume
@@ -51,14 +52,14 @@ class ModelConfig:
     name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn",
                   "basicunet"] = "pspnet"
     depth: int = 50
-    width: int = 64
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    width: int = bounded(64, lo=1, hi=4096)
+    channels: list[int] = bounded(factory=lambda: [32, 64, 128, 256, 512], lo=1, hi=16384, min_len=1)
     strides: list[list[int]] = field(default_factory=list)
     norm: str = "batch"
-    aux_weight: float = 0.4
+    aux_weight: float = bounded(0.4, lo=0.0)
     pretrained: str = ""
-    num_classes: int = 2
-    dropout: float = 0.0
+    num_classes: int = bounded(2, lo=2, hi=2)
+    dropout: float = bounded(0.0, lo=0.0, hi=1.0, hi_open=True)
 
     @property
     def volumetric(self) -> bool:
@@ -75,9 +76,9 @@ class LossConfig:
     """
 
     name: str = "focal"
-    gamma: float = 1.0
-    dice_weight: float = 0.0
-    class_weights: list[float] | None = None
+    gamma: float = bounded(1.0, lo=0.0)
+    dice_weight: float = bounded(0.0, lo=0.0)
+    class_weights: list[float] | None = bounded(None, lo=0.0)
 
 
 def _seg_optim() -> OptimConfig:
@@ -105,9 +106,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=_seg_optim)
     run: RunConfig = field(default_factory=lambda: RunConfig(lesion_fraction=0.5))
-    fine_tune_epochs: int = 0
-    fine_tune_lr: float = 1e-2
-    threshold: float = 0.5
+    fine_tune_epochs: int = bounded(0, lo=0)
+    fine_tune_lr: float = bounded(1e-2, lo=0.0, lo_open=True)
+    threshold: float = bounded(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
 
 def build_model(cfg: ModelConfig, in_channels: int, *, pretrained: bool = True) -> nn.Module:
