@@ -546,6 +546,9 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     from strokesynth.report.case import write_case_page
 
     device = _device(device)
+    if not 0 < tmax_threshold <= 60:
+        raise ConfigError("--tmax-threshold", f"a Tmax threshold is a number of seconds in (0, 60] (clinical: 6), "
+                                              f"got {tmax_threshold}")
     if engine == "onnxruntime":
         from strokesynth.recipes.export import load_exported
 
@@ -572,8 +575,6 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         return
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
-    if not tmax_threshold > 0:
-        raise ConfigError("--tmax-threshold", f"a Tmax threshold is a positive number of seconds, got {tmax_threshold}")
     from strokesynth.engine.config import inference_amp
 
     loaded = [load_predictor(m) for m in models]

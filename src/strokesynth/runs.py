@@ -116,8 +116,13 @@ def stale_backups(path: str | os.PathLike) -> list[Path]:
     """Backups of ``path`` left by ``--force`` runs that were killed (their process is gone)."""
     path = Path(path).resolve()
     out = []
-    for entry in sorted(path.parent.glob(f".{path.name}.*.backup")):
-        parts = entry.name[len(path.name) + 2:].split(".")
+    prefix = f".{path.name}."
+    try:  # compared as text, not as a glob: a folder name may hold '*' or '['
+        entries = sorted(e for e in path.parent.iterdir() if e.name.startswith(prefix) and e.name.endswith(".backup"))
+    except OSError:
+        entries = []
+    for entry in entries:
+        parts = entry.name[len(prefix):].split(".")
         if parts and parts[0].isdigit() and not pid_alive(int(parts[0])):
             out.append(entry)
     return out

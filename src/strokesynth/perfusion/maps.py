@@ -66,6 +66,42 @@ class PerfusionConfig:
     threads: int = bounded(2, lo=1, hi=4096)
 
 
+#: Frame intervals (s) accepted in a raw CTP: protocols sample every 0.5-3 s; outside this range
+#: the time unit is wrong (ms read as s) rather than the protocol unusual.
+FRAME_INTERVAL_S = (0.05, 60.0)
+
+#: Skewness of the whole-brain enhancement curve below which the frames are taken to run backwards.
+REVERSED_SKEW = -0.5
+
+
+def enhancement_skew(curve: np.ndarray) -> float:
+    """Skewness (in frames) of an enhancement curve ``(T,)`` above its 10th percentile.
+
+    A first-pass bolus rises fast and washes out slowly, so it is skewed right (+0.7 to +1.1 on
+    every phantom scan); the same frames in reverse order are skewed left by as much."""
+    enh = np.clip(curve - np.percentile(curve, 10), 0.0, None)
+    mass = enh.sum()
+    if mass <= 0:
+        return 0.0
+    t = np.arange(curve.size, dtype=np.float64)
+    mean = (t * enh).sum() / mass
+    sd = np.sqrt(((t - mean) ** 2 * enh).sum() / mass)
+    return float(((t - mean) ** 3 * enh).sum() / mass / sd**3) if sd > 0 else 0.0
+
+
+def check_time_order(curve: np.ndarray, where: str) -> None:
+    """Refuse a CTP whose whole-brain enhancement curve ``(T,)`` runs backwards (its frames in
+    reverse time order: every Tmax would come out negative and be flagged).
+
+    Raises:
+        DataError: the curve is skewed left (:data:`REVERSED_SKEW`).
+    """
+    skew = enhancement_skew(np.asarray(curve, np.float64))
+    if skew < REVERSED_SKEW:
+        raise DataError(where, f"the bolus decays before it rises (enhancement skewness {skew:.2f}): the frames "
+                               "look like they are in reverse time order; sort them by acquisition time")
+
+
 #: Bit of each map in the ``invalid`` flags volume.
 INVALID_BITS = {"cbf": 1, "cbv": 2, "mtt": 4, "tmax": 8}
 
@@ -222,6 +258,9 @@ def analyze_ctp(
     if ctp.dt is None:
         raise DataError(where, "the time step of the 4D scan is unknown (pixdim[4] is 0)")
     dt = ctp.dt
+    if not FRAME_INTERVAL_S[0] <= dt <= FRAME_INTERVAL_S[1]:
+        raise DataError(where, f"frame interval {dt:g} s is outside what CT perfusion protocols use "
+                               f"({FRAME_INTERVAL_S[0]:g}-{FRAME_INTERVAL_S[1]:g} s): check pixdim[4] and its time unit")
     data = ctp.array.astype(np.float32, copy=False)
     if data.shape[2] < 2:
         raise DataError(where, f"only {data.shape[2]} slice; a CTP slab needs at least 2 (shape {data.shape})")
@@ -236,7 +275,9 @@ def analyze_ctp(
         motion = report.as_dict()
         moved = sorted(report.resampled + report.failed)
     rough = (data[..., 0] > cfg.tissue_hu[0]) & (data[..., 0] < cfg.tissue_hu[1])
-    ts, te = bolus_window(accumulated_curve(data, rough), cfg.bolus_k, where)
+    accumulated = accumulated_curve(data, rough)
+    check_time_order(accumulated, where)
+    ts, te = bolus_window(accumulated, cfg.bolus_k, where)
     n_base = max(1, ts)
     baseline = data[..., :n_base].mean(axis=-1)
     if mask is None:

@@ -199,7 +199,50 @@ def grid_check(case: Case, cfg: TrainConfig | PseudoDwiConfig) -> str | None:
 
 
 #: columns of ``volumes.csv`` (and keys of each ``volumes.json`` row)
-SUMMARY_COLUMNS = ("case", "core_ml", "hypoperfusion_ml", "mismatch_ml", "mismatch_ratio", "maps", "models")
+SUMMARY_COLUMNS = ("case", "core_ml", "hypoperfusion_ml", "mismatch_ml", "mismatch_ratio", "maps", "models",
+                   "brain_ml", "outside_brain_ml", "flags")
+
+#: Share of the brain above which a predicted core is flagged as implausible.
+CORE_BRAIN_SHARE = 0.5
+
+
+def case_brain(case: Case, computed: ComputedMaps) -> tuple[np.ndarray | None, str]:
+    """The brain mask ``(X, Y, Z)`` a case's core is kept within, dilated by 2 voxels in-plane (the
+    masks are eroded at the cortex), and where it came from: the perfusion analysis of the raw CTP,
+    else the non-contrast CT (:func:`~strokesynth.perfusion.maps.brain_mask`), else the voxels
+    where the given perfusion maps are non-zero (vendor maps are 0 outside the brain); ``None``
+    when the case has none of these."""
+    from scipy import ndimage
+
+    from strokesynth.perfusion.maps import brain_mask
+
+    if computed.brain is not None:
+        brain, source = np.asarray(computed.brain, bool), "perfusion analysis"
+    elif "ct" in case and case["ct"].ndim == 3:
+        brain, source = brain_mask(np.asarray(case["ct"].array, np.float32), PerfusionConfig()), "CT"
+    else:
+        maps = [k for k in MAP_KEYS if k in case]
+        if not maps:
+            return None, "none"
+        brain, source = np.any([np.asarray(case[k].array) != 0 for k in maps], axis=0), "non-zero maps"
+    if brain.shape != tuple(case.spatial_shape) or not brain.any():
+        return None, "none"
+    return ndimage.binary_dilation(brain, structure=np.ones((3, 3, 1), bool), iterations=2), source
+
+
+def core_flags(row: dict[str, Any]) -> list[str]:
+    """Plausibility flags of one predicted case (``volumes.json`` row): a core marked outside the
+    brain (removed), a core larger than :data:`CORE_BRAIN_SHARE` of the brain, no brain mask."""
+    flags = []
+    if row.get("brain_ml") is None:
+        flags.append("no brain mask (no CT, raw CTP or perfusion maps): the core is not limited to the brain")
+    if row.get("outside_brain_ml"):
+        flags.append(f"the model marked {row['outside_brain_ml']:.1f} ml outside the brain ({row['brain_mask']}); "
+                     "removed from the core")
+    if row.get("brain_ml") and row["core_ml"] > CORE_BRAIN_SHARE * row["brain_ml"]:
+        flags.append(f"core {row['core_ml']:.1f} ml is more than {CORE_BRAIN_SHARE:.0%} of the brain "
+                     f"({row['brain_ml']:.1f} ml): implausible, check the model and the input")
+    return flags
 
 
 def _summary_csv(rows: list[dict[str, Any]]) -> str:
@@ -207,7 +250,8 @@ def _summary_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in SUMMARY_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else "; ".join(row[k]) if isinstance(row[k], list) else row[k])
+                         for k in SUMMARY_COLUMNS})
     return buf.getvalue()
 
 
@@ -324,15 +368,25 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
                                                                        "seconds": round(computed.seconds, 2),
                                                                        **computed.info})
             prob = np.mean(probs, axis=0).astype(np.float32)
-            mask = prob > thr
             affine = case.affine
             voxel_ml = float(np.prod(case.spacing)) / 1000.0
+            brain, brain_from = case_brain(case, computed)
+            outside_ml = 0.0
+            if brain is not None:  # the core lies in the brain: what a model marks outside it is removed, and said
+                outside_ml = float(((prob > thr) & ~brain).sum()) * voxel_ml
+                prob = np.where(brain, prob, np.float32(0.0)).astype(np.float32)
+            mask = prob > thr
             write_volume(Volume(prob, affine), folder / "prob.nii.gz")
             write_volume(Volume(mask.astype(np.uint8), affine, kind="label"), folder / "mask.nii.gz")
             ml = float(mask.sum()) * voxel_ml
             row: dict[str, Any] = {"case": case.id, "core_ml": round(ml, 3), "hypoperfusion_ml": None,
                                    "mismatch_ml": None, "mismatch_ratio": None,
-                                   "maps": "computed" if computed.keys else "given", "models": len(models)}
+                                   "maps": "computed" if computed.keys else "given", "models": len(models),
+                                   "brain_ml": None if brain is None else round(float(brain.sum()) * voxel_ml, 3),
+                                   "brain_mask": brain_from, "outside_brain_ml": round(outside_ml, 3)}
+            row["flags"] = core_flags(row)
+            for flag in row["flags"]:
+                echo(f"warning: {case.id}: {flag}")
             hypo = None
             if "tmax" in case:
                 hypo = hypoperfusion(case["tmax"].array, tmax_threshold_s)

@@ -21,6 +21,10 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
     else:
         rows.append(["hypoperfusion", "no Tmax map and no raw CTP to compute one"])
     rows.append(["models averaged", str(row["models"])])
+    if row.get("brain_ml") is not None:
+        rows.append([f"brain ({row.get('brain_mask', '')}); core kept within it", fmt(row["brain_ml"], 1) + " ml"])
+    for flag in row.get("flags") or []:
+        rows.append(["WARNING", flag])
     volumes = table(rows, ["", "value"])
     note = ("<p class='note'>A research tool's estimate, not a diagnosis: the core is the networks' output on "
             "this scan and the hypoperfusion the Tmax map's; neither was checked by a reader.</p>")
