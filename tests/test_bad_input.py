@@ -255,6 +255,7 @@ def test_perfusion_bad_inputs(capsys, tmp_path):
         "short.nii.gz": (good[..., :8], 1.0, "frames"),
         "flat.nii.gz": (np.full(good.shape, 30, np.float32), 1.0, "bolus"),
         "ct3d.nii.gz": (good[..., 0], 1.0, "4D"),
+        "slow.nii.gz": (good, 1e6, "frame interval"),
     }
     for name, (data, dt, needle) in cases.items():
         src = _ctp_file(tmp_path / name, data, dt)
@@ -343,3 +344,20 @@ def test_predict_never_crops_silently(toy_cases):
     assert grid_check(case, cfg) is None
     cfg.data.mode, cfg.data.size = "resample", (16, 16)
     assert grid_check(case, cfg) is None
+
+
+def test_perfusion_refuses_frames_in_reverse_time_order(capsys, tmp_path):
+    """The hostile round's reversed CTP flagged 99.6 % of Tmax and exited 0: it is refused in one line."""
+    t = np.arange(40.0)
+    bolus = np.where(t > 8, (t - 8) ** 3 * np.exp(-(t - 8) / 1.5), 0.0)
+    bolus *= 200 / bolus.max()  # a gamma variate: fast rise, slow washout
+    ctp = np.zeros((12, 12, 2, 40), np.float32) + 30
+    ctp[...] += bolus * 0.05
+    ctp[3, 3, 0] += bolus
+    forward = _ctp_file(tmp_path / "forward.nii.gz", ctp, 1.0)
+    code, _, err = run_cli(capsys, "perfusion", str(forward), "--out", str(tmp_path / "f"))
+    assert "reverse time order" not in err
+    backward = _ctp_file(tmp_path / "backward.nii.gz", np.ascontiguousarray(ctp[..., ::-1]), 1.0)
+    code, _, err = run_cli(capsys, "perfusion", str(backward), "--out", str(tmp_path / "b"))
+    assert_user_error(code, err, "backward.nii.gz", "reverse time order")
+    assert not (tmp_path / "b").exists()

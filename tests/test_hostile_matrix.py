@@ -249,10 +249,29 @@ def test_output_path_that_is_a_file(tmp_path, capsys, good, model, command):
     ["train", "--nosuch-option", "--out", "{out}"],
     ["phantom", "--out", "{out}", "--mr-study", "--layout", "nnunet"],
     ["synth-db", "--out", "{out}"],
+    # the second hostile round: numbers out of their declared range, refused when the config is resolved
+    *[["train", "--set", "data.dataset={good}", "--set", item, "--out", "{out}"] for item in (
+        "loss.gamma=-1", "model.channels=[]", "run.val_every=0", "data.size=[0,0]", "data.size=[-64,-64]",
+        "data.size=[7,7]", "data.size=[100000,100000]", "optim.lr=-1", "optim.lr=.inf", "run.num_workers=-1",
+        "run.steps_per_epoch=-1", "threshold=2", "optim.betas=[2,2]", "run.seed=-1")],
+    ["train", "--resume", "--out", "{model}", "--set", "run.epochs=2"],
+    ["train", "--resume", "--out", "{out}", "--set", "data.dataset={good}"],
+    ["split", "{good}", "--out", "{out}/s.json", "--seed", "-1"],
+    ["convert", "{good}", "{out}", "--to", "plain", "--seed", "-1"],
+    ["phantom", "--out", "{out}", "--seed", "-1"],
+    ["phantom", "--out", "{out}", "--size", "100000"],
+    ["demo", "--out", "{out}", "--size", "100000"],
+    ["describe", "--size", "32000"],
+    ["perfusion", "{case}/ctp.nii.gz", "--out", "{out}", "--set", "rho=0"],
+    ["perfusion", "{case}/ctp.nii.gz", "--out", "{out}", "--set", "kh=0"],
+    ["perfusion", "{case}/ctp.nii.gz", "--out", "{out}", "--set", "bolus_k=0"],
+    ["predict", "--model", "{model}", "--input", "{good}", "--out", "{out}", "--tmax-threshold", "inf"],
+    ["recipe", "ctmr-cgan", "--data", "{good}", "--out", "{out}", "--set", "synthesis.optim.lr=-1"],
 ])
 def test_bad_options(tmp_path, capsys, good, model, args):
     out = tmp_path / "out"
-    args = [a.format(out=out, good=good, model=model) for a in args]
+    case = sorted(p for p in good.iterdir() if p.is_dir())[0]
+    args = [a.format(out=out, good=good, model=model, case=case) for a in args]
     code, _, err = run_cli(capsys, *args)
     _assert_clean(code, err, out, None)
 
@@ -345,3 +364,56 @@ def test_writers_on_a_link_and_its_target_share_one_lock(tmp_path):
         assert _acquire(real) is None  # the same lock, already this process's
     finally:
         _release(lock)
+
+
+def _yaml_bomb(path: Path, levels: int = 9) -> Path:
+    """A few hundred bytes of nested YAML aliases that expand to 9**9 values."""
+    names = "abcdefghij"
+    lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for prev, name in zip(names, names[1:levels], strict=False):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    lines.append(f"run: {{epochs: *{names[levels - 1]}}}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_yaml_aliases_are_bounded(tmp_path, capsys, good):
+    bomb = _yaml_bomb(tmp_path / "bomb.yaml")
+    assert bomb.stat().st_size < 400
+    code, _, err = run_cli(capsys, "train", "--config", str(bomb), "--out", str(tmp_path / "out"))
+    _assert_clean(code, err, tmp_path / "out", None)
+    assert "aliases" in err and len(err) < 700
+    (tmp_path / "self.yaml").write_text("run: &r {epochs: *r}\n")
+    code, _, err = run_cli(capsys, "train", "--config", str(tmp_path / "self.yaml"), "--out", str(tmp_path / "out"))
+    _assert_clean(code, err, tmp_path / "out", None)
+
+
+def test_error_lines_are_capped(tmp_path, capsys, good):
+    big = "[" + ",".join(["1"] * 50_000) + "]"
+    code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={good}", "--set", f"run.epochs={big}",
+                           "--out", str(tmp_path / "out"))
+    _assert_clean(code, err, tmp_path / "out", None)
+    assert len(err) <= 700
+
+
+def test_an_unexpected_error_is_one_line_and_a_saved_traceback(tmp_path, capsys, monkeypatch, good):
+    import strokesynth.cli as cli_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("an internal bug")
+
+    monkeypatch.setattr(cli_module, "_split_list", broken)
+    code, _, err = run_cli(capsys, "convert", str(good), str(tmp_path / "x"), "--to", "nnunet",
+                           "--modalities", "ct")
+    lines = err.strip().splitlines()
+    assert code == 3 and len(lines) == 1 and "unexpected RuntimeError: an internal bug" in lines[0], err
+    saved = Path(lines[0].split("traceback saved to ")[1].split(";")[0])
+    assert "Traceback" in saved.read_text() and "broken" in saved.read_text()
+    saved.unlink()
+
+
+def test_run_folder_named_with_glob_characters(tmp_path, capsys, good):
+    """`train --out 'run**x'` was a traceback (the backup lookup globbed the name): it is a valid name."""
+    code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={good}", *TINY, "--out", str(tmp_path / "run**x"))
+    assert code == 0, err
+    assert (tmp_path / "run**x" / "metrics" / "summary.json").is_file()
