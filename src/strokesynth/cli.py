@@ -366,6 +366,12 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
         raise ConfigError(option, exc.problem) from None
     if cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
+    from strokesynth.phantom.config import estimated_peak_bytes
+    from strokesynth.resources import require_memory
+
+    grid = cfg.mr if mr_study else cfg.grid
+    require_memory(estimated_peak_bytes(cfg, mr_study), "--size" if size is not None else "phantom",
+                   f"a phantom scan of {grid.size}x{grid.size} px")
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError(out, "exists and is not empty (use --force to replace it)")
     start = time.time()
@@ -443,8 +449,8 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
 
     _no_overrides_on_resume(resume, overrides)
     if resume:
-        if out is None:
-            raise ConfigError("--resume", "give the run folder to continue with --out")
+        if out is None:  # the default run folder of the config named
+            out = Path("runs") / load_config(TrainConfig, config_path).name
         if not (out / "config.yaml").is_file():
             raise ConfigError(out, "no run to resume here (no config.yaml: the run stopped before it wrote one, "
                                    "or never started); run the same command without --resume")
