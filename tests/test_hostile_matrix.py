@@ -417,3 +417,22 @@ def test_run_folder_named_with_glob_characters(tmp_path, capsys, good):
     code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={good}", *TINY, "--out", str(tmp_path / "run**x"))
     assert code == 0, err
     assert (tmp_path / "run**x" / "metrics" / "summary.json").is_file()
+
+
+def test_a_library_warning_never_precedes_the_error_line(tmp_path, capsys, monkeypatch, good):
+    import warnings
+
+    import strokesynth.cli as cli_module
+
+    real = cli_module._split_list
+
+    def noisy(text):
+        warnings.warn("a library complains", UserWarning, stacklevel=1)
+        return real(text)
+
+    monkeypatch.setattr(cli_module, "_split_list", noisy)
+    code, _, err = run_cli(capsys, "convert", str(good), str(tmp_path / "x"), "--to", "nnunet", "--modalities",
+                           "nosuch")
+    _assert_clean(code, err, tmp_path / "x", None)
+    code, _, err = run_cli(capsys, "convert", str(good), str(tmp_path / "y"), "--to", "nnunet", "--modalities", "ct")
+    assert code == 0 and err.strip().splitlines()[-1] == "warning: UserWarning: a library complains", err

@@ -949,14 +949,27 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None):
-    """The command itself; the locks on its outputs are released when it ends, however it ends."""
+    """The command itself; the locks on its outputs are released when it ends, however it ends.
+
+    Python warnings raised meanwhile are held back: printed as one ``warning:`` line each when
+    the command succeeds, dropped when it ends in an error (whose one line says what is wrong)."""
+    import warnings
+
     from strokesynth._fs import release_inputs, release_outputs
 
-    try:
-        return cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
-    finally:
-        release_outputs()
-        release_inputs()
+    with warnings.catch_warnings(record=True) as caught:  # a library's warning never precedes an error line
+        try:
+            rv = cli.main(args=argv, prog_name="strokesynth", standalone_mode=False)
+        finally:
+            release_outputs()
+            release_inputs()
+    shown: set[str] = set()
+    for w in caught:  # the command succeeded: each warning once, on one line, after its output
+        text = " ".join(f"{w.category.__name__}: {w.message}".split())[:300]
+        if text not in shown:
+            shown.add(text)
+            click.echo(f"warning: {text}", err=True)
+    return rv
 
 
 def _report_error(start: float) -> None:
