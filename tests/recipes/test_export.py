@@ -108,10 +108,13 @@ def test_refusals_one_line_exit_2(capsys, trained, tmp_path):
 
 
 def test_checkpoint_from_another_version_is_refused(capsys, trained, tmp_path):
+    from strokesynth.engine.checkpoint import payload_digest
+
     root, full, _ = trained
     ck = torch.load(root / "run" / "fold_0" / "best.pt", weights_only=True)
     assert ck["strokesynth_version"]
     ck["strokesynth_version"] = "7.1.0"
+    ck["sha256"] = payload_digest(ck)  # a sound checkpoint of another version, not a corrupt one
     torch.save(ck, tmp_path / "best.pt")
     code, _, err = run_cli(capsys, "predict", "--model", str(tmp_path / "best.pt"), "--input", str(full),
                            "--out", str(tmp_path / "p"))

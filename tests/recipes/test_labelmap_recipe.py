@@ -53,7 +53,9 @@ def test_recipe_writes_both_tables_figures_and_report(tmp_path, capsys):
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "synth-db", "--healthy", str(tmp_path), "--lesion-gan", str(tmp_path / "g.pt"),
+    (tmp_path / "healthy").mkdir()
+    code, _, err = run_cli(capsys, "synth-db", "--healthy", str(tmp_path / "healthy"), "--lesion-gan",
+                           str(tmp_path / "g.pt"),
                            "--translator", str(tmp_path / "t.pt"), "--out", str(tmp_path / "db"))
     assert code == 2 and "g.pt: checkpoint not found" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "recipe", "labelmap-augmentation", "--table", "nosuch", "--out", str(tmp_path / "r"))

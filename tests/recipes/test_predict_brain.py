@@ -23,7 +23,7 @@ def _everything_is_core(monkeypatch):
 def test_core_is_kept_within_the_brain_and_flagged(tmp_path, capsys, monkeypatch, trained):
     root, full, raw = trained
     _everything_is_core(monkeypatch)
-    for source, origin in ((full, "CT"), (raw, "perfusion analysis")):
+    for source, origin in ((full, "CT"), (raw, "CT")):  # maps given, or computed from the raw CTP
         out = tmp_path / source.name
         code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(source), "--out",
                                   str(out))

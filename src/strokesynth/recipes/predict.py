@@ -206,28 +206,37 @@ SUMMARY_COLUMNS = ("case", "core_ml", "hypoperfusion_ml", "mismatch_ml", "mismat
 CORE_BRAIN_SHARE = 0.5
 
 
-def case_brain(case: Case, computed: ComputedMaps) -> tuple[np.ndarray | None, str]:
-    """The brain mask ``(X, Y, Z)`` a case's core is kept within, dilated by 2 voxels in-plane (the
-    masks are eroded at the cortex), and where it came from: the perfusion analysis of the raw CTP,
-    else the non-contrast CT (:func:`~strokesynth.perfusion.maps.brain_mask`), else the voxels
-    where the given perfusion maps are non-zero (vendor maps are 0 outside the brain); ``None``
-    when the case has none of these."""
+def case_brain(case: Case, computed: ComputedMaps, cfg: TrainConfig | PseudoDwiConfig) -> tuple[np.ndarray | None, str]:
+    """The brain mask ``(X, Y, Z)`` a case's core is kept within, and where it came from.
+
+    From the non-contrast CT (:func:`~strokesynth.perfusion.maps.brain_mask`), else the perfusion
+    analysis of the raw CTP, else the voxels where the given perfusion maps are non-zero (vendor
+    maps are 0 outside the brain); ``None`` when the case has none of these. The CT and the maps
+    are read on the grid the model ``cfg`` sees (its training pixel size) and the mask brought
+    back, so a case and its resampled twin get the same brain; it is dilated by 2 voxels
+    in-plane there (the masks are eroded at the cortex)."""
     from scipy import ndimage
 
     from strokesynth.perfusion.maps import brain_mask
 
-    if computed.brain is not None:
-        brain, source = np.asarray(computed.brain, bool), "perfusion analysis"
-    elif "ct" in case and case["ct"].ndim == 3:
-        brain, source = brain_mask(np.asarray(case["ct"].array, np.float32), PerfusionConfig()), "CT"
+    seen, zoom = to_training_pixels(case, cfg)
+    grow = np.ones((3, 3, 1), bool)
+    maps = [k for k in MAP_KEYS if k in seen]
+    if "ct" in seen and seen["ct"].ndim == 3:
+        brain, source = brain_mask(np.asarray(seen["ct"].array, np.float32), PerfusionConfig()), "CT"
+    elif computed.brain is not None:
+        brain = ndimage.binary_dilation(np.asarray(computed.brain, bool), structure=grow, iterations=2)
+        return (brain, "perfusion analysis") if brain.any() else (None, "none")
+    elif maps:
+        brain, source = np.any([np.asarray(seen[k].array) != 0 for k in maps], axis=0), "non-zero maps"
     else:
-        maps = [k for k in MAP_KEYS if k in case]
-        if not maps:
-            return None, "none"
-        brain, source = np.any([np.asarray(case[k].array) != 0 for k in maps], axis=0), "non-zero maps"
-    if brain.shape != tuple(case.spatial_shape) or not brain.any():
         return None, "none"
-    return ndimage.binary_dilation(brain, structure=np.ones((3, 3, 1), bool), iterations=2), source
+    if not brain.any():
+        return None, "none"
+    brain = ndimage.binary_dilation(brain, structure=grow, iterations=2)
+    if zoom is not None:
+        brain = from_training_pixels(brain.astype(np.float32), case.spatial_shape) > 0.5
+    return brain, source
 
 
 def core_flags(row: dict[str, Any]) -> list[str]:
@@ -370,7 +379,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             prob = np.mean(probs, axis=0).astype(np.float32)
             affine = case.affine
             voxel_ml = float(np.prod(case.spacing)) / 1000.0
-            brain, brain_from = case_brain(case, computed)
+            brain, brain_from = case_brain(case, computed, models[0][1])
             outside_ml = 0.0
             if brain is not None:  # the core lies in the brain: what a model marks outside it is removed, and said
                 outside_ml = float(((prob > thr) & ~brain).sum()) * voxel_ml
