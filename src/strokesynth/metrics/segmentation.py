@@ -5,7 +5,9 @@ percentile HD95 (mm; MedPy's ``hd95``: the 95th percentile of the surface distan
 directions pooled, as reported by ISLES'22 and BraTS), ASSD (mm; as
 MedPy, the mean over the surface voxels of both masks of the distance to the other surface),
 precision, recall, absolute volume difference (ml), relative volume error (MedPy's ``ravd``)
-and the ISLES'22 lesion-wise measures (26-connected components).
+and the lesion-wise measures of both challenges (26-connected components): ``lesion_f1`` as
+ISLES'22 scores it (a reference lesion is found by any overlap) and ``lesion_f1_isles24`` as
+ISLES'24 does (panoptica's one-to-one matching at IoU >= 0.2; never higher than ISLES'22's).
 
 **Empty masks, one rule everywhere**: a value that is undefined for the inputs is NaN (``null``
 in JSON) and the case stays in every table; summaries count undefined values instead of
@@ -89,6 +91,49 @@ def lesion_counts(pred: np.ndarray, ref: np.ndarray) -> dict[str, int]:
     return {"ref_lesions": int(n_ref), "pred_lesions": int(n_pred), "tp": tp, "fn": int(n_ref - tp), "fp": int(fp)}
 
 
+#: IoU at or above which ISLES'24 matches a predicted lesion to a reference lesion (one to one).
+ISLES24_MATCH_IOU = 0.2
+
+
+def lesion_counts_isles24(pred: np.ndarray, ref: np.ndarray, iou: float = ISLES24_MATCH_IOU) -> dict[str, int]:
+    """Lesion-wise counts as ISLES'24 scores them (panoptica: connected components, then
+    "naive threshold" matching), with 26-connected components (8 in 2D).
+
+    Every overlapping (reference, predicted) component pair gets its IoU; the pairs are visited
+    from the highest IoU down (ties: the higher reference label, then the higher predicted one)
+    and a pair with IoU >= ``iou`` is matched when neither component is matched yet. Matched
+    pairs are TP, unmatched references FN, unmatched predictions FP. ISLES'22's
+    :func:`lesion_counts` instead counts a reference lesion found by any overlap, and a
+    prediction as false only if it overlaps nothing: it is never lower.
+    """
+    structure = np.ones((3,) * ref.ndim, bool)
+    ref_lab, n_ref = ndimage.label(ref, structure)
+    pred_lab, n_pred = ndimage.label(pred, structure)
+    both = (ref_lab > 0) & (pred_lab > 0)
+    pairs, inter = np.unique(np.stack([ref_lab[both], pred_lab[both]]), axis=1, return_counts=True)
+    ref_size = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
+    pred_size = np.bincount(pred_lab.ravel(), minlength=n_pred + 1)
+    scored = []
+    for (r, p), n in zip(pairs.T.tolist(), inter.tolist(), strict=True):
+        scored.append((n / float(ref_size[r] + pred_size[p] - n), r, p))
+    matched_ref: set[int] = set()
+    matched_pred: set[int] = set()
+    for score, r, p in sorted(scored, reverse=True):
+        if score >= iou and r not in matched_ref and p not in matched_pred:
+            matched_ref.add(r)
+            matched_pred.add(p)
+    tp = len(matched_ref)
+    return {"ref_lesions": int(n_ref), "pred_lesions": int(n_pred), "tp": tp, "fn": int(n_ref - tp),
+            "fp": int(n_pred - tp)}
+
+
+def lesion_f1(counts: dict[str, int]) -> float:
+    """F1 of lesion counts, ``2 TP / (2 TP + FP + FN)`` (panoptica's recognition quality); 1 when
+    both masks are empty (the module's rule, and both challenges')."""
+    denom = 2 * counts["tp"] + counts["fp"] + counts["fn"]
+    return 1.0 if denom == 0 else 2 * counts["tp"] / denom
+
+
 def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> dict[str, Any]:
     """All metrics of one case (see the module docstring for units and the empty-mask rule).
 
@@ -123,8 +168,8 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -
     out["rve"] = (n_p - n_r) / n_r if n_r else (0.0 if n_p == 0 else NAN)
     counts = lesion_counts(pred, ref)
     out["lesion_count_diff"] = abs(counts["pred_lesions"] - counts["ref_lesions"])
-    denom = 2 * counts["tp"] + counts["fp"] + counts["fn"]
-    out["lesion_f1"] = 1.0 if denom == 0 else 2 * counts["tp"] / denom
+    out["lesion_f1"] = lesion_f1(counts)  # ISLES'22: any overlap finds a lesion
+    out["lesion_f1_isles24"] = lesion_f1(lesion_counts_isles24(pred, ref))  # one to one at IoU >= 0.2
     out.update(counts)
     return out
 

@@ -74,7 +74,8 @@ HEADERS = {
     "contrast_generated": "lesion/brain, generated", "contrast_real": "lesion/brain, reference DWI",
     "dice": "Dice", "hd": "Hausdorff (mm)", "hd95": "HD95 (mm)", "assd": "avg. surface distance (mm)",
     "precision": "precision", "recall": "recall", "avd_ml": "abs. volume diff. (ml)", "rve": "relative volume error",
-    "lesion_f1": "lesion-wise F1", "ref_ml": "reference (ml)", "pred_ml": "predicted (ml)",
+    "lesion_f1": "lesion-wise F1 (ISLES'22: any overlap)",
+    "lesion_f1_isles24": "lesion-wise F1 (ISLES'24: one to one, IoU >= 0.2)", "ref_ml": "reference (ml)", "pred_ml": "predicted (ml)",
 }
 
 
