@@ -540,7 +540,9 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     A case needs the maps the model takes (CBF, CBV, MTT, Tmax), or its raw 4D CTP instead
     (a plain case folder with ct.nii.gz and ctp.nii.gz, the frame interval in pixdim[4]): the
     maps are then computed (--perfusion-method) and written under maps/. Where there is a Tmax map the
-    Tmax > 6 s hypoperfusion, the mismatch volume and ratio are written too.
+    Tmax > 6 s hypoperfusion, the mismatch volume and ratio are written too. The core is kept
+    within the brain (from the CT, the perfusion analysis or the maps); a core marked outside it,
+    or larger than half the brain, is flagged in the console, volumes.csv and the case page.
 
     A pseudo-DWI model needs the perfusion maps (or the raw CTP) and the raw 4D CTP, no DWI, and
     also writes the pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's
