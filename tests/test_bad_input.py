@@ -45,8 +45,9 @@ def convert_fails(capsys, src: Path, tmp_path: Path, *needles: str) -> None:
 
 def test_missing_modality(capsys, tmp_path, isles2018_dir):
     folder = first_file(isles2018_dir, "SMIR.Brain.XX.O.CT_CBF.*")
-    shutil.rmtree(folder)
-    convert_fails(capsys, isles2018_dir, tmp_path, "missing modality CT_CBF", folder.parent.name)
+    shutil.rmtree(folder)  # a map is missing, and the raw CTP it could be computed from too
+    shutil.rmtree(first_file(folder.parent, "SMIR.Brain.XX.O.CT_4DPWI.*"))
+    convert_fails(capsys, isles2018_dir, tmp_path, "missing modality CT_CBF", "CT_4DPWI", folder.parent.name)
 
 
 def test_unknown_modality_isles2018(capsys, tmp_path, isles2018_dir):

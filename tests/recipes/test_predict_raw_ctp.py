@@ -134,3 +134,24 @@ def test_a_stopped_batch_resumes_to_the_uninterrupted_result(tmp_path, trained):
     for r in whole:
         assert np.array_equal(_img(out / r["case"] / "prob.nii.gz"), _img(tmp_path / "whole" / r["case"] / "prob.nii.gz"))
     assert (out / "volumes.csv").read_text() == (tmp_path / "whole" / "volumes.csv").read_text()
+
+
+def test_an_isles2018_case_with_only_ct_and_ctp_gets_its_maps(capsys, tmp_path, trained):
+    """ISLES 2018's layout no longer requires the maps when the raw CTP is there (issue 35: `predict`
+    refused such a case with `missing modality CT_CBF, CT_CBV, CT_MTT, CT_Tmax`)."""
+    root, full, raw = trained
+    isles = tmp_path / "isles2018"
+    code, _, err = run_cli(capsys, "convert", str(raw), str(isles), "--to", "isles2018")
+    assert code == 0, err
+    assert not list(isles.rglob("SMIR.Brain.XX.O.CT_CBF.*"))  # CT, CT_4DPWI and OT only
+    code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(isles),
+                              "--out", str(tmp_path / "p"), "--precision", "fp32")
+    assert code == 0, err
+    assert "computed from the raw 4D CTP (osvd" in text
+    for row in json.loads((tmp_path / "p" / "volumes.json").read_text()):
+        assert row["maps"] == "computed" and (tmp_path / "p" / row["case"] / "maps" / "tmax.nii.gz").is_file()
+    # training on maps names what such a data set lacks, in one line
+    code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={isles}", "--set", "data.size=[96,96]",
+                           "--out", str(tmp_path / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cbf" in err.lower(), err
+    assert not (tmp_path / "run").exists()

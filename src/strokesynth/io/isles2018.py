@@ -13,8 +13,10 @@
       case_2/ ...
 
 ``ROOT`` is the folder holding the case folders (the challenge's ``TRAINING`` or ``TESTING``).
-A case must have CT, CT_4DPWI, CT_CBF, CT_CBV, CT_MTT and CT_Tmax; OT (the core mask) and the
-MR folders are optional. Entries of a case folder that do not start with ``SMIR.`` are
+A case must have CT and its perfusion: the raw 4D CTP (CT_4DPWI), the four maps (CT_CBF,
+CT_CBV, CT_MTT, CT_Tmax) or both. A case with its CTP but without (some of) the maps is read as
+it is: ``predict`` and ``perfusion`` compute the maps from the CTP, and a command that needs a map
+the case lacks (``train`` on maps) names it. OT (the core mask) and the MR folders are optional. Entries of a case folder that do not start with ``SMIR.`` are
 ignored (and listed as notes), so extra material can live beside a case.
 """
 
@@ -45,7 +47,19 @@ MOD_TO_KEY = {
     "MR_Flair": "flair",
 }
 KEY_TO_MOD = {v: k for k, v in MOD_TO_KEY.items()}
-REQUIRED = ("CT", "CT_4DPWI", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
+REQUIRED = ("CT",)
+#: The raw 4D CTP, and the maps a case needs when it does not have it.
+RAW_CTP = "CT_4DPWI"
+MAPS = ("CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax")
+
+
+def missing_modalities(keys: set[str]) -> list[str]:
+    """The ISLES 2018 modalities a case with the strokesynth ``keys`` lacks (CT, and the raw CTP or
+    else all four maps)."""
+    missing = [m for m in REQUIRED if MOD_TO_KEY[m] not in keys]
+    if MOD_TO_KEY[RAW_CTP] not in keys:
+        missing += [m for m in MAPS if MOD_TO_KEY[m] not in keys]
+    return missing
 _FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.(?P<mod>[A-Za-z0-9_]+)\.(?P<id>\d+)$")
 
 
@@ -97,9 +111,11 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
                     log.add(entry, f"expected one .nii/.nii.gz file, found {len(images)}")
                     continue
                 files[key] = images[0]
-            missing = [m for m in REQUIRED if MOD_TO_KEY[m] not in files]
+            missing = missing_modalities(set(files))
             if missing:
-                log.add(case_dir, f"missing modality {', '.join(missing)}")
+                log.add(case_dir, f"missing modality {', '.join(missing)}"
+                                  + (f" (or {RAW_CTP}, the raw CTP they are computed from)" if "CT" not in missing
+                                     else ""))
                 continue
             case_id = meta.case_id(case_dir.name)
             cases.append(
@@ -126,7 +142,9 @@ def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
         unsupported = sorted(set(case.modalities) - set(KEY_TO_MOD))
         if unsupported:
             raise OutputError(case.where or case.id, f"no ISLES 2018 folder for {', '.join(unsupported)}")
-        case.require(MOD_TO_KEY[m] for m in REQUIRED)
+        missing = missing_modalities(set(case.modalities))
+        if missing:
+            raise OutputError(case.where or case.id, f"an ISLES 2018 case needs {', '.join(missing)}")
         targets = {}
         for key in sorted(case.modalities, key=lambda k: list(KEY_TO_MOD).index(k)):
             stem = f"SMIR.Brain.XX.O.{KEY_TO_MOD[key]}.{number}"
