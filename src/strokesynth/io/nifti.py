@@ -79,7 +79,16 @@ class NiftiSource:
         self._verified = not str(path).endswith(".gz")
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
-        return coerce_array(np.asarray(raw), self.kind, str(self.path))
+        raw = np.asarray(raw)
+        proxy = self._image.dataobj
+        scaled = (getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)) != (1.0, 0.0)
+        if self.kind == "label" and scaled and raw.dtype.kind == "f" and raw.size:
+            # a mask stored as integers with a scale (ISLES'24: 0/65535 x 1.5259e-5): the products
+            # miss the integers by float rounding only; beyond 1e-3 it is not a label map
+            rounded = np.round(raw)
+            if np.all(np.isfinite(raw)) and float(np.abs(raw - rounded).max()) < 1e-3:
+                raw = rounded
+        return coerce_array(raw, self.kind, str(self.path))
 
     def _get(self, index: tuple) -> np.ndarray:
         try:
@@ -100,8 +109,8 @@ class NiftiSource:
                                       offset=int(self._image.dataobj.offset), order="F", mmap=False)
                 while fh.read(_CHUNK):  # to the end of every member: gzip checks CRC-32 and length there
                     pass
-            slope, inter = header.get_slope_inter()
-            out = apply_read_scaling(raw, slope, inter)
+            proxy = self._image.dataobj  # nibabel moves the file's scaling here (the header in memory says NaN)
+            out = apply_read_scaling(raw, proxy.slope, proxy.inter)
         except _READ_ERRORS as exc:
             raise self._corrupt(exc) from None
         self._verified = True
