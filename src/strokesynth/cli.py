@@ -17,7 +17,7 @@ import click
 from strokesynth import __version__
 from strokesynth.errors import ConfigError, OutputError, StrokesynthError
 
-LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "nnunet", "plain"]
+LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "isles24", "nnunet", "plain"]
 WRITE_CHOICES = ["isles2018", "isles22", "nnunet", "plain"]
 
 

@@ -49,6 +49,9 @@ def register_modality(modality: Modality, *, replace: bool = False) -> None:
 for _m in (
     Modality("ct", 3, "image", "HU", "non-contrast CT"),
     Modality("ctp", 4, "image", "HU", "raw 4D CT perfusion series (x, y, z, t)"),
+    Modality("cta", 3, "image", "HU", "CT angiography"),
+    Modality("lvo", 3, "label", "label", "large-vessel occlusion mask (from the CTA)"),
+    Modality("cow", 3, "label", "label", "Circle of Willis label map (from the CTA)"),
     Modality("cbf", 3, "image", "ml/100g/min", "cerebral blood flow"),
     Modality("cbv", 3, "image", "ml/100g", "cerebral blood volume"),
     Modality("mtt", 3, "image", "s", "mean transit time"),

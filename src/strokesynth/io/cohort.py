@@ -16,7 +16,7 @@ from types import ModuleType
 from strokesynth._fs import atomic_dir
 from strokesynth.data.case import Case, cases_by_subject
 from strokesynth.errors import DataError, OutputError
-from strokesynth.io import isles22, isles2018, nnunet, plain
+from strokesynth.io import isles22, isles24, isles2018, nnunet, plain
 from strokesynth.io.case_files import case_from_files, check_unique
 from strokesynth.io.dataset_meta import DatasetMeta, read_meta, write_meta
 from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix
@@ -25,6 +25,7 @@ from strokesynth.io.problems import ProblemLog
 #: Layouts in detection order (the most specific first).
 LAYOUTS: dict[str, ModuleType] = {
     nnunet.NAME: nnunet,
+    isles24.NAME: isles24,
     isles22.NAME: isles22,
     isles2018.NAME: isles2018,
     plain.NAME: plain,
@@ -91,7 +92,8 @@ def detect_layout(root: Path) -> str:
             return name
     raise DataError(
         root,
-        "no known layout (ISLES 2018 case_N/SMIR.*, ISLES'22 rawdata/, nnU-Net dataset.json + imagesTr/, "
+        "no known layout (ISLES 2018 case_N/SMIR.*, ISLES'22 rawdata/, ISLES'24 derivatives/sub-*/ses-0N/, "
+        "nnU-Net dataset.json + imagesTr/, "
         "or plain CASE/<modality>.nii.gz)",
     )
 
