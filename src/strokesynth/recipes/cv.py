@@ -40,8 +40,12 @@ from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_cor
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
 
-TABLE_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "lesion_f1")
-LESION_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1")
+TABLE_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "lesion_f1", "lesion_f1_isles24")
+LESION_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1",
+                  "lesion_f1_isles24")
+#: What the two lesion-wise F1 columns of every table mean.
+F1_LEGEND = ("lesion_f1: ISLES'22's (a reference lesion is found by any overlap); lesion_f1_isles24: ISLES'24's "
+             "(components matched one to one at IoU >= 0.2)")
 EMPTY_METRICS = ("fp_ml", "empty_ok")
 
 __all__ = ["BASELINE", "evaluate_ensemble", "evaluate_run", "format_table", "load_model", "run_training"]
@@ -370,6 +374,7 @@ def format_table(summary: dict[str, Any], metrics=TABLE_METRICS) -> str:
     """Text tables of a :func:`summaries` result: lesion scans (``mean ± sd`` per metric, undefined
     counts in brackets), then lesion-free scans, then the selection protocol."""
     lesion, empty = summary["lesion"], summary["empty"]
+    metrics = [m for m in metrics if all(m in s for s in lesion.values())]  # runs saved before a metric existed
     n = summary.get("scans", {})
     lines = [f"scans with a lesion ({n.get('lesion', '?')}):",
              "  ".join(["method".ljust(32)] + [m.rjust(16) for m in metrics])]
@@ -381,6 +386,8 @@ def format_table(summary: dict[str, Any], metrics=TABLE_METRICS) -> str:
         for method, s in empty.items():
             lines.append("  ".join([method[:32].ljust(32), _cell(s["fp_ml"], 2).rjust(18),
                                     _cell(s["empty_ok"], 2).rjust(16)]))
+    if any(m.startswith("lesion_f1") for m in metrics):
+        lines.append(F1_LEGEND)
     lines.append(f"selection: {summary['protocol']} - {summary.get('protocol_text') or PROTOCOLS[summary['protocol']]}")
     return "\n".join(lines)
 
