@@ -260,6 +260,8 @@ def test_output_path_that_is_a_file(tmp_path, capsys, good, model, command):
     ["convert", "{good}", "{out}", "--to", "plain", "--seed", "-1"],
     ["phantom", "--out", "{out}", "--seed", "-1"],
     ["phantom", "--out", "{out}", "--size", "100000"],
+    ["phantom", "--out", "{out}", "--size", "0"],
+    ["phantom", "--out", "{out}", "--mr-study", "--size", "-64"],
     ["demo", "--out", "{out}", "--size", "100000"],
     ["describe", "--size", "32000"],
     ["perfusion", "{case}/ctp.nii.gz", "--out", "{out}", "--set", "rho=0"],

@@ -65,6 +65,18 @@ def _no_overrides_on_resume(resume: bool, overrides: tuple[str, ...]) -> None:
                                                    "--set cannot change it (start a new run, or --force)")
 
 
+def _validated_as_options(cfg, options: dict[str, str]):  # noqa: ANN001, ANN202 - any config dataclass
+    """``cfg`` with every type and range checked again (a command set some fields from its options);
+    an error on a field an option set names that option (``options``: field -> ``--option``)."""
+    from strokesynth.config import validated
+
+    try:
+        return validated(cfg)
+    except ConfigError as exc:
+        field = (exc.where or "").split("[")[0]
+        raise ConfigError(options.get(field, exc.where), exc.problem) from None
+
+
 def _split_list(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -303,14 +315,10 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
         per_system.setdefault(system, []).append(rest)
     if dro is not None and not dro.is_file():
         raise ConfigError(dro, "OSIPI DRO file not found")
-    from strokesynth.config import validated
-
     cfg = DemoConfig(systems=chosen, subjects=subjects, size=size, folds=folds, seed=seed, gan_epochs=gan_epochs or 0,
                      seg_epochs=seg_epochs or 0, overrides=per_system)
-    try:
-        cfg = validated(cfg)
-    except ConfigError as exc:  # name the option the user typed
-        raise ConfigError(f"--{(exc.where or 'demo').replace('_', '-')}", exc.problem) from None
+    cfg = _validated_as_options(cfg, {f: f"--{f.replace('_', '-')}" for f in ("subjects", "healthy", "size", "folds",
+                                                                              "seed", "gan_epochs", "seg_epochs")})
     summary = run_demo(cfg, out, force=force, dro=dro, echo=click.echo)
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds_by_stage"].items())
     click.echo(f"done in {summary['seconds']:.0f} s ({stages})")
@@ -347,23 +355,22 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     OUT/mr_phantom.json, lesion the last class) and the lesion mask; healthy subjects (--healthy)
     differ in ventricle size among other things.
     """
-    from strokesynth.config import load_config, validated
+    from strokesynth.config import load_config
     from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 
     cfg = load_config(PhantomConfig, config_path, overrides)
     for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
         if value is not None:
             setattr(cfg, name, value)
-    if size is not None:
+    fov_mm = None
+    if size is not None:  # the field of view is kept: the spacing follows once the size is checked
         grid = cfg.mr if mr_study else cfg.grid
-        grid.spacing_mm = grid.spacing_mm * grid.size / size
-        grid.size = size
-    try:
-        cfg = validated(cfg)
-    except ConfigError as exc:  # name the option the user typed
-        option = {"grid.size": "--size", "mr.size": "--size", "subjects": "--subjects", "healthy": "--healthy",
-                  "seed": "--seed"}.get((exc.where or "").split("[")[0], exc.where)
-        raise ConfigError(option, exc.problem) from None
+        fov_mm, grid.size = grid.spacing_mm * grid.size, size
+    cfg = _validated_as_options(cfg, {"grid.size": "--size", "mr.size": "--size", "subjects": "--subjects",
+                                      "healthy": "--healthy", "seed": "--seed"})
+    if fov_mm is not None:
+        grid = cfg.mr if mr_study else cfg.grid
+        grid.spacing_mm = fov_mm / grid.size
     if cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
     from strokesynth.phantom.config import estimated_peak_bytes
