@@ -206,20 +206,20 @@ SUMMARY_COLUMNS = ("case", "core_ml", "hypoperfusion_ml", "mismatch_ml", "mismat
 CORE_BRAIN_SHARE = 0.5
 
 
-def case_brain(case: Case, computed: ComputedMaps, cfg: TrainConfig | PseudoDwiConfig) -> tuple[np.ndarray | None, str]:
+def case_brain(case: Case, seen: Case, zoom: tuple[float, float] | None, computed: ComputedMaps
+               ) -> tuple[np.ndarray | None, str]:
     """The brain mask ``(X, Y, Z)`` a case's core is kept within, and where it came from.
 
     From the non-contrast CT (:func:`~strokesynth.perfusion.maps.brain_mask`), else the perfusion
     analysis of the raw CTP, else the voxels where the given perfusion maps are non-zero (vendor
     maps are 0 outside the brain); ``None`` when the case has none of these. The CT and the maps
-    are read on the grid the model ``cfg`` sees (its training pixel size) and the mask brought
-    back, so a case and its resampled twin get the same brain; it is dilated by 2 voxels
-    in-plane there (the masks are eroded at the cortex)."""
+    are read on ``seen``, the case as a model sees it (:func:`to_training_pixels`, which gave
+    ``zoom``), and the mask brought back, so a case and its resampled twin get the same brain; it
+    is dilated by 2 voxels in-plane there (the masks are eroded at the cortex)."""
     from scipy import ndimage
 
     from strokesynth.perfusion.maps import brain_mask
 
-    seen, zoom = to_training_pixels(case, cfg)
     grow = np.ones((3, 3, 1), bool)
     maps = [k for k in MAP_KEYS if k in seen]
     if "ct" in seen and seen["ct"].ndim == 3:
@@ -357,8 +357,10 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
                 shutil.rmtree(tmp)
             case, computed = _prepare(case, mods, perfusion, echo)
             probs, pseudos = [], []
+            first_view = None  # the case as the first model saw it: the brain mask is read there
             for model, cfg in models:
                 seen, zoom = to_training_pixels(case, cfg)
+                first_view = first_view or (seen, zoom)
                 p, pseudo = _probability(model, cfg, seen)
                 if zoom is not None:
                     p = from_training_pixels(p, case.spatial_shape)
@@ -379,7 +381,8 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             prob = np.mean(probs, axis=0).astype(np.float32)
             affine = case.affine
             voxel_ml = float(np.prod(case.spacing)) / 1000.0
-            brain, brain_from = case_brain(case, computed, models[0][1])
+            brain, brain_from = case_brain(case, *first_view, computed)
+            first_view = None
             outside_ml = 0.0
             if brain is not None:  # the core lies in the brain: what a model marks outside it is removed, and said
                 outside_ml = float(((prob > thr) & ~brain).sum()) * voxel_ml
