@@ -94,7 +94,7 @@ class NiftiSource:
         try:
             raw = self._image.dataobj[index]
         except _READ_ERRORS as exc:
-            raise DataError(self.path, f"cannot read voxel data, file truncated or corrupt ({_why(exc)})") from None
+            raise self._corrupt(exc) from None
         return raw
 
     def _corrupt(self, exc: BaseException) -> DataError:
@@ -107,8 +107,7 @@ class NiftiSource:
             with gzip.open(self.path, "rb") as fh:
                 raw = array_from_file(self._image.shape, header.get_data_dtype(), fh,
                                       offset=int(self._image.dataobj.offset), order="F", mmap=False)
-                while fh.read(_CHUNK):  # to the end of every member: gzip checks CRC-32 and length there
-                    pass
+                _drain(fh)
             proxy = self._image.dataobj  # nibabel moves the file's scaling here (the header in memory says NaN)
             out = apply_read_scaling(raw, proxy.slope, proxy.inter)
         except _READ_ERRORS as exc:
@@ -126,8 +125,7 @@ class NiftiSource:
             return
         try:
             with gzip.open(self.path, "rb") as fh:
-                while fh.read(_CHUNK):
-                    pass
+                _drain(fh)
         except _READ_ERRORS as exc:
             raise self._corrupt(exc) from None
         self._verified = True
@@ -144,6 +142,13 @@ class NiftiSource:
         raw = self._get((slice(None), slice(None), z) + (slice(None),) * extra)
         target = self.shape[:2] + (() if isinstance(z, int) else (np.shape(raw)[2],)) + self.shape[3:]
         return self._finish(np.reshape(raw, target))
+
+
+def _drain(fh: gzip.GzipFile) -> None:
+    """Read a gzip stream to its end in :data:`_CHUNK` pieces: gzip checks each member's CRC-32 and
+    length there (raising ``BadGzipFile``)."""
+    while fh.read(_CHUNK):
+        pass
 
 
 def _why(exc: BaseException) -> str:
@@ -178,6 +183,8 @@ def read_volume(
         raise DataError(path, "not a NIfTI file (expected .nii or .nii.gz)")
     try:
         image = nib.load(str(path))
+    except HeaderDataError as exc:  # nibabel refuses e.g. a valid slope with a NaN/Inf intercept here
+        raise DataError(path, f"voxel scaling is invalid ({_why(exc)})") from None
     except _READ_ERRORS as exc:
         raise DataError(path, f"not a readable NIfTI file ({_why(exc)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -221,17 +228,13 @@ def read_volume(
 
 def _check_header(path: Path, image: nib.Nifti1Image) -> None:
     """Refuse what nibabel would read without complaint but wrongly: voxel types strokesynth
-    cannot hold as real numbers (complex, RGB), non-finite scaling, and a single-file image whose
-    voxels would start inside its own header."""
+    cannot hold as real numbers (complex, RGB) and a single-file image whose voxels would start
+    inside its own header (invalid scaling nibabel refuses itself, see :func:`read_volume`)."""
     header = image.header
     dtype = header.get_data_dtype()
     if dtype.kind not in "iufb":
         what = "complex" if dtype.kind == "c" else "RGB/structured" if dtype.kind == "V" else str(dtype)
         raise DataError(path, f"voxel type {what} ({dtype}) is not supported; images must hold real numbers")
-    try:
-        header.get_slope_inter()  # NIfTI: a slope of 0 or NaN means no scaling; a valid slope needs a finite intercept
-    except HeaderDataError as exc:
-        raise DataError(path, f"voxel scaling is invalid ({_why(exc)})") from None
     magic = bytes(header["magic"]) if "magic" in header else b""
     if magic.startswith((b"n+1", b"n+2")):
         least = 352 if magic.startswith(b"n+1") else 544
