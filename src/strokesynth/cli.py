@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -19,6 +20,27 @@ from strokesynth.errors import ConfigError, OutputError, StrokesynthError
 
 LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "isles24", "nnunet", "plain"]
 WRITE_CHOICES = ["isles2018", "isles22", "nnunet", "plain"]
+
+
+class LazyChoice(click.Choice):
+    """A :class:`click.Choice` whose choices are read from a registry on first use (checking a value,
+    ``--help`` of its own command), not when the CLI is imported: the network and loss registries
+    import torch and MONAI, which ``strokesynth --help``, ``check`` or ``convert`` never need."""
+
+    def __init__(self, names: Callable[[], list[str]], case_sensitive: bool = True) -> None:
+        self._names = names
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._choices is None:
+            self._choices = tuple(self._names())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        self._choices = tuple(value)
 
 
 def _segmenter_names() -> list[str]:
@@ -274,8 +296,8 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @click.option("--out", type=OUT_PATH, default=Path("runs/demo"), show_default=True,
               help="Run folder.")
 @click.option("--systems", default="all", show_default=True, metavar="NAME,...",
-              help="Systems to run: segmentation, ctmr, pseudo-dwi, labelmap, pseudo-healthy (comma-separated) "
-                   "or all.")
+              help="Systems to run, comma-separated, or all: segmentation, ctmr, pseudo-dwi, labelmap, "
+                   "pseudo-healthy and any registered recipe that declares a demo part.")
 @click.option("--subjects", type=int, default=8, show_default=True,
               help="Stroke subjects of the phantom cohort (one healthy subject is added).")
 @click.option("--size", type=int, default=64, show_default=True,
@@ -288,7 +310,7 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @click.option("--seg-epochs", type=int, default=None, help="FCN / FCN-CGAN epochs per fold [demo budget: 14].")
 @click.option("--set", "overrides", multiple=True, metavar="SYSTEM:KEY=VALUE",
               help="Override a system's recipe config, e.g. --set pseudo-dwi:system.run.epochs=20 (repeatable; "
-                   "SYSTEM: ctmr, pseudo-dwi, labelmap or pseudo-healthy).")
+                   "SYSTEM: ctmr, pseudo-dwi, labelmap, pseudo-healthy or another recipe's demo system).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: int, dro: Path | None,
          gan_epochs: int | None, seg_epochs: int | None, overrides: tuple[str, ...], force: bool) -> None:
@@ -301,9 +323,9 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
     against the CBF-threshold baseline or its reference), OUT/summary.json and OUT/report.html
     (self-contained, opens offline). 6 to 14 minutes on 2 CPU cores with every system, depending on the CPU.
     """
-    from strokesynth.demo import SYSTEMS, DemoConfig, run_demo
+    from strokesynth.demo import DemoConfig, demo_systems, run_demo
 
-    chosen = list(SYSTEMS) if systems.strip() == "all" else [s.strip() for s in systems.split(",") if s.strip()]
+    chosen = list(demo_systems()) if systems.strip() == "all" else [s.strip() for s in systems.split(",") if s.strip()]
     for name, value in (("--gan-epochs", gan_epochs), ("--seg-epochs", seg_epochs)):
         if value is not None and value < 1:
             raise ConfigError(name, "must be at least 1")
@@ -648,7 +670,92 @@ def ensemble(runs: tuple[Path, ...], out: Path, force: bool) -> None:
     evaluate_ensemble(list(runs), out, force=force, echo=click.echo)
 
 
-@cli.group()
+class RecipeGroup(click.Group):
+    """``strokesynth recipe``: ``list`` and one command per registered recipe, built from its
+    :class:`~strokesynth.recipes.recipe.Recipe` when first asked for (the registry is read then,
+    not when the CLI is imported)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from strokesynth.recipes.registry import RECIPES
+
+        return [*super().list_commands(ctx), *RECIPES.names()]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from strokesynth.recipes.registry import RECIPES
+
+        own = super().get_command(ctx, cmd_name)
+        if own is not None or cmd_name not in RECIPES:
+            return own
+        return recipe_command(RECIPES.get(cmd_name))
+
+
+def _recipe_option(option) -> click.Option:  # noqa: ANN001 - a RecipeOption
+    """The click option of a :class:`~strokesynth.recipes.recipe.RecipeOption`."""
+    from strokesynth.recipes.recipe import resolve
+
+    name = "x_" + option.flag.lstrip("-").replace("-", "_")
+    if option.kind == "flag":
+        return click.Option([option.flag, name], is_flag=True, help=option.help)
+    kind = {"path": IN_PATH, "text": click.STRING}.get(option.kind)
+    if option.kind == "choice":
+        kind = LazyChoice(lambda: list(resolve(option.choices)()))
+    return click.Option([option.flag, name], type=kind, multiple=option.multiple, default=None,
+                        metavar=option.metavar, help=option.help)
+
+
+def recipe_command(r) -> click.Command:  # noqa: ANN001 - a Recipe
+    """The ``strokesynth recipe NAME`` command of recipe ``r``.
+
+    Every option becomes a ``key=value`` override, in this order: the recipe's own options, then
+    ``--data``, then ``--device``, then ``--set`` (last wins); the config is built and validated
+    once from them. The run folder and every data input the config names are checked against
+    each other before anything is written."""
+    shipped = " or ".join(r.configs)
+    params: list[click.Parameter] = [
+        click.Option(["--config", "config_path"], type=CONFIG_REF, default=r.configs[0], show_default=True,
+                     help=f"Experiment YAML, or a shipped name: {shipped}."),
+    ]
+    if r.data_help:
+        params.append(click.Option(["--data", "dataset"], type=IN_PATH, default=None, help=r.data_help))
+    params += [_recipe_option(o) for o in r.options]
+    params += [
+        click.Option(["--set", "overrides"], multiple=True, metavar="KEY=VALUE",
+                     help="Override a config value, e.g. --set name=mine (repeatable)."),
+        click.Option(["--out"], type=OUT_PATH, default=None, help="Run folder [runs/<name>]."),
+        click.Option(["--device"], default=None, help="cpu, cuda or cuda:N for every model [config: cpu]."),
+    ]
+    if r.resumable:
+        params.append(click.Option(["--resume"], is_flag=True,
+                                   help="Continue an interrupted run in OUT (finished parts are kept)."))
+    params.append(click.Option(["--force"], is_flag=True, help="Replace an existing run folder."))
+
+    def callback(config_path: str, overrides: tuple[str, ...], out: Path | None, device: str | None,
+                 force: bool, resume: bool = False, dataset: Path | None = None, **own: object) -> None:
+        from strokesynth.recipes.recipe import resolve
+
+        _no_overrides_on_resume(resume, overrides)
+        extra: list[str] = []
+        for option in r.options:
+            value = own["x_" + option.flag.lstrip("-").replace("-", "_")]
+            if value not in (None, False, ()):
+                extra += option.to_overrides(value)
+        if dataset is not None:
+            extra.append(f"dataset={dataset.resolve() if r.data_absolute else dataset}")
+        if _device(device) is not None:
+            extra += [f"{f}={device}" for f in r.device_fields]
+        cfg = r.config(config_path, [*extra, *overrides])
+        data = getattr(cfg, "dataset", "")
+        if r.data_required and not resume and not Path(str(data)).is_dir():
+            raise ConfigError("dataset", f"data set folder {str(data)!r} not found (give --data DIR)")
+        folder = _guard_run(out or Path("runs") / cfg.name, *r.input_values(cfg))
+        resolve(r.run)(cfg, folder, force=force, resume=resume, echo=click.echo)
+        if r.report is not None:
+            click.echo(f"report: {resolve(r.report)(folder)}")
+
+    return GuardedCommand(r.name, params=params, callback=callback, help=r.help, short_help=r.summary)
+
+
+@cli.group(cls=RecipeGroup)
 def recipe() -> None:
     """Experiments that reproduce a paper's table (`strokesynth recipe list` names them)."""
 
@@ -661,192 +768,8 @@ def recipe_list() -> None:
     """The registered recipes, one line each."""
     from strokesynth.recipes.registry import RECIPES
 
-    for name in RECIPES.names():
-        click.echo(f"{name:<16} {RECIPES.info(name).get('summary', '')}")
-
-
-@recipe.command("seg-comparison")
-@click.option("--data", "dataset", type=IN_PATH, required=True, help="Data set folder.")
-@click.option("--out", type=OUT_PATH, required=True, help="Folder for the runs and the table.")
-@click.option("--paper", is_flag=True, help="Paper-size networks and schedules instead of the tiny CPU variants.")
-@click.option("--arch", "archs", multiple=True, type=click.Choice(_segmenter_names()),
-              help="Architectures (repeatable) [all segmentation networks].")
-@click.option("--loss", "losses", multiple=True, type=click.Choice(_loss_names()),
-              help="Losses (repeatable) [ce and focal].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
-@click.option("--floor", is_flag=True, help="Add the plain-U-Net floor (MONAI BasicUNet 16-256, CE + Dice, "
-              "half lesion slices, same steps) and compare every cell with it scan by scan.")
-@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
-def seg_comparison(dataset: Path, out: Path, paper: bool, archs: tuple[str, ...], losses: tuple[str, ...],
-                   overrides: tuple[str, ...], floor: bool, force: bool) -> None:
-    """Abulnaga & Rubin: PSPNet, U-Net 2D, 3D U-Net, V-Net x {CE, focal}, one CV table."""
-    from strokesynth.recipes.segmentation import ARCHITECTURES, LOSSES, run_comparison
-
-    run_comparison(dataset, out, tiny=not paper, architectures=archs or ARCHITECTURES, losses=losses or LOSSES,
-                   overrides=overrides, force=force, floor=floor, echo=click.echo)
-
-
-@recipe.command("ctmr-cgan")
-@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
-              help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Rubin & Abulnaga sizes).")
-@click.option("--data", "dataset", type=IN_PATH, default=None,
-              help="Data set folder (needs CT, CBF, CBV, MTT, Tmax, DWI and the lesion) [config: dataset].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set synthesis.run.epochs=50 (repeatable).")
-@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N for all three models [config: cpu].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoints.")
-@click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def ctmr_cgan(config_path: str, dataset: Path | None, overrides: tuple[str, ...], out: Path | None,
-              device: str | None, resume: bool, force: bool) -> None:
-    """Rubin & Abulnaga: out-of-fold CT-to-MR cGAN, then FCN vs FCN-CGAN (PSPNet + focal loss).
-
-    Trains one pix2pix cGAN per subject-level fold; cGAN k generates DWI only for fold k's
-    scans (OUT/dwi_gen/<case>/dwi_gen.nii.gz, the case's affine). Scores the generated DWI
-    (SSIM, PSNR, MAE in the brain and around the lesion), cross-validates the segmenter with and
-    without it on the same folds, and writes OUT/table.txt and OUT/report.html.
-    """
-
-    _no_overrides_on_resume(resume, overrides)
-    from strokesynth.recipes.ctmr import load_ctmr_config, run_ctmr
-
-    extra = [f"dataset={dataset}"] if dataset is not None else []
-    cfg = load_ctmr_config(config_path, [*overrides, *extra])
-    if _device(device) is not None:
-        cfg.synthesis.run.device = cfg.segmentation.run.device = device
-    if not resume and not Path(cfg.dataset).is_dir():
-        raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
-    from strokesynth.report.ctmr import write_ctmr_report
-
-    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
-    run_ctmr(cfg, folder, force=force, resume=resume, echo=click.echo)
-    click.echo(f"report: {write_ctmr_report(folder)}")
-
-
-@recipe.command("pseudo-dwi")
-@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
-              help="Experiment YAML, or a shipped name: tiny (CPU, minutes per row) or paper (Wang, Song et al.).")
-@click.option("--data", "dataset", type=IN_PATH, default=None,
-              help="Data set folder (needs CBF, CBV, MTT, Tmax, the raw 4D CTP, DWI and the lesion) [config: dataset].")
-@click.option("--tables", default=None, metavar="1,2,...", help="Tables to run, e.g. 1,5 [config: all five].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
-@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished rows are kept).")
-@click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def pseudo_dwi(config_path: str, dataset: Path | None, tables: str | None, overrides: tuple[str, ...],
-               out: Path | None, device: str | None, resume: bool, force: bool) -> None:
-    """Wang, Song et al. (ISLES 2018 winner): pseudo-DWI from perfusion maps and CTA features, SLNet.
-
-    Cross-validates every row of the paper's five tables (synthesis losses, generator inputs,
-    segmentation networks, segmentation losses, segmentation inputs) on the same subject-level
-    folds and writes OUT/table1.txt ... table5.txt, tables.json and OUT/report.html. The synthesis
-    needs paired DWI (the public ISLES 2018 release has none): the phantom or your own data.
-    """
-
-    _no_overrides_on_resume(resume, overrides)
-    from strokesynth.recipes.pseudo_dwi import load_recipe_config, run_pseudo_dwi
-    from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report
-
-    extra = [f"dataset={dataset}"] if dataset is not None else []
-    if tables is not None:
-        try:
-            extra.append(f"tables=[{','.join(str(int(t)) for t in tables.split(','))}]")
-        except ValueError:
-            raise ConfigError("--tables", f"give table numbers separated by commas, e.g. 1,5 (got {tables!r})") from None
-    cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if _device(device) is not None:
-        cfg.system.run.device = device
-    if not resume and not Path(cfg.dataset).is_dir():
-        raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found (give --data DIR)")
-    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
-    run_pseudo_dwi(cfg, folder, force=force, resume=resume, echo=click.echo)
-    click.echo(f"report: {write_pseudo_dwi_report(folder)}")
-
-
-@recipe.command("pseudo-healthy")
-@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
-              help="Experiment YAML, or a shipped name: tiny (CPU, minutes) or paper (Xia, Chartsias & Tsaftaris).")
-@click.option("--data", "dataset", type=IN_PATH, default=None,
-              help="Data set folder with an MR contrast and lesion masks on one grid [config: the embedded phantom].")
-@click.option("--contrasts", default=None, metavar="flair,dwi", help="MR contrasts, e.g. flair,dwi [config].")
-@click.option("--real-case", type=IN_PATH, default=None,
-              help="A real data set to apply the models to as a labelled example [config: ../shared/data/isles22 "
-                   "when present].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set system.run.epochs=50 (repeatable).")
-@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
-@click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def pseudo_healthy(config_path: str, dataset: Path | None, contrasts: str | None, real_case: Path | None,
-                   overrides: tuple[str, ...], out: Path | None, device: str | None, resume: bool, force: bool) -> None:
-    """Xia, Chartsias & Tsaftaris: pseudo-healthy synthesis by pathology factorisation.
-
-    Trains the conditional GAN and CycleGAN baselines and the proposed model (unpaired and
-    paired) on the same subject-level folds, with f_pre judging healthiness, and writes
-    OUT/ph_table.txt (identity, healthiness, S and anomaly-detector Dice, lesion-free slices
-    apart), the figures and OUT/report.html. Default data: the embedded phantom (FLAIR, DWI).
-    """
-
-    _no_overrides_on_resume(resume, overrides)
-    from strokesynth.recipes.pseudo_healthy import load_recipe_config, run_pseudo_healthy
-    from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report
-
-    extra = [f"dataset={dataset}"] if dataset is not None else []
-    if contrasts is not None:
-        extra.append(f"contrasts=[{','.join(c.strip() for c in contrasts.split(',') if c.strip())}]")
-    if real_case is not None:
-        if not real_case.is_dir():
-            raise ConfigError("--real-case", f"{real_case} is not a folder")
-        extra.append(f"real_case={real_case.resolve()}")
-    cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if _device(device) is not None:
-        cfg.system.run.device = cfg.segmentor.run.device = device
-    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset), ("real_case", cfg.real_case))
-    run_pseudo_healthy(cfg, folder, force=force, resume=resume, echo=click.echo)
-    click.echo(f"report: {write_pseudo_healthy_report(folder)}")
-
-
-@recipe.command("labelmap-augmentation")
-@click.option("--config", "config_path", type=CONFIG_REF, default="tiny", show_default=True,
-              help="Experiment YAML, or a shipped name: tiny (CPU) or paper (Platscher, Zopes & Federau).")
-@click.option("--data", "dataset", type=IN_PATH, default=None,
-              help="Data set folder with dwi, anatomy and lesion per case; lesion-free cases form the normal "
-                   "cohort [config: the embedded phantom's MR studies].")
-@click.option("--table", default=None, help="Label table of the anatomy maps: phantom, freesurfer_to_phantom, "
-                                            "freesurfer_aseg or a YAML file [config: phantom].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set lesion_gan.run.epochs=200 (repeatable).")
-@click.option("--out", type=OUT_PATH, default=None, help="Run folder [runs/<name>].")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N [config: cpu].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (finished models are kept).")
-@click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def labelmap_augmentation(config_path: str, dataset: Path | None, table: str | None, overrides: tuple[str, ...],
-                          out: Path | None, device: str | None, resume: bool, force: bool) -> None:
-    """Platscher, Zopes & Federau: label map -> DWI synthesis and a 3D lesion GAN as training data.
-
-    Trains the lesion GAN and the translation models (Pix2Pix, SPADE, CycleGAN), builds a synthetic
-    database per model, trains the 3D U-Net on clinical / clinical + synthetic / synthetic /
-    fine-tuned / fractional data and scores it on held-out stroke and healthy subjects: OUT/labelmap_table.txt
-    (Tables I and II analogs with paired tests), figures and OUT/report.html. Needs DWIs with label
-    maps (the public ISLES 2018 release has no DWI).
-    """
-
-    _no_overrides_on_resume(resume, overrides)
-    from strokesynth.recipes.labelmap_augmentation import load_recipe_config, run_labelmap_augmentation
-    from strokesynth.report.labelmap import write_labelmap_report
-
-    extra = [f"dataset={dataset.resolve()}"] if dataset is not None else []
-    if table is not None:
-        extra.append(f"table={table}")
-    cfg = load_recipe_config(config_path, [*overrides, *extra])
-    if _device(device) is not None:
-        cfg.translation.run.device = cfg.lesion_gan.run.device = cfg.segmenter.run.device = device
-    folder = _guard_run(out or Path("runs") / cfg.name, ("dataset", cfg.dataset))
-    run_labelmap_augmentation(cfg, folder, force=force, resume=resume, echo=click.echo)
-    click.echo(f"report: {write_labelmap_report(folder)}")
+    for r in RECIPES.all():
+        click.echo(f"{r.name:<22} {r.summary}")
 
 
 @cli.command("synth-db")
@@ -881,55 +804,51 @@ def synth_db(healthy: Path, gan: Path, translator: Path, n: int, out: Path, layo
                        force=force, device=device, echo=click.echo)
 
 
+def _recipes_with(part: str) -> list[str]:
+    """Names of the registered recipes that declare ``part`` (``describe``, ``report``)."""
+    from strokesynth.recipes.registry import RECIPES
+
+    return [r.name for r in RECIPES.all() if getattr(r, part) is not None]
+
+
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 def report(run: Path) -> None:
-    """(Re)write RUN/report.html of a finished demo, ctmr-cgan, pseudo-dwi or pseudo-healthy run from its files.
+    """(Re)write RUN/report.html of a finished demo or recipe run from its files.
 
     Nothing is trained or predicted: the tables come from the run's saved metrics, the figures
     from its data set and predictions, so a report made with a newer strokesynth shows the same
-    numbers."""
+    numbers. The recipe is recognised by the files its finished run holds."""
+    from strokesynth.recipes.recipe import resolve
+    from strokesynth.recipes.registry import RECIPES
+
     if not run.is_dir():
         raise ConfigError(run, "run folder not found")
     if (run / "summary.json").is_file() and (run / "overview.json").is_file():
         from strokesynth.demo import write_demo_report as write
-    elif (run / "table.json").is_file():
-        from strokesynth.report.ctmr import write_ctmr_report as write
-    elif (run / "tables.json").is_file():
-        from strokesynth.report.pseudo_dwi import write_pseudo_dwi_report as write
-    elif (run / "ph_table.json").is_file():
-        from strokesynth.report.pseudo_healthy import write_pseudo_healthy_report as write
-    elif (run / "labelmap_table.json").is_file():
-        from strokesynth.report.labelmap import write_labelmap_report as write
     else:
-        raise ConfigError(run, "not a finished demo, ctmr-cgan, pseudo-dwi, pseudo-healthy or labelmap-augmentation "
-                               "run (no summary.json + overview.json, table.json, tables.json, ph_table.json or "
-                               "labelmap_table.json)")
+        found = [r for r in RECIPES.all() if r.report is not None and r.finished(run)]
+        if not found:
+            known = "; ".join(f"{r.name}: {' + '.join(r.markers)}" for r in RECIPES.all() if r.report is not None)
+            raise ConfigError(run, f"not a finished demo (summary.json + overview.json) or recipe run ({known})")
+        write = resolve(found[0].report)
     click.echo(f"report: {write(run)}")
 
 
 @cli.command()
 @click.option("--config", "config_path", type=CONFIG_REF, default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
-@click.option("--recipe", "recipe_name",
-              type=click.Choice(["ctmr-cgan", "pseudo-dwi", "pseudo-healthy", "labelmap-augmentation"]),
-              default="ctmr-cgan",
+@click.option("--recipe", "recipe_name", type=LazyChoice(lambda: _recipes_with("describe")), default="ctmr-cgan",
               show_default=True, help="Which recipe's networks to describe.")
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
 def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
-    from strokesynth.recipes.describe import (
-        describe_ctmr,
-        describe_labelmap,
-        describe_pseudo_dwi,
-        describe_pseudo_healthy,
-    )
+    from strokesynth.recipes.recipe import resolve
+    from strokesynth.recipes.registry import RECIPES
 
     if size is not None and (size < 32 or size % 32):
         raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")
-    describe_of = {"ctmr-cgan": describe_ctmr, "pseudo-dwi": describe_pseudo_dwi, "pseudo-healthy": describe_pseudo_healthy,
-                   "labelmap-augmentation": describe_labelmap}
-    click.echo(describe_of[recipe_name](config_path, size))
+    click.echo(resolve(RECIPES.get(recipe_name).describe)(config_path, size))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -330,3 +330,20 @@ def sparse_dict(cfg: Any) -> dict[str, Any]:
 
 
 _MISSING = object()
+
+
+def load_shipped(cls: type[T], shipped: dict[str, typing.Callable[[], T]], folder: str | os.PathLike,
+                 path: str | os.PathLike | None, overrides: typing.Iterable[str] = ()) -> T:
+    """A recipe's config: a shipped name (a key of ``shipped``, e.g. ``tiny``, ``paper``) or any YAML path,
+    with ``key=value`` overrides.
+
+    A shipped name reads ``folder/<name>.yaml`` of the repository, or builds the same config in code
+    (``shipped[name]()``) where the package is installed without the repository's ``configs/``.
+    A file of that name in the working folder is read as a file.
+    """
+    if path is not None and str(path) in shipped and not Path(path).exists():
+        yaml_path = Path(folder) / f"{path}.yaml"
+        if not yaml_path.exists():
+            return load_config(cls, None, overrides, base=shipped[str(path)]())
+        path = yaml_path
+    return load_config(cls, path, overrides)

@@ -26,7 +26,6 @@ CBF-threshold baseline. Each system writes its own run folder (``OUT/ctmr``,
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable
@@ -49,52 +48,30 @@ from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, 
 from strokesynth.phantom.cohort import case_montage, read_ground_truth
 from strokesynth.phantom.validation import accuracy_table, maps_vs_truth, osipi_accuracy, summarize_osipi
 from strokesynth.plots import channel_montage
+from strokesynth.recipes.recipe import DemoCohort, resolve
+from strokesynth.recipes.registry import RECIPES
 from strokesynth.report.ctmr import Section, summary_rows
 from strokesynth.report.html import dict_table, esc, figure, human, table, write_page
 from strokesynth.report.overview import overview, overview_rows
 from strokesynth.report.perfusion import write_perfusion_report
 from strokesynth.runs import RunDir
 
-#: system key -> (heading, run sub-folder; with ``ctmr`` chosen, segmentation's FCN is trained there)
-SYSTEMS: dict[str, tuple[str, str]] = {
-    "segmentation": ("1. CTP segmentation: PSPNet + focal loss (Abulnaga & Rubin)", "segmentation"),
-    "ctmr": ("2. CT-to-MR cGAN, FCN-CGAN (Rubin & Abulnaga)", "ctmr"),
-    "pseudo-dwi": ("3. Pseudo-DWI from perfusion maps and CTA, SLNet (Wang, Song et al.)", "pseudo_dwi"),
-    "labelmap": ("4. Label map -> DWI and a 3D lesion GAN for augmentation (Platscher, Zopes & Federau)", "labelmap"),
-    "pseudo-healthy": ("5. Pseudo-healthy synthesis by pathology factorisation (Xia, Chartsias & Tsaftaris)",
-                       "pseudo_healthy"),
-}
-
-#: What the demo changes in each recipe's ``tiny`` config, so that all five fit in about 15
-#: minutes on 2 CPU cores (measured per system in ``summary.json: seconds``). The cohort's
-#: size, folds and seed are set from :class:`DemoConfig` on top of these.
-BUDGET: dict[str, list[str]] = {
-    "ctmr": ["synthesis.run.epochs=6", "segmentation.run.epochs=14"],
-    "pseudo-dwi": ["tables=[5]", "rows=['DWI^(o,l,h) end to end']", "system.run.epochs=10",
-                   "system.optim.milestones=[8]"],
-    "labelmap": ["phantom.stroke=16", "phantom.healthy=10", "phantom.slices=16", "pix2pix_l1=[100.0]",
-                 "models=[pix2pix]", "n_synthetic=12", "finetune_cases=[]", "fractions=[]", "seeds=[0]",
-                 "translation.run.epochs=4", "segmenter.run.epochs=8"],
-    "pseudo-healthy": ["contrasts=[dwi]", "rows=['proposed paired']", "folds_to_run=[0]", "system.run.epochs=15",
-                       "segmentor.run.epochs=15"],
-}
+#: The demo's own first system: the FCN of the CT-to-MR recipe trained alone (when ``ctmr`` is
+#: chosen too, the FCN is trained inside the ``ctmr`` run instead).
+SEGMENTATION = ("1. CTP segmentation: PSPNet + focal loss (Abulnaga & Rubin)", "segmentation")
 
 
-#: system -> its recipe's run function and its report writer ("module:function", imported when run)
-RUNNERS: dict[str, tuple[str, str]] = {
-    "ctmr": ("strokesynth.recipes.ctmr:run_ctmr", "strokesynth.report.ctmr:write_ctmr_report"),
-    "pseudo-dwi": ("strokesynth.recipes.pseudo_dwi:run_pseudo_dwi",
-                   "strokesynth.report.pseudo_dwi:write_pseudo_dwi_report"),
-    "labelmap": ("strokesynth.recipes.labelmap_augmentation:run_labelmap_augmentation",
-                 "strokesynth.report.labelmap:write_labelmap_report"),
-    "pseudo-healthy": ("strokesynth.recipes.pseudo_healthy:run_pseudo_healthy",
-                       "strokesynth.report.pseudo_healthy:write_pseudo_healthy_report"),
-}
+def demo_systems() -> dict[str, tuple[str, str]]:
+    """System key -> (heading, run sub-folder), in demo order: ``segmentation``, then every
+    registered recipe with a :class:`~strokesynth.recipes.recipe.DemoPart` (by its ``order``)."""
+    return {"segmentation": SEGMENTATION, **{d.key: (d.heading, d.folder) for _, d in RECIPES.demo_parts()}}
 
 
-def _load(spec: str) -> Callable[..., Any]:
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
+def demo_budget() -> dict[str, list[str]]:
+    """What the demo changes in each recipe's ``tiny`` config so that all five fit in about 15
+    minutes on 2 CPU cores (measured per system in ``summary.json: seconds``); declared by each
+    recipe's ``DemoPart.budget``. The cohort's size, folds and seed are set on top of these."""
+    return {d.key: list(d.budget) for _, d in RECIPES.demo_parts()}
 
 
 @dataclass
@@ -102,18 +79,18 @@ class DemoConfig:
     """The demo: which systems, the phantom cohort they share, and per-system overrides.
 
     Attributes:
-        systems: keys of :data:`SYSTEMS`, run in that order.
+        systems: keys of :func:`demo_systems`, run in that order.
         subjects, healthy, size: the CTP phantom cohort (stroke subjects, subjects without a
             stroke, in-plane matrix; the field of view stays 230 mm).
         folds, seed: subject-level folds of every system on the CTP cohort; the one seed.
         gan_epochs, seg_epochs: the cGAN's and the CTP segmenters' epochs per fold (0: the
-            demo budget in :data:`BUDGET`).
+            demo budget of the ``ctmr`` recipe).
         overrides: ``system -> ["key=value", ...]`` applied to that recipe's config after
-            :data:`BUDGET` (e.g. ``{"pseudo-dwi": ["system.run.epochs=2"]}``).
+            :func:`demo_budget` (e.g. ``{"pseudo-dwi": ["system.run.epochs=2"]}``).
     """
 
     name: str = "demo"
-    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    systems: list[str] = field(default_factory=lambda: list(demo_systems()))
     subjects: int = bounded(8, lo=1, hi=1000)
     healthy: int = bounded(1, lo=0, hi=1000)
     size: int = bounded(64, lo=32, hi=1024)
@@ -124,12 +101,13 @@ class DemoConfig:
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        bad = [s for s in self.systems if s not in SYSTEMS]
+        systems, budget = demo_systems(), demo_budget()
+        bad = [s for s in self.systems if s not in systems]
         if bad or not self.systems:
-            raise ConfigError("--systems", f"choose among {', '.join(SYSTEMS)}; got {', '.join(self.systems) or 'none'}")
-        bad = [s for s in self.overrides if s not in BUDGET]
+            raise ConfigError("--systems", f"choose among {', '.join(systems)}; got {', '.join(self.systems) or 'none'}")
+        bad = [s for s in self.overrides if s not in budget]
         if bad:
-            raise ConfigError("--set", f"overrides name a system among {', '.join(BUDGET)}; got {', '.join(bad)}")
+            raise ConfigError("--set", f"overrides name a system among {', '.join(budget)}; got {', '.join(bad)}")
         if self.subjects < 1 or self.size < 32 or self.size % 8:
             raise ConfigError("demo", "need at least 1 subject and a size of at least 32 that is a multiple of 8")
         if self.folds < 2 or self.folds > self.subjects + self.healthy:
@@ -138,30 +116,18 @@ class DemoConfig:
 
 def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike) -> dict[str, Any]:
     """The resolved config of every recipe the demo runs (``ctmr`` also serves ``segmentation``),
-    every one checked before anything trains."""
-    from strokesynth.recipes import labelmap_augmentation, pseudo_dwi, pseudo_healthy
-    from strokesynth.recipes.ctmr import load_ctmr_config
-
-    data = str(Path(data_dir).resolve())
-    size = f"[{cfg.size},{cfg.size}]"
-    shared = {
-        "ctmr": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"synthesis.data.size={size}",
-                 f"segmentation.data.size={size}"]
-        + ([f"synthesis.run.epochs={cfg.gan_epochs}"] if cfg.gan_epochs else [])
-        + ([f"segmentation.run.epochs={cfg.seg_epochs}"] if cfg.seg_epochs else []),
-        "pseudo-dwi": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"system.data.size={size}"],
-        "labelmap": [f"seed={cfg.seed}", f"phantom.seed={cfg.seed}"],
-        "pseudo-healthy": [f"dataset={data}", f"folds={cfg.folds}", f"seed={cfg.seed}", f"system.data.size={cfg.size}",
-                           f"segmentor.data.size={cfg.size}", "real_case="],
-    }
-    loaders: dict[str, Callable[..., Any]] = {"ctmr": load_ctmr_config, "pseudo-dwi": pseudo_dwi.load_recipe_config,
-                                              "labelmap": labelmap_augmentation.load_recipe_config,
-                                              "pseudo-healthy": pseudo_healthy.load_recipe_config}
+    every one checked before anything trains: the recipe's ``tiny`` config with its demo budget,
+    then the cohort's data, folds, seed and size, then the user's ``--set SYSTEM:KEY=VALUE``."""
+    cohort = DemoCohort(data=str(Path(data_dir).resolve()), size=cfg.size, folds=cfg.folds, seed=cfg.seed)
+    epochs = {"ctmr": ([f"synthesis.run.epochs={cfg.gan_epochs}"] if cfg.gan_epochs else [])
+                      + ([f"segmentation.run.epochs={cfg.seg_epochs}"] if cfg.seg_epochs else [])}
     wanted = {"ctmr" if s == "segmentation" else s for s in cfg.systems}
     out = {}
-    for key in [k for k in BUDGET if k in wanted]:
-        overrides = [*BUDGET[key], *shared[key], *cfg.overrides.get(key, [])]
-        out[key] = loaders[key]("tiny", overrides)
+    for recipe, part in RECIPES.demo_parts():
+        if part.key in wanted:
+            shared = resolve(part.cohort)(cohort) if part.cohort is not None else []
+            overrides = [*part.budget, *shared, *epochs.get(part.key, []), *cfg.overrides.get(part.key, [])]
+            out[part.key] = recipe.config("tiny", overrides)
     return out
 
 
@@ -174,12 +140,13 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
     run = RunDir.create(out, force=force)
     save_config(cfg, run.file("demo.yaml"))
     log = run.logger()
-    stages = ["phantom"] + [s for s in SYSTEMS if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
+    systems = demo_systems()
+    stages = ["phantom"] + [s for s in systems if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
     seconds: dict[str, float] = {}
 
     def stage(name: str) -> None:
         i = stages.index(name) + 1
-        title = SYSTEMS[name][0] if name in SYSTEMS else "phantom, perfusion, checks"
+        title = systems[name][0] if name in systems else "phantom, perfusion, checks"
         if name == "ctmr" and "segmentation" in cfg.systems:
             title = "1-2. CTP segmentation (FCN: PSPNet + focal loss) and the CT-to-MR cGAN (FCN-CGAN)"
         echo(f"\n[{i}/{len(stages)}] {title} ({time.time() - t0:.0f} s so far)")
@@ -191,16 +158,18 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
     for name in stages[1:]:
         stage(name)
         t = time.time()
-        folder = run.file(SYSTEMS[name][1])
+        folder = run.file(systems[name][1])
         if name == "segmentation":  # alone: FCN without the cGAN
             from strokesynth.recipes.cv import run_training
 
             _, fcn, _ = configs["ctmr"].resolved()
             run_training(fcn, folder, force=True, echo=echo)
         else:
-            run_recipe, write_report = (_load(spec) for spec in RUNNERS[name])
-            run_recipe(configs[name], folder, force=True, echo=echo)
-            write_report(folder)
+            recipe = RECIPES.by_demo_key(name)
+            assert recipe is not None
+            resolve(recipe.run)(configs[name], folder, force=True, echo=echo)
+            if recipe.report is not None:
+                resolve(recipe.report)(folder)
         seconds[name] = round(time.time() - t, 1)
         log.info("%s finished in %.1f s", name, seconds[name])
     ov = overview(run.path)
@@ -386,21 +355,12 @@ def write_demo_report(run_path: str | os.PathLike) -> Path:
 def system_sections(run: RunDir) -> list[Section]:
     """Each system's report sections (anchors prefixed by the system), with a link to its own
     ``report.html``; systems the run did not include are left out."""
-    from strokesynth.report.ctmr import ctmr_sections
-    from strokesynth.report.labelmap import labelmap_sections
-    from strokesynth.report.pseudo_dwi import pseudo_dwi_sections
-    from strokesynth.report.pseudo_healthy import pseudo_healthy_sections
-
-    parts: list[tuple[str, str, Callable[[Path], list[Section]], str]] = [
-        ("ctmr", "1-2. FCN and FCN-CGAN", ctmr_sections, "table.json"),
-        ("pseudo_dwi", "3. Pseudo-DWI + SLNet", pseudo_dwi_sections, "tables.json"),
-        ("labelmap", "4. Label-map augmentation", labelmap_sections, "labelmap_table.json"),
-        ("pseudo_healthy", "5. Pseudo-healthy", pseudo_healthy_sections, "ph_table.json"),
-    ]
     out: list[Section] = []
-    for folder, name, sections, marker in parts:
-        if not run.file(folder, marker).is_file():
+    for recipe, part in RECIPES.demo_parts():
+        folder, name = part.folder, part.short or part.heading
+        if recipe.sections is None or not recipe.finished(run.file(folder)):
             continue
+        sections = resolve(recipe.sections)
         link = (f"<p class='note'>{esc(name)}: this system's own report is <a href='{folder}/report.html'>"
                 f"{folder}/report.html</a>; its run folder holds the config, splits, checkpoints and per-case "
                 "metrics.</p>")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config
+from strokesynth.config import load_config, load_shipped
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
@@ -45,7 +45,6 @@ from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.recipes.cv import describe_paired, format_table, open_run, paired_dice, run_training
-from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import (
     GANConfig,
@@ -166,15 +165,9 @@ def load_ctmr_config(path: str | os.PathLike | None, overrides: Sequence[str] = 
     The shipped names read ``configs/ctmr/<name>.yaml`` of the repository, or build the same
     config in code where the package is installed without the repository.
     """
-    if path is not None and str(path) in SHIPPED and not Path(path).exists():
-        yaml_path = CONFIGS / f"{path}.yaml"
-        if not yaml_path.exists():
-            return load_config(CtMrConfig, None, overrides, base=SHIPPED[str(path)]())
-        path = yaml_path
-    return load_config(CtMrConfig, path, overrides)
+    return load_shipped(CtMrConfig, SHIPPED, CONFIGS, path, overrides)
 
 
-@RECIPES.register("ctmr-cgan", summary="Rubin & Abulnaga: out-of-fold CT-to-MR cGAN, FCN vs FCN-CGAN")
 def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
              echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the experiment into ``out`` (see module docstring); returns and saves the summary.

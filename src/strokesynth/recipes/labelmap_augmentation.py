@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config
+from strokesynth.config import load_config, load_shipped
 from strokesynth.data.case import Case
 from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
@@ -63,7 +63,6 @@ from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics import dice
 from strokesynth.metrics.segmentation import evaluate_case, surface_distances
 from strokesynth.recipes.cv import paired_values
-from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.labelmap import TranslationConfig, build_translation, parenchyma_mask, translate_volume
 from strokesynth.systems.lesion_gan import LesionGANConfig, LesionWGAN
@@ -170,13 +169,7 @@ SHIPPED = {"paper": paper_config, "tiny": tiny_config}
 
 def load_recipe_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> LabelmapRecipeConfig:
     """A shipped config by name (``tiny``, ``paper``) or a YAML path, with ``key=value`` overrides."""
-    if path is not None and str(path) in SHIPPED and not Path(path).exists():
-        yaml_path = CONFIGS / f"{path}.yaml"
-        if yaml_path.exists():
-            path = yaml_path
-        else:
-            return load_config(LabelmapRecipeConfig, None, overrides, base=SHIPPED[str(path)]())
-    return load_config(LabelmapRecipeConfig, path, overrides)
+    return load_shipped(LabelmapRecipeConfig, SHIPPED, CONFIGS, path, overrides)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -216,8 +209,6 @@ def synthetic_cases(folder: Path) -> list[Case]:
 
 
 # -- the experiment -----------------------------------------------------------------------------
-@RECIPES.register("labelmap-augmentation", summary="Platscher, Zopes & Federau: label map -> DWI synthesis (Pix2Pix, "
-                                                   "SPADE, CycleGAN) + 3D lesion WGAN as data for a 3D U-Net")
 def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike, *, force: bool = False,
                               resume: bool = False, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the experiment into ``out`` (module docstring); returns the tables.

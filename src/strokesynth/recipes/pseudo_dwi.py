@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import from_dict, load_config, to_dict
+from strokesynth.config import from_dict, load_config, load_shipped, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits
@@ -50,7 +50,6 @@ from strokesynth.metrics.segmentation import SIZE_GROUPS
 from strokesynth.nets import count_parameters
 from strokesynth.perfusion.cta import with_cta_features
 from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, open_run, paired_metric, summaries
-from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import brain_mask
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
@@ -167,12 +166,7 @@ SHIPPED = {"paper": paper_config, "tiny": tiny_config}
 
 def load_recipe_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> PseudoDwiRecipeConfig:
     """A shipped config by name (``tiny``, ``paper``) or a YAML path, with ``key=value`` overrides."""
-    if path is not None and str(path) in SHIPPED and not Path(path).exists():
-        yaml_path = CONFIGS / f"{path}.yaml"
-        if not yaml_path.exists():
-            return load_config(PseudoDwiRecipeConfig, None, overrides, base=SHIPPED[str(path)]())
-        path = yaml_path
-    return load_config(PseudoDwiRecipeConfig, path, overrides)
+    return load_shipped(PseudoDwiRecipeConfig, SHIPPED, CONFIGS, path, overrides)
 
 
 def row_config(base: PseudoDwiConfig, row: Row) -> PseudoDwiConfig:
@@ -250,7 +244,6 @@ def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: P
     return {"cases": seg_rows, "quality": quality, "segmenter_parameters": params}
 
 
-@RECIPES.register("pseudo-dwi", summary="Wang, Song et al.: pseudo-DWI from perfusion maps and CTA features, SLNet")
 def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
                    echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the chosen tables into ``out`` (see the module docstring); returns the tables.

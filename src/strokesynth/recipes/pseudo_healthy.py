@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config
+from strokesynth.config import load_config, load_shipped
 from strokesynth.data.case import Case
 from strokesynth.data.pathology_slices import (
     FactorisationPairs,
@@ -51,7 +51,6 @@ from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.metrics.pseudo_healthy import best_threshold, healthiness, identity, slice_dice
 from strokesynth.recipes.cv import open_run, paired_values
-from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.pseudo_healthy import (
     PseudoHealthyConfig,
@@ -157,12 +156,7 @@ SHIPPED = {"paper": paper_config, "tiny": tiny_config}
 
 def load_recipe_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> PseudoHealthyRecipeConfig:
     """A shipped config by name (``tiny``, ``paper``) or a YAML path, with ``key=value`` overrides."""
-    if path is not None and str(path) in SHIPPED and not Path(path).exists():
-        yaml_path = CONFIGS / f"{path}.yaml"
-        if not yaml_path.exists():
-            return load_config(PseudoHealthyRecipeConfig, None, overrides, base=SHIPPED[str(path)]())
-        path = yaml_path
-    return load_config(PseudoHealthyRecipeConfig, path, overrides)
+    return load_shipped(PseudoHealthyRecipeConfig, SHIPPED, CONFIGS, path, overrides)
 
 
 def phantom_cases(p: PhantomData, echo: Callable[[str], Any] = print) -> tuple[list[Case], float]:
@@ -208,8 +202,6 @@ def _fold_banks(bank: SliceBank, splits, k: int) -> tuple[SliceBank, SliceBank]:
     return bank.subset(np.isin(bank.case, f.train_cases)), bank.subset(np.isin(bank.case, f.val_cases))
 
 
-@RECIPES.register("pseudo-healthy", summary="Xia, Chartsias & Tsaftaris: pseudo-healthy synthesis by pathology "
-                                            "factorisation vs cGAN and CycleGAN")
 def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *, force: bool = False,
                        resume: bool = False, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the experiment into ``out`` (see the module docstring); returns the table.

@@ -1,8 +1,12 @@
-"""The recipe registry: each paper's experiment by name, with a one-line summary."""
+"""The recipe registry: each paper's experiment by name (see :class:`strokesynth.recipes.recipe.Recipe`).
+
+The shipped recipes are declared in :mod:`strokesynth.recipes.catalog` (one light module each),
+imported on the first lookup; a new paper adds its own declaration and one import line there.
+"""
 
 from __future__ import annotations
 
-from strokesynth.registry import Registry
+from strokesynth.recipes.recipe import RecipeRegistry
 
-#: recipe name -> its run function; ``RECIPES.info(name)["summary"]`` says what it reproduces
-RECIPES: Registry = Registry("recipe", provider="strokesynth.recipes.all")
+#: recipe name -> :class:`~strokesynth.recipes.recipe.Recipe`
+RECIPES = RecipeRegistry()

@@ -15,19 +15,20 @@ that does not beat a stock U-Net at equal steps has its training set-up to answe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strokesynth._fs import write_json_atomic, write_text_atomic
-from strokesynth.config import load_config
+from strokesynth.config import load_config, save_config
 from strokesynth.engine.config import OptimConfig
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.recipes.cv import describe_paired, format_table, paired_dice, run_training
-from strokesynth.recipes.registry import RECIPES
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import LossConfig, ModelConfig, TrainConfig
 
@@ -66,10 +67,65 @@ def floor_config(reference: TrainConfig) -> TrainConfig:
     return cfg
 
 
-@RECIPES.register("seg-comparison", summary="Abulnaga & Rubin: segmentation architectures x {CE, focal}, one CV table")
-def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: bool = True,
-                   architectures: Sequence[str] = ARCHITECTURES, losses: Sequence[str] = LOSSES,
-                   overrides: Sequence[str] = (), force: bool = False, floor: bool = False,
+@dataclass
+class SegComparisonConfig:
+    """The comparison: which architectures and losses, at which size, on which data.
+
+    Attributes:
+        name: the run folder's default name (``runs/<name>``).
+        dataset: the data set folder (CT and the perfusion maps, the lesion).
+        tiny: the CPU variants of the shipped ``configs/seg/<arch>_focal_tiny.yaml`` (``False``:
+            the paper-size ``<arch>_focal.yaml``).
+        architectures: segmentation networks (registry names; empty: every one).
+        losses: the losses of every architecture.
+        floor: add the plain-U-Net floor and compare every cell with it scan by scan.
+        train: ``key=value`` overrides of every cell's training config (``run.epochs=2``).
+    """
+
+    name: str = "seg_comparison"
+    dataset: str = ""
+    tiny: bool = True
+    architectures: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=lambda: list(LOSSES))
+    floor: bool = False
+    train: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[TrainConfig]:
+        """The training config of every cell (architecture x loss), then the floor's."""
+        archs = self.architectures or list(ARCHITECTURES)
+        configs = [comparison_config(a, loss, self.dataset, self.tiny, self.train) for a in archs for loss in self.losses]
+        if self.floor:
+            slice_wise = [c for c in configs if not c.model.volumetric]
+            configs.append(floor_config((slice_wise or configs)[0]))
+        return configs
+
+
+SHIPPED = {"tiny": SegComparisonConfig, "paper": lambda: SegComparisonConfig(name="seg_comparison_paper", tiny=False)}
+
+
+def load_comparison_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> SegComparisonConfig:
+    """A shipped config (``tiny``, ``paper``) or a YAML file, with ``key=value`` overrides.
+
+    An override whose key is not a field of :class:`SegComparisonConfig` (``run.epochs=2``) is
+    an override of every cell's training config (``train``); every cell is built and checked here.
+    """
+    fields = {f.name for f in dataclasses.fields(SegComparisonConfig)}
+    own = [o for o in overrides if o.split("=", 1)[0].strip().split(".")[0] in fields]
+    train = [o for o in overrides if o not in own]
+    base = SHIPPED[str(path)]() if path is not None and str(path) in SHIPPED and not Path(path).exists() else None
+    cfg = load_config(SegComparisonConfig, None if base is not None else path, own, base=base)
+    cfg.train = [*cfg.train, *train]
+    bad = [a for a in cfg.architectures if a not in ARCHITECTURES] + [x for x in cfg.losses if x not in LOSSES]
+    if bad:
+        raise ConfigError("recipe", f"unknown architecture/loss {bad} (architectures: {', '.join(ARCHITECTURES)}; "
+                                    f"losses: {', '.join(LOSSES)})")
+    if not cfg.losses:
+        raise ConfigError("losses", "name at least one loss")
+    cfg.cells()  # every cell's config checked before anything runs
+    return cfg
+
+
+def run_comparison(cfg: SegComparisonConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
                    echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Train every architecture x loss into ``out/<arch>_<loss>/``; write and print the table.
 
@@ -77,28 +133,27 @@ def run_comparison(dataset: str | os.PathLike, out: str | os.PathLike, *, tiny: 
     and ``table.json`` gains ``steps`` (mean optimiser steps per fold of each cell) and
     ``paired_vs_floor`` (each cell's paired Dice against the floor on the held-out lesion scans).
     """
-    bad = [a for a in architectures if a not in ARCHITECTURES] + [x for x in losses if x not in LOSSES]
-    if bad:
-        raise ConfigError("recipe", f"unknown architecture/loss {bad}")
+    if resume:
+        raise ConfigError("--resume", "the segmentation comparison does not resume; run it again with --force "
+                                      "(or resume one cell with `strokesynth train --resume --out OUT/<cell>`)")
     out = Path(out)
-    configs = [comparison_config(arch, loss, str(dataset), tiny, overrides) for arch in architectures for loss in losses]
-    if floor:
-        slice_wise = [c for c in configs if not c.model.volumetric]
-        configs.append(floor_config((slice_wise or configs)[0]))
+    configs = cfg.cells()
+    floor, dataset = cfg.floor, cfg.dataset
     if not Path(dataset).is_dir():
         raise DataError(dataset, "data set folder not found")
-    RunDir.create(out, force=force)  # one folder for the comparison: replaced or removed as a whole
+    run = RunDir.create(out, force=force)  # one folder for the comparison: replaced or removed as a whole
+    save_config(cfg, run.file("comparison.yaml"))
     merged: dict[str, Any] = {}
     steps: dict[str, float] = {}
-    for cfg in configs:
-        echo(f"== {cfg.name}")
-        summary = run_training(cfg, out / cfg.name, force=True, echo=echo)
-        steps[cfg.name] = float(sum(f["steps"] for f in summary["folds"]) / max(len(summary["folds"]), 1))
+    for cell in configs:
+        echo(f"== {cell.name}")
+        summary = run_training(cell, out / cell.name, force=True, echo=echo)
+        steps[cell.name] = float(sum(f["steps"] for f in summary["folds"]) / max(len(summary["folds"]), 1))
         if not merged:
             merged = {k: summary[k] for k in ("protocol", "protocol_text", "scans")}
         for part in ("lesion", "empty", "overall"):
             table = merged.setdefault(part, {})
-            table[cfg.name] = summary[part][cfg.name]
+            table[cell.name] = summary[part][cell.name]
             if BASELINE in summary[part]:
                 table.setdefault(BASELINE, summary[part][BASELINE])
     for part in ("lesion", "empty", "overall"):  # the baseline last

@@ -70,42 +70,78 @@ def _paired(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
             "cases": p["cases"], "wilcoxon_p": p["wilcoxon_p"]}
 
 
-def _ctp_rows(run: Path) -> list[dict[str, Any]]:
-    """Segmentation, FCN-CGAN and pseudo-DWI rows plus the CBF-threshold baseline (CTP slabs)."""
-    sources: list[tuple[str, str, Path]] = []
-    if (run / "ctmr" / "fcn" / "metrics" / "cases.csv").is_file():
-        sources.append(("1 segmentation", "FCN: PSPNet + focal loss", run / "ctmr" / "fcn" / "metrics" / "cases.csv"))
-        sources.append(("2 CT-to-MR cGAN", "FCN-CGAN: + generated DWI",
-                        run / "ctmr" / "fcn_cgan" / "metrics" / "cases.csv"))
-    elif (run / "segmentation" / "metrics" / "cases.csv").is_file():
-        sources.append(("1 segmentation", "FCN: PSPNet + focal loss",
-                        run / "segmentation" / "metrics" / "cases.csv"))
-    for path in sorted((run / "pseudo_dwi" / "rows").glob("*/metrics/cases.csv")):
-        sources.append(("3 pseudo-DWI", "SLNet on pseudo-DWI (end to end)", path))
-    rows, baseline = [], None
-    for system, label, path in sources:
-        if not path.is_file():
-            continue
-        recs = _read(path)
-        method = next((r["method"] for r in recs if r["method"] != BASELINE), None)
-        if method is None:
-            continue
-        mine = [r for r in recs if r["method"] == method]
-        rows.append(_row(system, label, "CTP slabs", "held-out scan", [r for r in mine if r["lesion"] == "True"],
-                         [r for r in mine if r["lesion"] != "True"]))
-        base = [r for r in recs if r["method"] == BASELINE]
-        if baseline is None and base:
-            baseline = _row("baseline", "CBF < 30 % of the healthy median", "CTP slabs", "held-out scan",
-                            [r for r in base if r["lesion"] == "True"], [r for r in base if r["lesion"] != "True"])
-    if baseline is not None:
-        for r in rows:
-            r["paired"] = _paired(r, baseline)
-        rows.append(baseline)
-    return rows
+#: The group of the CTP rows: every row of it is paired scan by scan with the group's reference,
+#: the CBF-threshold baseline of the first CTP system in the demo.
+CTP = "ctp"
 
 
-def _labelmap_rows(run: Path) -> list[dict[str, Any]]:
-    path = run / "labelmap" / "metrics" / "cases.csv"
+def ctp_rows(system: str, label: str, cases_csv: Path) -> list[dict[str, Any]]:
+    """The row of the method in a CTP run's ``metrics/cases.csv`` and the CBF-threshold baseline's
+    (marked as the CTP group's reference), held-out scans with a lesion apart from lesion-free ones."""
+    if not cases_csv.is_file():
+        return []
+    recs = _read(cases_csv)
+    method = next((r["method"] for r in recs if r["method"] != BASELINE), None)
+    if method is None:
+        return []
+    mine = [r for r in recs if r["method"] == method]
+    out = [{**_row(system, label, "CTP slabs", "held-out scan", [r for r in mine if r["lesion"] == "True"],
+                   [r for r in mine if r["lesion"] != "True"]), "group": CTP}]
+    base = [r for r in recs if r["method"] == BASELINE]
+    if base:
+        out.append({**_row("baseline", "CBF < 30 % of the healthy median", "CTP slabs", "held-out scan",
+                           [r for r in base if r["lesion"] == "True"], [r for r in base if r["lesion"] != "True"]),
+                    "reference_of": CTP})
+    return out
+
+
+def segmentation_rows(folder: Path) -> list[dict[str, Any]]:
+    """The FCN trained alone (the demo's segmentation system, ``folder``: its training run)."""
+    return ctp_rows("1 segmentation", "FCN: PSPNet + focal loss", folder / "metrics" / "cases.csv")
+
+
+def ctmr_rows(folder: Path) -> list[dict[str, Any]]:
+    """FCN and FCN-CGAN of a ``ctmr-cgan`` run."""
+    if not (folder / "fcn" / "metrics" / "cases.csv").is_file():
+        return []
+    return (ctp_rows("1 segmentation", "FCN: PSPNet + focal loss", folder / "fcn" / "metrics" / "cases.csv")
+            + ctp_rows("2 CT-to-MR cGAN", "FCN-CGAN: + generated DWI", folder / "fcn_cgan" / "metrics" / "cases.csv"))
+
+
+def pseudo_dwi_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every trained row of a ``pseudo-dwi`` run (SLNet on its pseudo-DWI)."""
+    out: list[dict[str, Any]] = []
+    for path in sorted((folder / "rows").glob("*/metrics/cases.csv")):
+        out += ctp_rows("3 pseudo-DWI", "SLNet on pseudo-DWI (end to end)", path)
+    return out
+
+
+def combine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The systems' rows as one table: a row in a ``group`` is paired with the group's reference
+    (the first row marked ``reference_of`` that group; later ones are the same baseline again and
+    are dropped), which follows the group's last row. Rows without a group keep the pairing their
+    system gave them."""
+    refs: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        group = r.pop("reference_of", None)
+        if group is not None:
+            refs.setdefault(group, r)
+        else:
+            out.append(r)
+    for group, ref in refs.items():
+        members = [i for i, r in enumerate(out) if r.get("group") == group]
+        for i in members:
+            out[i]["paired"] = _paired(out[i], ref)
+        out.insert(members[-1] + 1 if members else len(out), ref)
+    for r in out:
+        r.pop("group", None)
+    return out
+
+
+def labelmap_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every 3D U-Net row of a ``labelmap-augmentation`` run, paired with its clinical-only row."""
+    path = folder / "metrics" / "cases.csv"
     if not path.is_file():
         return []
     recs = _read(path)
@@ -128,10 +164,10 @@ def _labelmap_rows(run: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _pseudo_healthy_rows(run: Path) -> list[dict[str, Any]]:
-    """Per model: its pathology map S (factorisation models) and its anomaly map, paired slice by
-    slice with the slice segmentor f_pre trained on the same slices."""
-    path = run / "pseudo_healthy" / "metrics" / "slices.csv"
+def pseudo_healthy_rows(folder: Path) -> list[dict[str, Any]]:
+    """Per model of a ``pseudo-healthy`` run: its pathology map S (factorisation models) and its
+    anomaly map, paired slice by slice with the slice segmentor f_pre trained on the same slices."""
+    path = folder / "metrics" / "slices.csv"
     if not path.is_file():
         return []
     recs = [r for r in _read(path) if r["lesion"] == "True"]
@@ -161,8 +197,16 @@ def overview(run_path: str | os.PathLike) -> dict[str, Any]:
     order of the systems; each with Dice / HD95 / volume-error summaries over the held-out lesion
     units, false-positive ml on lesion-free ones, and ``paired`` against its reference) and
     ``text`` (the table as text)."""
+    from strokesynth.recipes.recipe import resolve
+    from strokesynth.recipes.registry import RECIPES
+
     run = Path(run_path)
-    rows = _ctp_rows(run) + _labelmap_rows(run) + _pseudo_healthy_rows(run)
+    fcn_in_ctmr = (run / "ctmr" / "fcn" / "metrics" / "cases.csv").is_file()  # the FCN trained with the cGAN
+    rows = [] if fcn_in_ctmr else segmentation_rows(run / "segmentation")
+    for recipe, part in RECIPES.demo_parts():
+        if recipe.overview is not None and (run / part.folder).is_dir():
+            rows += resolve(recipe.overview)(run / part.folder)
+    rows = combine(rows)
     return {"rows": rows, "text": overview_text(rows)}
 
 
