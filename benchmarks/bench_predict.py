@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from strokesynth.apps.export import export_model, load_exported
+from strokesynth.apps.predict import _probability, predict_cases
 from strokesynth.config import load_config
 from strokesynth.engine.checkpoint import save_checkpoint
 from strokesynth.engine.loop import network_payload
@@ -29,8 +31,6 @@ from strokesynth.perfusion.case_maps import with_perfusion_maps
 from strokesynth.perfusion.maps import analyze_ctp
 from strokesynth.phantom import PhantomConfig
 from strokesynth.phantom.cohort import subject_scans
-from strokesynth.recipes.export import export_model, load_exported
-from strokesynth.recipes.predict import _probability, predict_cases
 from strokesynth.report.case import write_case_page
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, build_model
 

@@ -310,8 +310,8 @@ def test_segmentation_cli_bad_inputs(capsys, tmp_path, plain_dir):
 
 
 def test_predict_input_case_folders_of_any_layout(tmp_path, plain_dir, isles2018_dir, isles22_dir):
+    from strokesynth.apps.predict import open_cases
     from strokesynth.errors import DataError
-    from strokesynth.recipes.predict import open_cases
 
     case_dir = sorted(p for p in plain_dir.iterdir() if p.is_dir())[0]
     assert [c.id for c in open_cases(case_dir, ["cbf"])] == [case_dir.name]
@@ -330,8 +330,8 @@ def test_predict_input_case_folders_of_any_layout(tmp_path, plain_dir, isles2018
 
 
 def test_predict_never_crops_silently(toy_cases):
+    from strokesynth.apps.predict import grid_check
     from strokesynth.errors import DataError
-    from strokesynth.recipes.predict import grid_check
     from strokesynth.systems.segmenter import TrainConfig
 
     cfg = TrainConfig()

@@ -76,7 +76,7 @@ def test_force_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, plai
     def broken(*args, **kwargs):
         raise DataError("fold_0", "failed half-way through the new run")
 
-    monkeypatch.setattr(cv, "train_fold", broken)
+    monkeypatch.setattr(cv, "cross_validate", broken)
     code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={plain_dir}", "--set", "data.size=[32,32]",
                            "--set", "run.folds=2", "--out", str(old), "--force")
     assert code == 2 and "failed half-way" in err and "kept the previous result" in err
@@ -100,7 +100,7 @@ def test_failed_command_leaves_no_run_folder(tmp_path, plain_dir, capsys, monkey
     def bad_label(*args, **kwargs):
         raise DataError("lesion.nii.gz", "lesion mask holds values [2] besides 0 and 1")
 
-    monkeypatch.setattr(cv, "train_fold", bad_label)
+    monkeypatch.setattr(cv, "cross_validate", bad_label)
     out = tmp_path / "new_run"
     code, _, err = run_cli(capsys, "train", "--set", f"data.dataset={plain_dir}", "--set", "data.size=[32,32]",
                            "--set", "run.folds=2", "--out", str(out))

@@ -1,7 +1,7 @@
 """The package order holds: a lower layer never imports a higher one (lazy imports included).
 
     errors -> _fs, resources -> registry -> config -> runs  ->  data  ->  io  ->  nets, losses, metrics, plots, perfusion
-    ->  phantom  ->  engine  ->  systems  ->  recipes  ->  report  ->  demo, cli
+    ->  phantom  ->  engine  ->  systems  ->  recipes  ->  apps  ->  report  ->  demo, cli
 
 Packages on one level do not import each other either, so there are no cycles between packages.
 """
@@ -25,6 +25,7 @@ LAYERS = [
     ("engine",),
     ("systems",),
     ("recipes",),
+    ("apps",),
     ("report",),
     ("demo", "cli", "__init__", "__main__"),
 ]

@@ -8,6 +8,7 @@ exit code 3.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -97,6 +98,12 @@ def _validated_as_options(cfg, options: dict[str, str]):  # noqa: ANN001, ANN202
     except ConfigError as exc:
         field = (exc.where or "").split("[")[0]
         raise ConfigError(options.get(field, exc.where), exc.problem) from None
+
+
+def _run_settings(cfg, device: str, amp: str):  # noqa: ANN001, ANN202 - a model's config dataclass
+    """A copy of a trained model's config that runs on ``device`` with autocast ``amp``; the
+    loaded config itself is never changed."""
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device=device, amp=amp))
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -384,15 +391,16 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
         if value is not None:
             setattr(cfg, name, value)
-    fov_mm = None
+    which = "mr" if mr_study else "grid"
+    before = getattr(cfg, which)
     if size is not None:  # the field of view is kept: the spacing follows once the size is checked
-        grid = cfg.mr if mr_study else cfg.grid
-        fov_mm, grid.size = grid.spacing_mm * grid.size, size
+        cfg = dataclasses.replace(cfg, **{which: dataclasses.replace(before, size=size)})
     cfg = _validated_as_options(cfg, {"grid.size": "--size", "mr.size": "--size", "subjects": "--subjects",
                                       "healthy": "--healthy", "seed": "--seed"})
-    if fov_mm is not None:
-        grid = cfg.mr if mr_study else cfg.grid
-        grid.spacing_mm = fov_mm / grid.size
+    if size is not None:
+        from strokesynth.phantom.config import resized
+
+        cfg = dataclasses.replace(cfg, **{which: resized(before, size)})
     if cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
     from strokesynth.phantom.config import estimated_peak_bytes
@@ -483,14 +491,11 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
         if not (out / "config.yaml").is_file():
             raise ConfigError(out, "no run to resume here (no config.yaml: the run stopped before it wrote one, "
                                    "or never started); run the same command without --resume")
-    if resume and config_path is None:
-        cfg = load_config(TrainConfig, out / "config.yaml")
+    flags = ([f"run.device={device}"] if _device(device) is not None else []) + ([f"run.amp={amp}"] if amp else [])
+    if resume and config_path is None:  # --device and --amp apply to a resumed run too, as overrides
+        cfg = load_config(TrainConfig, out / "config.yaml", flags)
     else:
-        cfg = load_config(TrainConfig, config_path, overrides)
-    if _device(device) is not None:
-        cfg.run.device = device
-    if amp is not None:
-        cfg.run.amp = amp
+        cfg = load_config(TrainConfig, config_path, [*overrides, *flags])
     if not cfg.data.dataset:
         raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
     folder = _guard_run(out or Path("runs") / cfg.name, ("data.dataset", cfg.data.dataset),
@@ -525,7 +530,7 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
             raise ConfigError("evaluate", "give either a RUN folder or --predictions with --reference, not both")
         if not prediction_dirs or reference is None:
             raise ConfigError("evaluate", "--predictions and --reference go together")
-        from strokesynth.recipes.score import score_predictions
+        from strokesynth.apps.score import score_predictions
 
         score_predictions(prediction_dirs, reference, out=out, layout=layout, names=names, force=force,
                           echo=click.echo)
@@ -577,9 +582,9 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     also writes the pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's
     <contrast>/fold_k/<row> folder or its best.pt) writes pseudo_healthy.nii.gz and
     pathology_map.nii.gz instead."""
+    from strokesynth.apps.predict import load_predictor, predict_cases
+    from strokesynth.apps.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
     from strokesynth.perfusion.maps import PerfusionConfig
-    from strokesynth.recipes.predict import load_predictor, predict_cases
-    from strokesynth.recipes.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
     from strokesynth.report.case import write_case_page
 
     device = _device(device)
@@ -587,15 +592,13 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         raise ConfigError("--tmax-threshold", f"a Tmax threshold is a number of seconds in (0, 60] (clinical: 6), "
                                               f"got {tmax_threshold}")
     if engine == "onnxruntime":
-        from strokesynth.recipes.export import load_exported
+        from strokesynth.apps.export import load_exported
 
         if device not in (None, "cpu"):
             raise ConfigError("--device", "--engine onnxruntime runs on the CPU; drop --device or use --engine torch")
         if precision == "bf16":
             raise ConfigError("--precision", "the ONNX export is fp32; bf16 needs --engine torch")
-        loaded = [load_exported(m) for m in models]
-        for _, cfg in loaded:
-            cfg.run.device, cfg.run.amp = "cpu", "none"
+        loaded = [(model, _run_settings(cfg, "cpu", "none")) for model, cfg in map(load_exported, models)]
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
         predict_cases(loaded, source, out, force=force, threshold=threshold,
@@ -614,12 +617,11 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
     from strokesynth.engine.config import inference_amp
 
-    loaded = [load_predictor(m) for m in models]
-    for model, cfg in loaded:
-        if device is not None:
-            cfg.run.device = device
-            model.to(device)
-        cfg.run.amp = inference_amp(cfg.run.device, precision)
+    loaded = []
+    for model, cfg in map(load_predictor, models):
+        on = device or cfg.run.device
+        loaded.append((model.to(on) if device is not None else model,
+                       _run_settings(cfg, on, inference_amp(on, precision))))
     click.echo(f"precision: {'bf16' if loaded[0][1].run.amp == 'bf16' else 'fp32'} on {loaded[0][1].run.device}"
                + (" (auto)" if precision == "auto" else ""))
     predict_cases(loaded, source, out, force=force, threshold=threshold,
@@ -642,7 +644,7 @@ def export(model: Path, out: Path, formats: tuple[str, ...], force: bool) -> Non
     config, inputs, and the largest difference to PyTorch measured on an example input; an export
     off by more than 1e-4 x max(1, largest output) is refused). `predict --engine onnxruntime --model OUT` runs it. ONNX
     needs the optional packages onnx, onnxscript and onnxruntime (pip install -e ".[onnx]")."""
-    from strokesynth.recipes.export import FORMATS, export_model
+    from strokesynth.apps.export import FORMATS, export_model
 
     manifest = export_model(model, out, formats=formats or FORMATS, force=force, echo=click.echo)
     for name, entry in manifest["networks"].items():

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from strokesynth.io import open_cohort
 from strokesynth.io.integrity import check_dataset, format_report
 from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 from strokesynth.phantom.cohort import case_montage, read_ground_truth
+from strokesynth.phantom.config import resized
 from strokesynth.phantom.validation import accuracy_table, maps_vs_truth, osipi_accuracy, summarize_osipi
 from strokesynth.plots import channel_montage
 from strokesynth.recipes.recipe import DemoCohort, resolve
@@ -196,9 +197,8 @@ def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None
     log = run.logger()
     data_dir = run.file("data")
     size, seed, subjects = cfg.size, cfg.seed, cfg.subjects
-    pcfg = PhantomConfig(subjects=subjects, healthy=cfg.healthy, seed=seed)
-    pcfg.grid.spacing_mm = pcfg.grid.spacing_mm * pcfg.grid.size / size
-    pcfg.grid.size = size
+    base = PhantomConfig(subjects=subjects, healthy=cfg.healthy, seed=seed)
+    pcfg = replace(base, grid=resized(base.grid, size))
     scans = generate_cohort(pcfg, progress=echo)
     write_phantom(scans, data_dir, pcfg)
     log.info("wrote %d phantom scans to %s", len(scans), data_dir)
@@ -367,7 +367,7 @@ def system_sections(run: RunDir) -> list[Section]:
         for i, (anchor, heading, inner) in enumerate(sections(run.file(folder))):
             out.append((f"{folder}-{anchor}", f"{name}: {heading}", (link if i == 0 else "") + inner))
     if run.file("segmentation", "metrics", "summary.json").is_file():
-        from strokesynth.recipes.cv import format_table
+        from strokesynth.metrics.tables import format_table
 
         text = format_table(run.load_json("segmentation/metrics/summary.json"))
         out.append(("segmentation", "1. FCN: PSPNet + focal loss", f"<pre>{esc(text)}</pre>"))

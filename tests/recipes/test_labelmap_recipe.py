@@ -39,14 +39,15 @@ def test_recipe_writes_both_tables_figures_and_report(tmp_path, capsys):
         assert key in table["table_I"][CLINICAL]
     assert table["lesion_gan"]["usable_samples"] > 0
     assert set(table["translation"]) == {"pix2pix", "spade", "cyclegan"}
-    for f in ("translations.png", "lesion_gan.png", "histograms.png"):
-        assert (out / "figures" / f).stat().st_size > 1000
     text = (out / "labelmap_table.txt").read_text()
     assert "Table I analog" in text and "Table II analog" in text and "Wilcoxon" in text
     saved = json.loads((out / "labelmap_table.json").read_text())
     assert saved["splits"]["test_normal"] >= 1
+    assert (out / "figures" / "figure_data.npz").is_file()  # the figures' arrays; the report draws them
     code, stdout, _ = run_cli(capsys, "report", str(out))
     assert code == 0 and (out / "report.html").exists()
+    for f in ("translations.png", "lesion_gan.png", "histograms.png"):
+        assert (out / "figures" / f).stat().st_size > 1000
     # the synthetic database is a data set check accepts
     code, stdout, _ = run_cli(capsys, "check", str(out / "synthetic" / "pix2pix"))
     assert code == 0, stdout

@@ -190,3 +190,22 @@ def inner_split(splits: Splits, fold: int, fraction: float = 0.2, seed: int = 0,
     train = tuple(c for c in f.train_cases if splits.subjects[c] not in sel)
     select = tuple(c for c in f.train_cases if splits.subjects[c] in sel)
     return train, select
+
+
+def holdout_split(ids: list[str], fraction: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """A single hold-out split (the label-map paper's protocol: one test set of stroke subjects and
+    one of healthy subjects, drawn one after the other from the same ``rng``): ``(train, test)``,
+    both sorted, with ``round(fraction * n)`` ids (at least one) held out. ``ids`` are subjects."""
+    ids = sorted(ids)
+    rng.shuffle(ids)
+    n_test = max(1, int(round(fraction * len(ids))))
+    return sorted(ids[n_test:]), sorted(ids[:n_test])
+
+
+def random_holdout(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """``(train, validation)``: ``round(fraction * n)`` items (at least one) drawn at ``seed`` for early
+    stopping, in a random order; the rest, in a random order, train."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(items))
+    n_val = max(1, int(round(fraction * len(items))))
+    return [items[i] for i in idx[n_val:]], [items[i] for i in idx[:n_val]]

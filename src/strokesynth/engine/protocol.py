@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits, inner_split
 from strokesynth.engine.config import RunConfig
-
-PROTOCOLS = {
-    "inner": "checkpoint chosen on an inner validation split of each fold's training subjects (honest)",
-    "last": "last-epoch checkpoint, no choice made on any data (honest)",
-    "heldout": "checkpoint chosen on the scored fold itself, as in the papers (OPTIMISTIC: scores are biased upwards)",
-}
+from strokesynth.metrics.tables import PROTOCOLS  # noqa: F401 - the protocols' meaning, kept with the tables
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,19 @@ Units: mm, s, HU, ml/100 g/min (CBF), ml/100 g (CBV).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from strokesynth.config import bounded
 
 Range = tuple[float, float]
+G = TypeVar("G", "GridConfig", "MRStudyConfig")
+
+
+def resized(grid: G, size: int) -> G:
+    """``grid`` at an in-plane matrix of ``size`` px with the same field of view (``size x spacing_mm``,
+    mm): the spacing follows the size. ``size`` must already be checked (at least 1)."""
+    return replace(grid, size=size, spacing_mm=grid.spacing_mm * grid.size / size)
 
 
 @dataclass

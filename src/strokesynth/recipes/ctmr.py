@@ -37,14 +37,16 @@ from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
 from strokesynth.data.splits import Splits
-from strokesynth.engine.loop import fit
-from strokesynth.engine.protocol import fold_sets
+from strokesynth.engine.crossval import FoldOutcome, cross_validate, open_run
+from strokesynth.engine.protocol import FoldSets
 from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
-from strokesynth.recipes.cv import describe_paired, format_table, open_run, paired_dice, run_training
+from strokesynth.metrics.paired import describe_paired, paired_dice
+from strokesynth.metrics.tables import format_table
+from strokesynth.recipes.cv import run_training
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import (
     GANConfig,
@@ -79,15 +81,21 @@ def train_synthesis_fold(cfg: GANConfig, cases: list[Case], splits: Splits, fold
     Returns:
         ``epochs`` completed and the ``last`` history row.
     """
-    by_id = {c.id: c for c in cases}
-    sets = fold_sets(cases, splits, fold, cfg.run)
+    _no_heldout_selection(cfg)
+    (outcome,) = cross_validate(cases, splits, cfg.run, lambda _: folder, build=lambda _: Pix2Pix(cfg),
+                                datasets=_synthesis_datasets(cfg), folds=[fold], log=log, desc="cGAN fold")
+    res = outcome.result
+    return {"epochs": res["epochs"], "last": res["history"][-1] if res["history"] else {}}
+
+
+def _no_heldout_selection(cfg: GANConfig) -> None:
     if cfg.run.selection == "heldout":
         raise ConfigError("synthesis.run.selection", "the synthesis never looks at the fold it generates for")
-    train = synthesis_dataset(cfg, [by_id[c] for c in sets.train], with_target=True, train=True)
-    val = synthesis_dataset(cfg, [by_id[c] for c in sets.select], with_target=True, train=False) if sets.select else None
-    res = fit(lambda: Pix2Pix(cfg), train, val, folder, cfg.run, seed=cfg.run.seed + 1000 * fold, log=log,
-              desc=f"cGAN fold {fold}")
-    return {"epochs": res["epochs"], "last": res["history"][-1] if res["history"] else {}}
+
+
+def _synthesis_datasets(cfg: GANConfig) -> Callable[[list[Case], bool], Any]:
+    """``(cases, train)`` -> the cGAN's paired dataset (inputs and the real DWI)."""
+    return lambda cases, train: synthesis_dataset(cfg, cases, with_target=True, train=train)
 
 
 @dataclass
@@ -200,28 +208,31 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
 
     # 1. one cGAN per fold; cGAN k generates DWI only for fold k's held-out cases
     norm = Normalization(dict(gan.data.normalization))
-    by_id = {c.id: c for c in cases}
     quality, provenance = [], {}
-    for k in folds:
-        folder = run.file("synthesis", f"fold_{k}")
-        folder.mkdir(parents=True, exist_ok=True)
-        fk = splits.folds[k]
-        echo(f"cGAN fold {k}: training on the fold's training subjects, generating DWI for {len(fk.val_cases)} "
+
+    def announce(k: int, sets: FoldSets) -> None:
+        echo(f"cGAN fold {k}: training on the fold's training subjects, generating DWI for {len(sets.test)} "
              "held-out case(s)")
-        res = train_synthesis_fold(gan, cases, splits, k, folder, log)
-        last = res["last"]
+
+    def generate(o: FoldOutcome, held_out: list[Case]) -> None:
+        """cGAN k writes the DWI of fold k's held-out cases only, and scores it against the real one."""
+        last = o.result["history"][-1] if o.result["history"] else {}
         if last:
-            echo(f"cGAN fold {k}: {res['epochs']} epoch(s), train L1 {last['loss_g_l1']:.4f}"
+            echo(f"cGAN fold {o.fold}: {o.result['epochs']} epoch(s), train L1 {last['loss_g_l1']:.4f}"
                  + (f", selection-case L1 {last['val_l1']:.4f}" if "val_l1" in last else ""))
-        g, _ = load_generator(folder / "best.pt")
-        held_out = [by_id[c] for c in fk.val_cases]
-        for case, vol in synthesize_cases(g, gan, held_out, seed=cfg.seed + k):
+        g, _ = load_generator(o.folder / "best.pt")
+        for case, vol in synthesize_cases(g, gan, held_out, seed=cfg.seed + o.fold):
             write_volume(vol, run.file(GENERATED, case.id, f"{GENERATED}.nii.gz"))
-            provenance[case.id] = {"fold": k, "generator": str(Path("synthesis", f"fold_{k}", "best.pt"))}
+            provenance[case.id] = {"fold": o.fold, "generator": str(Path("synthesis", f"fold_{o.fold}", "best.pt"))}
             real = norm(gan.target, case[gan.target].array)
             lesion = case.label.array if case.label is not None else None
-            quality.append({"case": case.id, "subject": case.subject, "fold": k,
+            quality.append({"case": case.id, "subject": case.subject, "fold": o.fold,
                             **image_quality(vol.array, real, brain_mask(case), lesion)})
+
+    _no_heldout_selection(gan)
+    cross_validate(cases, splits, gan.run, lambda k: run.file("synthesis", f"fold_{k}"), build=lambda _: Pix2Pix(gan),
+                   datasets=_synthesis_datasets(gan), predict=generate, before=announce, folds=folds, log=log,
+                   desc="cGAN fold")
     run.save_json(f"{GENERATED}/provenance.json", provenance)
     run.save_table("metrics/quality_cases.csv", quality)
     q_summary = summarize(quality, QUALITY_METRICS)

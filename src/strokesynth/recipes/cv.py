@@ -10,7 +10,6 @@ is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with
 from __future__ import annotations
 
 import copy
-import csv
 import logging
 import os
 from collections.abc import Callable
@@ -19,36 +18,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from strokesynth.config import load_config, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
-from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.data.splits import Splits, load_splits
 from strokesynth.data.volume import Volume
 from strokesynth.engine.checkpoint import load_system
-from strokesynth.engine.loop import fit
-from strokesynth.engine.protocol import PROTOCOLS, fold_sets
+from strokesynth.engine.crossval import FoldOutcome, cross_validate, run_splits
 from strokesynth.engine.sampling import epoch_steps
 from strokesynth.engine.system import Dist
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.metrics import METRICS, evaluate_case, summarize, summarize_by_size
-from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
+from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.tables import PROTOCOLS, case_rows, format_table, summaries
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
 
-TABLE_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "lesion_f1", "lesion_f1_isles24")
-LESION_METRICS = ("dice", "hd", "hd95", "assd", "precision", "recall", "avd_ml", "rve", "lesion_f1",
-                  "lesion_f1_isles24")
-#: What the two lesion-wise F1 columns of every table mean.
-F1_LEGEND = ("lesion_f1: ISLES'22's (a reference lesion is found by any overlap); lesion_f1_isles24: ISLES'24's "
-             "(components matched one to one at IoU >= 0.2)")
-EMPTY_METRICS = ("fp_ml", "empty_ok")
-
-__all__ = ["BASELINE", "evaluate_ensemble", "evaluate_run", "format_table", "load_model", "run_training"]
+__all__ = ["evaluate_ensemble", "evaluate_run", "load_model", "run_training"]
 
 
 def _quiet(_: str) -> None:
@@ -66,23 +55,6 @@ def _kind(cfg: TrainConfig) -> str:
     return "volumes" if cfg.model.volumetric else "slices"
 
 
-def open_run(out: str | os.PathLike, cfg: Any, cases: list[Case], *, force: bool = False, resume: bool = False
-             ) -> tuple[RunDir, Splits]:
-    """The run folder of a multi-model experiment and its subject-level splits (``cfg.folds``,
-    ``cfg.seed``): created with ``cfg`` saved, or reopened with its saved splits on ``resume``.
-    Call it only after every input is checked, so bad input leaves no folder behind."""
-    splits = subject_kfold(cases, cfg.folds, cfg.seed)
-    if resume:
-        run = RunDir.reopen(out)
-        if run.file("splits.json").exists():
-            splits = load_splits(run.file("splits.json"), cases)
-    else:
-        run = RunDir.create(out, force=force)
-        run.save_config(cfg)
-    splits.save(run.file("splits.json"))
-    return run, splits
-
-
 def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with its data set, derived and cache folders absolute, so the saved config finds
     them from any working directory (``train --resume --out RUN`` alone)."""
@@ -92,23 +64,6 @@ def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
     d.derived = [str(Path(p).resolve()) for p in d.derived]
     d.cache_dir = str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir
     return cfg
-
-
-def train_fold(cfg: TrainConfig, cases: list[Case], splits: Splits, fold: int, folder: Path,
-               log: logging.Logger | None = None, dist: Dist | None = None) -> dict[str, Any]:
-    """Train fold ``fold`` of ``cfg`` into ``folder`` on the fold loop; returns the loop's result
-    (without the system), the optimiser ``steps`` taken (per process) and the case counts of each set."""
-    sets = fold_sets(cases, splits, fold, cfg.run)
-    by_id = {c.id: c for c in cases}
-    train_ds = make_dataset([by_id[c] for c in sets.train], cfg.data, seed=cfg.run.seed, train=True, kind=_kind(cfg))
-    val_ds = (make_dataset([by_id[c] for c in sets.select], cfg.data, seed=cfg.run.seed, kind=_kind(cfg))
-              if sets.select else None)
-    res = fit(lambda: Segmenter(cfg, train_dataset=train_ds), train_ds, val_ds, folder, cfg.run,
-              seed=cfg.run.seed + 1000 * fold, log=log, dist=dist, desc=f"fold {fold}")
-    res.pop("system")
-    per_epoch = epoch_steps(len(train_ds), cfg.run.batch_size, cfg.run.steps_per_epoch, dist.world if dist else 1)
-    return {**res, "steps": per_epoch * res["epochs"], "train_cases": len(sets.train),
-            "select_cases": len(sets.select), "test_cases": len(sets.test)}
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
@@ -147,24 +102,25 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
         log.addHandler(logging.NullHandler())
         log.propagate = False
         echo = _quiet
-    splits_path = run.file("splits.json")
-    if splits_path.exists():
-        splits = load_splits(splits_path, cases)
-    else:
-        splits = splits if splits is not None else subject_kfold(cases, cfg.run.folds, cfg.run.seed)
-        if dist.main:
-            splits.save(splits_path)
+    splits = run_splits(run, cases, cfg.run.folds, cfg.run.seed, given=splits, save=dist.main)
     echo(f"selection protocol: {cfg.run.selection} - {PROTOCOLS[cfg.run.selection]}")
     fold_results = []
-    for fold in cfg.run.fold_list():
-        folder = run.file(f"fold_{fold}")
-        folder.mkdir(exist_ok=True)
-        res = train_fold(cfg, cases, splits, fold, folder, log, dist)
-        fold_results.append({"fold": fold, **res})
+
+    def after(o: FoldOutcome) -> None:
+        res = o.result
+        per_epoch = epoch_steps(o.train_size, cfg.run.batch_size, cfg.run.steps_per_epoch, dist.world)
+        fold_results.append({"fold": o.fold, **res, "steps": per_epoch * res["epochs"],
+                             "train_cases": len(o.sets.train), "select_cases": len(o.sets.select),
+                             "test_cases": len(o.sets.test)})
         best = "" if res["best"] is None else f", selection Dice {res['best']:.3f}"
-        echo(f"fold {fold}: {res['train_cases']} training, {res['select_cases']} selection, {res['test_cases']} "
+        echo(f"fold {o.fold}: {len(o.sets.train)} training, {len(o.sets.select)} selection, {len(o.sets.test)} "
              f"held-out case(s); kept epoch {res['best_epoch']}{best} ({res['epochs']} epoch(s)"
              f"{', stopped early' if res['stopped_early'] else ''})")
+
+    cross_validate(cases, splits, cfg.run, lambda k: run.file(f"fold_{k}"),
+                   build=lambda train: Segmenter(cfg, train_dataset=train),
+                   datasets=lambda cs, train: make_dataset(cs, cfg.data, seed=cfg.run.seed, train=train, kind=_kind(cfg)),
+                   after=after, log=log, dist=dist, desc="fold")
     dist.close()
     if not dist.main:
         return {}
@@ -238,46 +194,6 @@ def kept_model(path: Path, cfg: TrainConfig) -> torch.nn.Module:
     return system.networks["model"]
 
 
-def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict[str, Any]]:
-    """Metrics of ``mask`` on ``case``, and of the CBF-threshold baseline when the case has CBF."""
-    ref = case.label.array > 0
-    preds = [(method, mask)]
-    if "cbf" in case:
-        preds.append((BASELINE, baseline_core({k: case[k].array for k in PERFUSION_KEYS if k in case})))
-    rows = []
-    for name, pred in preds:
-        m = evaluate_case(pred, ref, case.spacing)
-        lesion = bool(ref.any())
-        extra = {} if lesion else {"fp_ml": m["pred_ml"], "empty_ok": float(not pred.any())}
-        rows.append({"method": name, "fold": fold, "case": case.id, "lesion": lesion, **m, **extra})
-    return rows
-
-
-#: The selection line of tables of predictions made elsewhere (``strokesynth evaluate --predictions``).
-EXTERNAL = "external"
-EXTERNAL_TEXT = "predictions made outside this run; how their models were chosen is not known here"
-
-
-def summaries(rows: list[dict[str, Any]], protocol: str = "inner") -> dict[str, Any]:
-    """Per method: ``lesion`` (scans with a lesion: overlap/distance metrics), ``empty`` (lesion-free
-    scans: false-positive ml, share predicted empty), ``overall`` (all scans), ``by_fold`` and
-    ``by_size`` (lesion scans per size group), plus the selection ``protocol``."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    les = [r for r in rows if r["lesion"]]
-    emp = [r for r in rows if not r["lesion"]]
-    return {
-        "protocol": protocol,
-        "protocol_text": EXTERNAL_TEXT if protocol == EXTERNAL else PROTOCOLS[protocol],
-        "lesion": {m: summarize([r for r in les if r["method"] == m], LESION_METRICS) for m in methods},
-        "empty": {m: summarize([r for r in emp if r["method"] == m], EMPTY_METRICS) for m in methods},
-        "overall": {m: summarize([r for r in rows if r["method"] == m], METRICS) for m in methods},
-        "by_fold": {m: {f: summarize([r for r in les if r["method"] == m and r["fold"] == f], LESION_METRICS)
-                        for f in sorted({r["fold"] for r in rows})} for m in methods},
-        "by_size": {m: summarize_by_size([r for r in les if r["method"] == m], LESION_METRICS) for m in methods},
-        "scans": {"lesion": len({r["case"] for r in les}), "empty": len({r["case"] for r in emp})},
-    }
-
-
 def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, force: bool = False,
                       echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Average the fold-k kept models of several cross-validation runs on fold k's held-out cases.
@@ -318,78 +234,6 @@ def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, 
     dest.save_json("metrics/evaluation.json", summary)
     echo(format_table(summary))
     return summary
-
-
-def paired_dice(csv_a: Path, method_a: str, csv_b: Path, method_b: str) -> dict[str, Any]:
-    """Per-scan Dice of ``method_b`` minus ``method_a`` on the lesion scans both scored (same
-    folds), with a Wilcoxon signed-rank test; from two ``metrics/cases.csv`` files."""
-    return paired_metric(csv_a, method_a, csv_b, method_b, "dice")
-
-
-def paired_metric(csv_a: Path, method_a: str, csv_b: Path, method_b: str, metric: str) -> dict[str, Any]:
-    """:func:`paired_dice` for any numeric column ``metric`` of two per-case tables (lesion scans;
-    cases where either value is undefined are left out)."""
-    def read(path: Path, method: str) -> dict[str, float]:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = {r["case"]: float(r[metric]) if r.get(metric, "") not in ("", "nan") else float("nan")
-                    for r in csv.DictReader(fh) if r["method"] == method and r.get("lesion", "True") == "True"}
-        return {c: v for c, v in rows.items() if not np.isnan(v)}
-
-    return paired_values(read(csv_a, method_a), read(csv_b, method_b), method_a, method_b, metric)
-
-
-def paired_values(a: dict[str, float], b: dict[str, float], method_a: str, method_b: str,
-                  metric: str) -> dict[str, Any]:
-    """``b`` minus ``a`` (case -> value, undefined values already left out) on the cases both have,
-    with a Wilcoxon signed-rank test on the non-zero differences."""
-    common = sorted(set(a) & set(b))
-    diff = np.array([b[c] - a[c] for c in common])
-    nonzero = diff[diff != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
-    return {"a": method_a, "b": method_b, "metric": metric, "cases": len(common),
-            "mean_diff": float(diff.mean()) if diff.size else float("nan"),
-            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
-            "wilcoxon_p": p}
-
-
-def describe_paired(p: dict[str, Any]) -> str:
-    """One sentence for a paired comparison (Dice unless the result names another metric)."""
-    name = {"dice": "Dice"}.get(p.get("metric", "dice"), p.get("metric", "dice"))
-    return (f"{p['b']} - {p['a']}, {name} per held-out lesion scan: mean {p['mean_diff']:+.3f} over {p['cases']} "
-            f"scan(s); better on {p['better']}, worse on {p['worse']}, equal on {p['equal']}; "
-            f"Wilcoxon signed-rank p = {p['wilcoxon_p']:.3g}")
-
-
-def _cell(v: dict[str, float], digits: int = 3) -> str:
-    if np.isnan(v["mean"]):
-        cell = "-"
-    elif not np.isnan(v["sd"]):
-        cell = f"{v['mean']:.{digits}f}±{v['sd']:.{digits}f}"
-    else:
-        cell = f"{v['mean']:.{digits}f}"
-    return cell + (f" [{v['undefined']}]" if v["undefined"] else "")
-
-
-def format_table(summary: dict[str, Any], metrics=TABLE_METRICS) -> str:
-    """Text tables of a :func:`summaries` result: lesion scans (``mean ± sd`` per metric, undefined
-    counts in brackets), then lesion-free scans, then the selection protocol."""
-    lesion, empty = summary["lesion"], summary["empty"]
-    metrics = [m for m in metrics if all(m in s for s in lesion.values())]  # runs saved before a metric existed
-    n = summary.get("scans", {})
-    lines = [f"scans with a lesion ({n.get('lesion', '?')}):",
-             "  ".join(["method".ljust(32)] + [m.rjust(16) for m in metrics])]
-    for method, s in lesion.items():
-        lines.append("  ".join([method[:32].ljust(32)] + [_cell(s[m]).rjust(16) for m in metrics]))
-    if n.get("empty"):
-        lines.append(f"lesion-free scans ({n['empty']}):")
-        lines.append("  ".join(["method".ljust(32), "false-positive ml".rjust(18), "predicted empty".rjust(16)]))
-        for method, s in empty.items():
-            lines.append("  ".join([method[:32].ljust(32), _cell(s["fp_ml"], 2).rjust(18),
-                                    _cell(s["empty_ok"], 2).rjust(16)]))
-    if any(m.startswith("lesion_f1") for m in metrics):
-        lines.append(F1_LEGEND)
-    lines.append(f"selection: {summary['protocol']} - {summary.get('protocol_text') or PROTOCOLS[summary['protocol']]}")
-    return "\n".join(lines)
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, TrainConfig]:

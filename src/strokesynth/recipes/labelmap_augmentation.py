@@ -56,13 +56,15 @@ from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
 from strokesynth.data.mr_volumes import MIN_LESION_VOXELS, LesionMasks, MRVolume, TranslationSlices, prepare_mr_case
 from strokesynth.data.normalize import NormSpec
+from strokesynth.data.splits import holdout_split, random_holdout
 from strokesynth.data.volume import Volume
+from strokesynth.engine.checkpoint import load_system
 from strokesynth.engine.config import OptimConfig, RunConfig
 from strokesynth.engine.loop import fit
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics import dice
+from strokesynth.metrics.paired import paired_values
 from strokesynth.metrics.segmentation import evaluate_case, surface_distances
-from strokesynth.recipes.cv import paired_values
 from strokesynth.runs import RunDir
 from strokesynth.systems.labelmap import TranslationConfig, build_translation, parenchyma_mask, translate_volume
 from strokesynth.systems.lesion_gan import LesionGANConfig, LesionWGAN
@@ -187,13 +189,6 @@ def phantom_mr_cases(p: MRPhantomData, echo: Callable[[str], Any] = print) -> li
     return cases
 
 
-def _split(ids: list[str], fraction: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    ids = sorted(ids)
-    rng.shuffle(ids)
-    n_test = max(1, int(round(fraction * len(ids))))
-    return sorted(ids[n_test:]), sorted(ids[:n_test])
-
-
 def seg_case(v: MRVolume) -> Case:
     """A prepared volume as a segmentation case: ``dwi`` in [0, 1] (brain only) and ``lesion``."""
     dwi = np.where(v.brain, (v.image + 1) / 2, 0).astype(np.float32)  # type: ignore[operator]
@@ -238,8 +233,8 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
         raise DataError(cfg.dataset, f"need stroke cases and at least two lesion-free cases, got {len(stroke)} and "
                                      f"{len(normal)}")
     rng = np.random.default_rng(cfg.seed)
-    train_s, test_s = _split(stroke, cfg.test_stroke, rng)
-    train_n, test_n = _split(normal, cfg.test_healthy, rng)
+    train_s, test_s = holdout_split(stroke, cfg.test_stroke, rng)
+    train_n, test_n = holdout_split(normal, cfg.test_healthy, rng)
     masks = LesionMasks([vols[i] for i in train_s], min_voxels=cfg.lesion_gan.min_voxels, flip=cfg.lesion_gan.flip,
                         where=f"{cfg.dataset} (training stroke subjects)")
     if any(n < 4 or n & (n - 1) for n in masks.shape):
@@ -260,8 +255,6 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     gcfg.shape = list(masks.shape)
     fit(lambda: LesionWGAN(gcfg), masks, None, run.file("lesion_gan"), gcfg.run, seed=cfg.seed, log=log,
         desc="lesion GAN")
-    from strokesynth.engine.checkpoint import load_system
-
     gan = load_system(run.file("lesion_gan", "best.pt"))
     report["lesion_gan"] = lesion_gan_report(gan, masks, [vols[i] for i in test_s],
                                              [prepare_mr_case(c, table, size=size, image=None) for c in cases
@@ -304,12 +297,73 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
                                [f"translation {k}: {describe_translation(v)}" for k, v in report["translation"].items()])
     run.save_json("labelmap_table.json", report)
     write_text_atomic(run.file("labelmap_table.txt"), report["text"] + "\n")
-    from strokesynth.recipes.labelmap_figures import recipe_figures
-
-    report["figures"] = recipe_figures(run.path, vols, train_s, test_s, train_n, synth, gan, models, table, cfg.seed)
+    figure_data(run.path, vols, train_s, test_s, train_n, synth, gan, models, table, cfg.seed)
+    report["figures"] = dict(FIGURES)  # drawn by the report (strokesynth.report.labelmap_figures)
     run.save_json("labelmap_table.json", report)
     echo("\n" + report["text"])
     return report
+
+
+#: figure key -> file, relative to the run folder (drawn by :mod:`strokesynth.report.labelmap_figures`)
+FIGURES = {"translations": "figures/translations.png", "lesion_gan": "figures/lesion_gan.png",
+           "histograms": "figures/histograms.png"}
+
+
+def _slice_of(v: MRVolume) -> int:
+    return int(np.argmax(v.lesion.sum((0, 1)))) if v.lesion.any() else v.classes.shape[2] // 2
+
+
+def figure_data(run: Path, vols: dict[str, MRVolume], train_s: list[str], test_s: list[str], train_n: list[str],
+                synth: dict[str, list[Case]], gan: Any, models: dict[str, Any], table: Any, seed: int) -> Path:
+    """Save what the report's figures show, as arrays (``figures/figure_data.npz``) and names
+    (``figures/figure_data.json``): one slice of a held-out stroke subject's label map, real DWI and
+    each model's translation (in [0, 1]); 6 lesion GAN samples and 3 training masks (maximum
+    projection along z); brain-intensity histograms (50 bins on [0, 1], density) of clinical,
+    normal and each model's synthetic DWIs. Returns the ``.npz`` path."""
+    from strokesynth._fs import write_json_atomic
+
+    arrays: dict[str, np.ndarray] = {}
+    v = vols[test_s[0]]
+    z = _slice_of(v)
+    names, ranges, cmaps = ["label map (test subject)", "real DWI"], [(0, table.n_classes - 1), (0, 1)], ["tab20", "gray"]
+    images = [v.classes[:, :, z], (v.image[:, :, z] + 1) / 2]  # type: ignore[index]
+    torch.manual_seed(seed)
+    for key in models:
+        system = load_system(run / "translation" / key / "best.pt")
+        fake = translate_volume(system, v.classes, table.n_classes)
+        names.append(key)
+        ranges.append((0, 1))
+        cmaps.append("gray")
+        images.append((fake[:, :, z] + 1) / 2)
+    arrays.update({f"translation_{i}": np.asarray(a, np.float32) for i, a in enumerate(images)})
+    arrays["translation_label"] = np.asarray(v.lesion[:, :, z], np.uint8)
+    samples = gan.sample(6, seed=seed + 5).numpy()
+    gan_names = [f"generated {k + 1}" for k in range(len(samples))]
+    projections = [s.max(2).astype(np.float32) for s in samples]
+    for i in train_s[:3]:
+        gan_names.append(f"training {vols[i].case_id}")
+        projections.append(vols[i].lesion.max(2).astype(np.float32))
+    arrays.update({f"gan_{i}": a for i, a in enumerate(projections)})
+    bins = np.linspace(0, 1, 51)
+    series = [("clinical (stroke)", "-", np.concatenate([(vols[i].image[vols[i].brain] + 1) / 2 for i in train_s])),  # type: ignore[index]
+              ("normal", "--", np.concatenate([(vols[i].image[vols[i].brain] + 1) / 2 for i in train_n]))]  # type: ignore[index]
+    for key, cases in synth.items():
+        series.append((f"synthetic ({key})", ":",
+                       np.concatenate([np.asarray(c["dwi"].array)[np.asarray(c["dwi"].array) > 0] for c in cases[:20]])))
+    for i, (_, _, values) in enumerate(series):
+        arrays[f"hist_{i}"] = np.histogram(values, bins, density=True)[0]
+    arrays["hist_centres"] = (bins[1:] + bins[:-1]) / 2
+    path = run / "figures" / "figure_data.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".figure_data.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    write_json_atomic(run / "figures" / "figure_data.json", {
+        "translations": {"names": names, "ranges": ranges, "cmaps": cmaps,
+                         "title": f"label map -> DWI on a held-out stroke subject ({v.case_id}, z={z}); red: lesion"},
+        "lesion_gan": {"names": gan_names, "title": "lesion GAN samples and training masks (projection along z)"},
+        "histograms": {"names": [n for n, _, _ in series], "styles": [st for _, st, _ in series]}})
+    return path
 
 
 def model_configs(cfg: LabelmapRecipeConfig) -> dict[str, TranslationConfig]:
@@ -351,23 +405,13 @@ def segmenter_rows(cfg: LabelmapRecipeConfig, clinical: list[Case], synth: dict[
     return rows
 
 
-def _inner(cases: list[Case], fraction: float, seed: int) -> tuple[list[Case], list[Case]]:
-    """Hold out ``fraction`` of the training cases (at least one with a lesion) for early stopping."""
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(cases))
-    n_val = max(1, int(round(fraction * len(cases))))
-    val = [cases[i] for i in idx[:n_val]]
-    train = [cases[i] for i in idx[n_val:]]
-    return train, val
-
-
 def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], seed: int, test: list[Case],
                    run: RunDir, log: Any, echo: Callable[[str], Any]) -> list[dict[str, Any]]:
     """Train one row's 3D U-Net at ``seed`` (early stopping on 15 % of its training cases) and score it on ``test``."""
     scfg = copy.deepcopy(cfg.segmenter)
     scfg.run.seed = seed
     folder = run.file("segmenter", _key(row), f"seed_{seed}")
-    train, val = _inner(spec["train"], scfg.run.inner_fraction, seed)
+    train, val = random_holdout(spec["train"], scfg.run.inner_fraction, seed)
 
     def data(cases: list[Case], training: bool):
         return make_dataset(cases, scfg.data, seed=seed, train=training, kind="volumes")
@@ -377,9 +421,7 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
     if spec["finetune"]:
         ft = copy.deepcopy(scfg)
         ft.run.epochs = cfg.finetune_epochs
-        ft_train, ft_val = _inner(spec["finetune"], ft.run.inner_fraction, seed + 1)
-        from strokesynth.engine.checkpoint import load_system
-
+        ft_train, ft_val = random_holdout(spec["finetune"], ft.run.inner_fraction, seed + 1)
         pretrained = folder / "best.pt"
 
         def start() -> Segmenter:
@@ -390,8 +432,6 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
         folder = folder / "finetune"
         res = fit(start, data(ft_train, True), data(ft_val, False), folder, ft.run, seed=seed, log=log,
                   desc=f"{row} seed {seed} fine-tuning")
-    from strokesynth.engine.checkpoint import load_system
-
     model = load_system(folder / "best.pt").networks["model"].eval()
     ds = make_dataset(test, scfg.data, seed=seed, kind="volumes")
     out = []

@@ -38,18 +38,18 @@ from strokesynth.config import from_dict, load_config, load_shipped, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits
-from strokesynth.engine.checkpoint import load_system
-from strokesynth.engine.loop import fit
-from strokesynth.engine.protocol import PROTOCOLS, fold_sets
+from strokesynth.engine.crossval import FoldOutcome, cross_validate, open_run
+from strokesynth.engine.protocol import PROTOCOLS
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.paired import describe_paired, paired_metric
 from strokesynth.metrics.segmentation import SIZE_GROUPS
+from strokesynth.metrics.tables import LESION_METRICS, case_rows, summaries
 from strokesynth.nets import count_parameters
 from strokesynth.perfusion.cta import with_cta_features
-from strokesynth.recipes.cv import LESION_METRICS, case_rows, describe_paired, open_run, paired_metric, summaries
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import brain_mask
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
@@ -208,23 +208,18 @@ def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: P
 
     Returns the row's per-case segmentation rows and image-quality rows (both also saved).
     """
-    by_id = {c.id: c for c in cases}
     seg_rows: list[dict[str, Any]] = []
     quality: list[dict[str, Any]] = []
     params = None
-    for k in cfg.run.fold_list():
-        fold_dir = folder / f"fold_{k}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        sets = fold_sets(cases, splits, k, cfg.run)
-        train = pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.train], with_target=True, train=True)
-        select = (pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.select], with_target=True, train=False)
-                  if sets.select else None)
-        res = fit(lambda: PseudoDwi(cfg), train, select, fold_dir, cfg.run, seed=cfg.run.seed + 1000 * k, log=log,
-                  desc=f"{label} fold {k}")
-        system = load_system(fold_dir / "best.pt")
+
+    def score(o: FoldOutcome, held_out: list[Case]) -> None:
+        """The fold's kept model on its held-out cases: the pseudo-DWI written and scored against the
+        real DWI, the core mask scored (with the CBF-threshold baseline)."""
+        nonlocal params
+        system = o.kept()
         if "segmenter" in system.networks:
             params = count_parameters(system.networks["segmenter"])
-        test = pseudo_dwi_dataset(cfg, [by_id[c] for c in sets.test], with_target=True, train=False)
+        test = pseudo_dwi_dataset(cfg, held_out, with_target=True, train=False)
         for i, case in enumerate(test.cases):
             pseudo, prob = system.predict(test, i, device=cfg.run.device, amp=cfg.run.amp)
             ref = case[cfg.data.label].array > 0
@@ -232,10 +227,15 @@ def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: P
                 write_volume(pseudo, folder / PSEUDO / case.id / f"{PSEUDO}.nii.gz")
                 real = np.asarray(test.store.get(i)[0][-1])
                 q = image_quality(pseudo.array, real, brain_mask(case), ref if ref.any() else None)
-                quality.append({"method": label, "fold": k, "case": case.id, "lesion": bool(ref.any()), **q})
+                quality.append({"method": label, "fold": o.fold, "case": case.id, "lesion": bool(ref.any()), **q})
             if prob is not None:
-                seg_rows.extend(case_rows(label, k, case, prob.array > cfg.threshold))
-        echo(f"  {label}, fold {k}: kept epoch {res['best_epoch']} of {res['epochs']}")
+                seg_rows.extend(case_rows(label, o.fold, case, prob.array > cfg.threshold))
+
+    cross_validate(cases, splits, cfg.run, lambda k: folder / f"fold_{k}", build=lambda _: PseudoDwi(cfg),
+                   datasets=lambda cs, train: pseudo_dwi_dataset(cfg, cs, with_target=True, train=train),
+                   predict=score, log=log, desc=f"{label} fold",
+                   after=lambda o: echo(f"  {label}, fold {o.fold}: kept epoch {o.result['best_epoch']} of "
+                                        f"{o.result['epochs']}"))
     run = RunDir(folder)
     if seg_rows:
         run.save_table("metrics/cases.csv", seg_rows)

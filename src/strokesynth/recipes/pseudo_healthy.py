@@ -25,6 +25,7 @@ seed (nothing to download). The public ISLES 2018 release has no MR: bring MR sl
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -46,11 +47,12 @@ from strokesynth.data.pathology_slices import (
     prepare_volume,
 )
 from strokesynth.data.splits import subject_kfold
+from strokesynth.engine.crossval import fold_seed, open_run
 from strokesynth.engine.loop import fit
 from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
+from strokesynth.metrics.paired import paired_values
 from strokesynth.metrics.pseudo_healthy import best_threshold, healthiness, identity, slice_dice
-from strokesynth.recipes.cv import open_run, paired_values
 from strokesynth.runs import RunDir
 from strokesynth.systems.pseudo_healthy import (
     PseudoHealthyConfig,
@@ -162,11 +164,10 @@ def load_recipe_config(path: str | os.PathLike | None, overrides: Sequence[str] 
 def phantom_cases(p: PhantomData, echo: Callable[[str], Any] = print) -> tuple[list[Case], float]:
     """The phantom cohort in memory, and its in-plane pixel size (mm)."""
     from strokesynth.phantom import PhantomConfig, generate_cohort
+    from strokesynth.phantom.config import resized
 
-    cfg = PhantomConfig()
-    cfg.subjects, cfg.healthy, cfg.seed = p.subjects, p.healthy, p.seed
-    cfg.grid.spacing_mm = cfg.grid.spacing_mm * cfg.grid.size / p.size
-    cfg.grid.size = p.size
+    base = PhantomConfig(subjects=p.subjects, healthy=p.healthy, seed=p.seed)
+    cfg = dataclasses.replace(base, grid=resized(base.grid, p.size))
     echo(f"phantom: {p.subjects} stroke + {p.healthy} healthy subjects at {p.size} px ({cfg.grid.spacing_mm:.2f} mm)")
     return [s.case for s in generate_cohort(cfg)], float(cfg.grid.spacing_mm)
 
@@ -248,10 +249,7 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
     run.save_json("ph_table.json", table)
     write_text_atomic(run.file("ph_table.txt"), table["text"] + "\n")
     echo("\n" + table["text"])
-    from strokesynth.recipes.pseudo_healthy_figures import example_figures, real_case_figures
-
-    example_figures(run.path, cfg, banks, folds[0])
-    table["real_case"] = real_case_figures(run.path, cfg, folds[0], echo=echo)
+    table["real_case"] = real_case_scores(run.path, cfg, folds[0], echo=echo)
     run.save_json("ph_table.json", table)
     return table
 
@@ -263,11 +261,79 @@ def load_kept(folder: Path):
     return load_system(folder / "best.pt")
 
 
+def kept_models(run: Path, contrast: str, fold: int, rows: list[str]) -> dict[str, Any]:
+    """Row -> the kept model (eval mode) of ``fold`` for ``contrast``, for the rows that were trained."""
+    out = {}
+    for row in rows:
+        path = run / contrast / f"fold_{fold}" / ROW_KEYS[row]
+        if (path / "best.pt").exists():
+            out[row] = load_kept(path).eval_mode()
+    return out
+
+
+def real_case_scores(run_path: str | os.PathLike, cfg: PseudoHealthyRecipeConfig, fold: int,
+                     echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Apply the fold's kept models to the first case of ``cfg.real_case`` with a lesion slice, per
+    contrast (skipped with a note if absent): identity, healthiness and S Dice on its pathological
+    slices. The report draws its figure (``entry["figure"]``) from the same models and case."""
+    import torch
+
+    from strokesynth.data.pathology_slices import prepare_volume
+    from strokesynth.errors import StrokesynthError
+
+    run = Path(run_path)
+    src = Path(cfg.real_case) if cfg.real_case else None
+    if src is None or not src.is_dir():
+        note = f"real-data example skipped: {cfg.real_case or '(none)'} not found"
+        echo(note)
+        return {"note": note, "cases": []}
+    cases = open_cohort(src).cases
+    results: dict[str, Any] = {"source": str(src), "cases": [], "notes": []}
+    for contrast in cfg.contrasts:
+        models = kept_models(run, contrast, fold, cfg.rows)
+        fpre = load_kept(run / contrast / f"fold_{fold}" / "f_pre")
+        data = contrast_data(cfg.system.data, contrast, cfg.clip_percentiles)
+        for case in cases:
+            try:
+                vol = prepare_volume(case, data)
+            except StrokesynthError as exc:
+                note = f"{case.id} {contrast}: skipped ({exc.problem})"
+                results["notes"].append(note)
+                echo(note)
+                continue
+            les = vol.masks.reshape(len(vol.z), -1).sum(1).astype(np.int64)
+            x = torch.from_numpy(vol.images[:, None])
+            m = vol.masks[:, None]
+            entry: dict[str, Any] = {"case": case.id, "contrast": contrast, "slices": len(vol.z),
+                                     "pathological": int((les > 0).sum()), "rows": {}}
+            with torch.no_grad():
+                judged = fpre.probability(x).numpy() > 0.5
+            sel = les > 0
+            entry["f_pre_dice"] = float(slice_dice(judged[sel], m[sel]).mean()) if sel.any() else None
+            for row, model in models.items():
+                ph = model.pseudo_healthy(x).numpy()
+                ident, _ = identity(ph[sel], vol.images[sel][:, None], m[sel])
+                found = (fpre.probability(torch.from_numpy(ph)).numpy() > 0.5)[sel].reshape(int(sel.sum()), -1).sum(1)
+                e = {"identity": float(ident.mean()),
+                     "healthiness": float(1 - found.mean() / max(les[sel].mean(), 1e-9))}
+                p = model.pathology(x)
+                if p is not None:
+                    e["s_dice"] = float(slice_dice(p.numpy()[sel] > 0.5, m[sel]).mean())
+                entry["rows"][row] = e
+            entry["figure"] = f"figures/real_{contrast}.png"  # drawn by strokesynth.report.pseudo_healthy_figures
+            results["cases"].append(entry)
+            echo(f"real case {case.id} {contrast}: f_pre Dice {entry['f_pre_dice']}; "
+                 + "; ".join(f"{r}: identity {v['identity']:.3f}, healthiness {v['healthiness']:.3f}"
+                             for r, v in entry["rows"].items()))
+            break  # one labelled example per contrast
+    return results
+
+
 def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceBank, splits, k: int, run: RunDir,
                      extras: dict[str, Any], log: logging.Logger, echo: Callable[[str], Any]) -> list[dict[str, Any]]:
     train, test = _fold_banks(bank, splits, k)
     base = run.file(contrast, f"fold_{k}")
-    seed = cfg.seed + 1000 * k
+    seed = fold_seed(cfg.seed, k)
     seg_cfg = copy.deepcopy(cfg.segmentor)
     seg_cfg.data = contrast_data(seg_cfg.data, contrast, cfg.clip_percentiles)
     echo(f"== {contrast}, fold {k}: {int(train.lesion.sum())} pathological + {int((~train.lesion).sum())} healthy "

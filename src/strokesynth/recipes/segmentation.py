@@ -27,8 +27,10 @@ from strokesynth.config import load_config, save_config
 from strokesynth.engine.config import OptimConfig
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.paired import describe_paired, paired_dice
+from strokesynth.metrics.tables import format_table
 from strokesynth.nets.registry import NETWORKS
-from strokesynth.recipes.cv import describe_paired, format_table, paired_dice, run_training
+from strokesynth.recipes.cv import run_training
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import LossConfig, ModelConfig, TrainConfig
 

@@ -1,4 +1,5 @@
-"""The report of a label-map augmentation run (Platscher, Zopes & Federau): tables and figures."""
+"""The report of a label-map augmentation run (Platscher, Zopes & Federau): tables and figures
+(drawn by :mod:`strokesynth.report.labelmap_figures`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ def labelmap_sections(run_path: str | os.PathLike) -> list[tuple[str, str, str]]
 
 
 def write_labelmap_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:
-    """Write ``RUN/report.html`` (or ``html_path``) for a label-map augmentation run."""
+    """Write ``RUN/report.html`` (or ``html_path``) for a label-map augmentation run, drawing its
+    figures first from the arrays the run saved."""
+    from strokesynth.report.labelmap_figures import draw_figures
+
+    draw_figures(run_path)
     return write_page(html_path or Path(run_path) / "report.html",
                       "Label map -> DWI synthesis and lesion GAN augmentation (Platscher, Zopes & Federau)",
                       labelmap_sections(run_path))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth.metrics.baselines import BASELINE
-from strokesynth.recipes.cv import paired_values
+from strokesynth.metrics.paired import paired_values
 
 #: Overview columns: key -> (header, digits)
 COLUMNS = {"dice": ("Dice", 3), "hd95": ("HD95 (mm)", 1), "avd_ml": ("|volume error| (ml)", 1)}

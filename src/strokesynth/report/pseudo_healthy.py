@@ -1,5 +1,5 @@
 """The report of a pseudo-healthy experiment (Xia, Chartsias & Tsaftaris): the table, the figures
-:mod:`strokesynth.recipes.pseudo_healthy_figures` made, and the real-data example."""
+(drawn by :mod:`strokesynth.report.pseudo_healthy_figures` from the run folder), and the real-data example."""
 
 from __future__ import annotations
 
@@ -40,7 +40,11 @@ def pseudo_healthy_sections(run_path: str | os.PathLike) -> list[tuple[str, str,
 
 
 def write_pseudo_healthy_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:
-    """Write ``RUN/report.html`` (or ``html_path``) for a pseudo-healthy recipe run."""
+    """Write ``RUN/report.html`` (or ``html_path``) for a pseudo-healthy recipe run, drawing its
+    figures first from the run's kept models and saved slices."""
+    from strokesynth.report.pseudo_healthy_figures import draw_figures
+
+    draw_figures(run_path)
     return write_page(html_path or Path(run_path) / "report.html",
                       "Pseudo-healthy synthesis by pathology factorisation (Xia, Chartsias & Tsaftaris)",
                       pseudo_healthy_sections(run_path))

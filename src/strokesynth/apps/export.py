@@ -238,7 +238,7 @@ class OnnxNetwork(nn.Module):
 
 def load_exported(folder: str | os.PathLike):
     """The system of an export folder with its networks run by ONNX Runtime; ``(model, config)``
-    as :func:`strokesynth.recipes.predict.load_predictor` gives them."""
+    as :func:`strokesynth.apps.predict.load_predictor` gives them."""
     folder = Path(folder)
     manifest_path = folder / "export.json"
     if not manifest_path.is_file():

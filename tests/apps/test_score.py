@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from strokesynth.apps.score import score_predictions
 from strokesynth.io import open_cohort, write_cohort
 from strokesynth.metrics import evaluate_case
 from strokesynth.metrics.baselines import BASELINE
-from strokesynth.recipes.score import score_predictions
 
 from conftest import run_cli
 

@@ -36,7 +36,8 @@ from strokesynth.io import open_cohort
 from strokesynth.io.nifti import is_nifti_name, read_volume, strip_nifti_suffix
 from strokesynth.metrics import evaluate_case
 from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
-from strokesynth.recipes.cv import EXTERNAL, format_table, paired_values, summaries
+from strokesynth.metrics.paired import paired_values
+from strokesynth.metrics.tables import EXTERNAL, format_table, summaries
 from strokesynth.runs import RunDir
 
 #: How far (mm) a prediction's affine may be from its reference's; NIfTI writers round to float32.
@@ -107,7 +108,7 @@ def _labels(folders: Sequence[Path], names: Sequence[str] | None) -> list[str]:
 
 def paired(rows: list[dict[str, Any]], method_a: str, method_b: str, metric: str = "dice") -> dict[str, Any]:
     """``method_b`` minus ``method_a`` on ``metric`` over the lesion scans both scored (undefined values
-    left out), with a Wilcoxon signed-rank test (:func:`~strokesynth.recipes.cv.paired_values`)."""
+    left out), with a Wilcoxon signed-rank test (:func:`~strokesynth.metrics.paired.paired_values`)."""
     def values(method: str) -> dict[str, float]:
         return {r["case"]: float(r[metric]) for r in rows
                 if r["method"] == method and r["lesion"] and not np.isnan(float(r[metric]))}
@@ -121,7 +122,7 @@ def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.
     """Score every predictions folder against ``reference`` (a data set with lesion masks).
 
     Everything is read and checked before ``out`` is touched; ``out`` then receives
-    ``cases.csv``, ``evaluation.json`` (the :func:`~strokesynth.recipes.cv.summaries` of all
+    ``cases.csv``, ``evaluation.json`` (the :func:`~strokesynth.metrics.tables.summaries` of all
     methods, the paired comparisons and the cases each folder lacks) and ``table.txt``, all at once.
 
     Returns:

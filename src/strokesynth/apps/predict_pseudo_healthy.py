@@ -51,8 +51,8 @@ def pseudo_healthy_checkpoint(path: str | os.PathLike) -> Path | None:
 def predict_pseudo_healthy(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
                            force: bool = False, echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
     """Write the pseudo-healthy image and pathology map of every case of ``source`` (see the module docstring)."""
+    from strokesynth.apps.predict import open_cases
     from strokesynth.engine.checkpoint import load_system
-    from strokesynth.recipes.predict import open_cases
 
     model = load_system(checkpoint).eval_mode()
     cfg = model.config

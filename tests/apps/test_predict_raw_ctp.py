@@ -106,8 +106,8 @@ class _Stop(Exception):
 
 def test_a_stopped_batch_resumes_to_the_uninterrupted_result(tmp_path, trained):
     from strokesynth._fs import staging_dir
+    from strokesynth.apps.predict import load_predictor, predict_cases
     from strokesynth.errors import ConfigError
-    from strokesynth.recipes.predict import load_predictor, predict_cases
 
     root, _, all_cases = trained
     raw = tmp_path / "raw"  # three cases are enough (and keep the test short)

@@ -126,7 +126,7 @@ def test_checkpoint_from_another_version_is_refused(capsys, trained, tmp_path):
 def test_latent_and_two_input_generators_export_with_a_dynamic_batch(fmt, tmp_path):
     """The networks whose input is not one image: the 3D lesion GAN's generator (a latent) and
     SPADE (a label map and a latent); exported at batch 2, run at batches 1 and 3."""
-    import strokesynth.recipes.export as ex
+    import strokesynth.apps.export as ex
     from strokesynth.nets.lesion_gan import LesionGenerator
     from strokesynth.nets.spade import SPADEGenerator
 

@@ -1,33 +1,37 @@
-"""Figures of a pseudo-healthy experiment (Xia, Chartsias & Tsaftaris), made from the kept models.
+"""Figures of a pseudo-healthy experiment (Xia, Chartsias & Tsaftaris), drawn from the run folder
+alone (the kept models, the saved slices, the table):
 
 - ``figures/<contrast>_examples.png``: the paper's Fig. 4 analog: held-out pathological slices,
   each row's pseudo-healthy image, the true mask and the proposed models' masks;
 - ``figures/<contrast>_cyclegan_failure.png``: the Fig. 2 failure mode (the CycleGAN's
   reconstruction puts a lesion where there was none), when it occurred;
-- ``figures/real_<contrast>.png``: the fold-0 models applied to a real case, labelled as such.
+- ``figures/real_<contrast>.png``: the first fold's models applied to the real case the run scored.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from strokesynth.config import load_config
+from strokesynth.data.pathology_slices import SliceBank, prepare_volume
+from strokesynth.io import open_cohort
 from strokesynth.plots import _save, panel_row
+from strokesynth.recipes.pseudo_healthy import PseudoHealthyRecipeConfig, contrast_data, kept_models
 
 
-def _models(run: Path, contrast: str, fold: int, rows: list[str]) -> dict[str, Any]:
-    from strokesynth.recipes.pseudo_healthy import ROW_KEYS, load_kept
+def draw_figures(run_path: str | os.PathLike) -> list[Path]:
+    """Every figure of the run (those whose inputs are there); returns the files written."""
+    return example_figures(run_path) + real_case_figures(run_path)
 
-    out = {}
-    for row in rows:
-        path = run / contrast / f"fold_{fold}" / ROW_KEYS[row]
-        if (path / "best.pt").exists():
-            out[row] = load_kept(path).eval_mode()
-    return out
+
+def _config_and_fold(run: Path) -> tuple[PseudoHealthyRecipeConfig, int]:
+    cfg = load_config(PseudoHealthyRecipeConfig, run / "config.yaml")
+    return cfg, (cfg.folds_to_run or list(range(cfg.folds)))[0]
 
 
 def _grid(images: list[list[tuple[str, np.ndarray, str]]], masks: list[np.ndarray], path: Path, title: str) -> None:
@@ -71,18 +75,18 @@ def _panels(models: dict[str, Any], x: np.ndarray, m: np.ndarray, device: str = 
     return panels
 
 
-def example_figures(run_path: str | os.PathLike, cfg, banks: dict[str, Any], fold: int) -> list[Path]:
+def example_figures(run_path: str | os.PathLike) -> list[Path]:
     """Fig. 4 analog (3 held-out slices with the largest lesions) and the CycleGAN failure figure
-    per contrast, from the fold's kept models."""
-    import json
-
+    per contrast, from the first fold's kept models and the slices the run saved (``data/<contrast>.npz``)."""
     run = Path(run_path)
+    cfg, fold = _config_and_fold(run)
+    banks = {c: SliceBank.load(run / "data" / f"{c}.npz") for c in cfg.contrasts if (run / "data" / f"{c}.npz").is_file()}
     split = json.loads((run / "splits.json").read_text())
     test_cases = set(split["folds"][fold]["val_cases"]) if "folds" in split else set()
     table = json.loads((run / "ph_table.json").read_text())
     written = []
     for contrast, bank in banks.items():
-        models = _models(run, contrast, fold, cfg.rows)
+        models = kept_models(run, contrast, fold, cfg.rows)
         keep = np.isin(bank.case, list(test_cases)) & bank.lesion
         idx = np.flatnonzero(keep)
         if not idx.size or not models:
@@ -115,64 +119,25 @@ def example_figures(run_path: str | os.PathLike, cfg, banks: dict[str, Any], fol
     return written
 
 
-def real_case_figures(run_path: str | os.PathLike, cfg, fold: int, echo: Callable[[str], Any] = print
-                      ) -> dict[str, Any]:
-    """Apply the fold's kept models to each case of ``cfg.real_case`` (skipped with a note if absent)."""
-    import torch
-
-    from strokesynth.data.pathology_slices import prepare_volume
-    from strokesynth.errors import StrokesynthError
-    from strokesynth.io import open_cohort
-    from strokesynth.metrics.pseudo_healthy import identity, slice_dice
-    from strokesynth.recipes.pseudo_healthy import contrast_data, load_kept
-
+def real_case_figures(run_path: str | os.PathLike) -> list[Path]:
+    """The first fold's models on the real case each contrast's entry of ``ph_table.json`` scored
+    (``real_case``): its two slices with the largest expert lesion."""
     run = Path(run_path)
-    src = Path(cfg.real_case) if cfg.real_case else None
-    if src is None or not src.is_dir():
-        note = f"real-data example skipped: {cfg.real_case or '(none)'} not found"
-        echo(note)
-        return {"note": note, "cases": []}
-    cases = open_cohort(src).cases
-    results: dict[str, Any] = {"source": str(src), "cases": [], "notes": []}
-    for contrast in cfg.contrasts:
-        models = _models(run, contrast, fold, cfg.rows)
-        fpre = load_kept(run / contrast / f"fold_{fold}" / "f_pre")
-        data = contrast_data(cfg.system.data, contrast, cfg.clip_percentiles)
-        for case in cases:
-            try:
-                vol = prepare_volume(case, data)
-            except StrokesynthError as exc:
-                note = f"{case.id} {contrast}: skipped ({exc.problem})"
-                results["notes"].append(note)
-                echo(note)
-                continue
-            les = vol.masks.reshape(len(vol.z), -1).sum(1).astype(np.int64)
-            x = torch.from_numpy(vol.images[:, None])
-            m = vol.masks[:, None]
-            entry: dict[str, Any] = {"case": case.id, "contrast": contrast, "slices": len(vol.z),
-                                     "pathological": int((les > 0).sum()), "rows": {}}
-            with torch.no_grad():
-                judged = fpre.probability(x).numpy() > 0.5
-            sel = les > 0
-            entry["f_pre_dice"] = float(slice_dice(judged[sel], m[sel]).mean()) if sel.any() else None
-            for row, model in models.items():
-                ph = model.pseudo_healthy(x).numpy()
-                ident, _ = identity(ph[sel], vol.images[sel][:, None], m[sel])
-                found = (fpre.probability(torch.from_numpy(ph)).numpy() > 0.5)[sel].reshape(int(sel.sum()), -1).sum(1)
-                e = {"identity": float(ident.mean()),
-                     "healthiness": float(1 - found.mean() / max(les[sel].mean(), 1e-9))}
-                p = model.pathology(x)
-                if p is not None:
-                    e["s_dice"] = float(slice_dice(p.numpy()[sel] > 0.5, m[sel]).mean())
-                entry["rows"][row] = e
-            pick = np.argsort(-les)[:2]
-            path = run / "figures" / f"real_{contrast}.png"
-            _grid([_panels(models, vol.images[i], vol.masks[i]) for i in pick], [vol.masks[i] for i in pick], path,
-                  f"REAL DATA: {case.id} {contrast.upper()} (models trained on the phantom only; red: expert mask)")
-            entry["figure"] = str(path.relative_to(run))
-            results["cases"].append(entry)
-            echo(f"real case {case.id} {contrast}: f_pre Dice {entry['f_pre_dice']}; "
-                 + "; ".join(f"{r}: identity {v['identity']:.3f}, healthiness {v['healthiness']:.3f}"
-                             for r, v in entry["rows"].items()))
-            break  # one labelled example per contrast
-    return results
+    table = json.loads((run / "ph_table.json").read_text(encoding="utf-8"))
+    real = table.get("real_case") or {}
+    if not real.get("cases"):
+        return []
+    cfg, fold = _config_and_fold(run)
+    cases = {c.id: c for c in open_cohort(real["source"]).cases}
+    written = []
+    for entry in real["cases"]:
+        contrast = entry["contrast"]
+        models = kept_models(run, contrast, fold, cfg.rows)
+        vol = prepare_volume(cases[entry["case"]], contrast_data(cfg.system.data, contrast, cfg.clip_percentiles))
+        les = vol.masks.reshape(len(vol.z), -1).sum(1)
+        pick = np.argsort(-les)[:2]
+        path = run / entry["figure"]
+        _grid([_panels(models, vol.images[i], vol.masks[i]) for i in pick], [vol.masks[i] for i in pick], path,
+              f"REAL DATA: {entry['case']} {contrast.upper()} (models trained on the phantom only; red: expert mask)")
+        written.append(path)
+    return written

@@ -12,7 +12,7 @@ from conftest import run_cli
 
 
 def _everything_is_core(monkeypatch):
-    import strokesynth.recipes.predict as predict
+    import strokesynth.apps.predict as predict
 
     def ones(model, cfg, case):
         return np.ones(case.spatial_shape, np.float32), None
@@ -43,7 +43,7 @@ def test_core_is_kept_within_the_brain_and_flagged(tmp_path, capsys, monkeypatch
 
 
 def test_a_plausible_core_is_not_flagged():
-    from strokesynth.recipes.predict import core_flags
+    from strokesynth.apps.predict import core_flags
 
     row = {"core_ml": 12.0, "brain_ml": 900.0, "brain_mask": "CT", "outside_brain_ml": 0.0}
     assert core_flags(row) == []
