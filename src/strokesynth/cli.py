@@ -348,6 +348,9 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
                      seg_epochs=seg_epochs or 0, overrides=per_system)
     cfg = _validated_as_options(cfg, {f: f"--{f.replace('_', '-')}" for f in ("subjects", "healthy", "size", "folds",
                                                                               "seed", "gan_epochs", "seg_epochs")})
+    from strokesynth.config import freeze
+
+    freeze(cfg)
     summary = run_demo(cfg, out, force=force, dro=dro, echo=click.echo)
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds_by_stage"].items())
     click.echo(f"done in {summary['seconds']:.0f} s ({stages})")
@@ -384,7 +387,7 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     OUT/mr_phantom.json, lesion the last class) and the lesion mask; healthy subjects (--healthy)
     differ in ventricle size among other things.
     """
-    from strokesynth.config import load_config
+    from strokesynth.config import freeze, load_config
     from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 
     cfg = load_config(PhantomConfig, config_path, overrides)
@@ -403,6 +406,7 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
         cfg = dataclasses.replace(cfg, **{which: resized(before, size)})
     if cfg.subjects + cfg.healthy < 1:
         raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
+    freeze(cfg)
     from strokesynth.phantom.config import estimated_peak_bytes
     from strokesynth.resources import require_memory
 
@@ -480,7 +484,7 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
     and metrics/{folds,cases}.csv, metrics/summary.json; prints the metric table.
     """
 
-    from strokesynth.config import load_config
+    from strokesynth.config import freeze, load_config
     from strokesynth.recipes.cv import run_training
     from strokesynth.systems.segmenter import TrainConfig
 
@@ -496,6 +500,7 @@ def train(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
         cfg = load_config(TrainConfig, out / "config.yaml", flags)
     else:
         cfg = load_config(TrainConfig, config_path, [*overrides, *flags])
+    freeze(cfg)  # resolved once: the run never changes it
     if not cfg.data.dataset:
         raise ConfigError("data.dataset", "no data set given (set data.dataset=DIR)")
     folder = _guard_run(out or Path("runs") / cfg.name, ("data.dataset", cfg.data.dataset),
@@ -745,7 +750,9 @@ def recipe_command(r) -> click.Command:  # noqa: ANN001 - a Recipe
             extra.append(f"dataset={dataset.resolve() if r.data_absolute else dataset}")
         if _device(device) is not None:
             extra += [f"{f}={device}" for f in r.device_fields]
-        cfg = r.config(config_path, [*extra, *overrides])
+        from strokesynth.config import freeze
+
+        cfg = freeze(r.config(config_path, [*extra, *overrides]))  # resolved once: the run never changes it
         data = getattr(cfg, "dataset", "")
         if r.data_required and not resume and not Path(str(data)).is_dir():
             raise ConfigError("dataset", f"data set folder {str(data)!r} not found (give --data DIR)")

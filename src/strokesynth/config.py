@@ -347,3 +347,63 @@ def load_shipped(cls: type[T], shipped: dict[str, typing.Callable[[], T]], folde
             return load_config(cls, None, overrides, base=shipped[str(path)]())
         path = yaml_path
     return load_config(cls, path, overrides)
+
+
+_FROZEN = "_strokesynth_frozen_"
+
+
+class FrozenConfigError(AttributeError):
+    """A resolved, validated config was changed in place (a bug in the code that changed it)."""
+
+
+def _guarded_setattr(self: Any, name: str, value: Any) -> None:
+    if self.__dict__.get(_FROZEN):
+        raise FrozenConfigError(f"{type(self).__name__}.{name}: this config was resolved and validated and does not "
+                                "change; build a new one (dataclasses.replace, load_config with overrides)")
+    object.__setattr__(self, name, value)
+
+
+def _guarded_delattr(self: Any, name: str) -> None:
+    if self.__dict__.get(_FROZEN):
+        raise FrozenConfigError(f"{type(self).__name__}.{name}: a frozen config keeps every field")
+    object.__delattr__(self, name)
+
+
+def _thawed_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy is a new config: changeable until it is frozen in its turn."""
+    new = type(self).__new__(type(self))
+    memo[id(self)] = new
+    for key, value in self.__dict__.items():
+        if key != _FROZEN:
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+    return new
+
+
+def freeze(cfg: T) -> T:
+    """Make the resolved config ``cfg`` read-only, in place, with every config nested in it; returns it.
+
+    Setting or deleting a field afterwards raises :class:`FrozenConfigError`. A new config is made
+    with :func:`dataclasses.replace` (or ``copy.deepcopy``), which is changeable until frozen in
+    its turn; the frozen one stays what was validated and saved. (Lists in a config are not frozen:
+    code that needs another list builds a new config.)"""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        cls = type(cfg)
+        if cls.__setattr__ is not _guarded_setattr:
+            cls.__setattr__ = _guarded_setattr  # type: ignore[method-assign]
+            cls.__delattr__ = _guarded_delattr  # type: ignore[method-assign]
+            cls.__deepcopy__ = _thawed_deepcopy  # type: ignore[attr-defined]
+        for f in dataclasses.fields(cfg):
+            freeze(getattr(cfg, f.name))
+        object.__setattr__(cfg, _FROZEN, True)
+    elif isinstance(cfg, (list, tuple)):
+        for item in cfg:
+            freeze(item)
+    elif isinstance(cfg, dict):
+        for item in cfg.values():
+            freeze(item)
+    return cfg
+
+
+def is_frozen(cfg: Any) -> bool:
+    """Whether ``cfg`` was frozen by :func:`freeze`."""
+    return bool(getattr(cfg, "__dict__", {}).get(_FROZEN))

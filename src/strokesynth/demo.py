@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import bounded, save_config
+from strokesynth.config import bounded, freeze, save_config
 from strokesynth.data.config import DataConfig, fold_datasets
 from strokesynth.data.splits import subject_kfold
 from strokesynth.errors import ConfigError, DataError
@@ -128,7 +128,7 @@ def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike) -> dict[str, An
         if part.key in wanted:
             shared = resolve(part.cohort)(cohort) if part.cohort is not None else []
             overrides = [*part.budget, *shared, *epochs.get(part.key, []), *cfg.overrides.get(part.key, [])]
-            out[part.key] = recipe.config("tiny", overrides)
+            out[part.key] = freeze(recipe.config("tiny", overrides))
     return out
 
 

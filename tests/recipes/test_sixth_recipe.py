@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import toy_recipe
 
 from strokesynth.cli import main
+from strokesynth.config import FrozenConfigError, is_frozen
 from strokesynth.recipes.registry import RECIPES
 
 
@@ -67,3 +69,24 @@ def test_the_demo_runs_it_and_the_overview_pairs_it(sixth, capsys, tmp_path):
     code, _, err = _run(capsys, "demo", "--out", str(tmp_path / "demo2"), "--systems", "toy",
                         "--set", "toy:width=0")
     assert code == 2 and "width" in err
+
+
+def test_the_cli_runs_recipes_on_frozen_configs(monkeypatch, tmp_path, isles2018_dir, capsys):
+    """The recipe command hands its run the frozen config; a run that changed it in place would fail."""
+    seen = {}
+
+    def run(cfg, out, **kwargs):
+        seen["frozen"] = is_frozen(cfg)
+        with pytest.raises(FrozenConfigError):
+            cfg.steps = 1
+        return toy_recipe.run_toy(cfg, out, **kwargs)
+
+    recipe = dataclasses.replace(toy_recipe.RECIPE, name="toy-frozen", run=run, demo=None)
+    RECIPES.add(recipe)
+    try:
+        main(["recipe", "toy-frozen", "--data", str(isles2018_dir), "--set", "steps=2", "--out", str(tmp_path / "r")])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    finally:
+        RECIPES.remove("toy-frozen")
+    assert seen == {"frozen": True}
