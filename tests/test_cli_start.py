@@ -56,3 +56,13 @@ def test_a_registry_choice_is_still_checked_and_listed():
 
     result = CliRunner().invoke(cli, ["recipe", "seg-comparison", "--data", ".", "--out", "x", "--arch", "nope"])
     assert result.exit_code == 2 and "pspnet" in result.output and "nope" in result.output
+
+
+def test_a_lazy_choice_sees_entries_registered_after_its_first_use():
+    from strokesynth.cli import LazyChoice
+
+    names = ["ctmr-cgan"]
+    choice = LazyChoice(lambda: list(names))
+    assert choice.choices == ("ctmr-cgan",)
+    names.append("toy-sixth")  # a recipe registered after the CLI first listed the choices
+    assert choice.convert("toy-sixth", None, None) == "toy-sixth"

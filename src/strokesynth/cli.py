@@ -24,24 +24,21 @@ WRITE_CHOICES = ["isles2018", "isles22", "nnunet", "plain"]
 
 
 class LazyChoice(click.Choice):
-    """A :class:`click.Choice` whose choices are read from a registry on first use (checking a value,
+    """A :class:`click.Choice` whose choices are read from a registry when used (checking a value,
     ``--help`` of its own command), not when the CLI is imported: the network and loss registries
     import torch and MONAI, which ``strokesynth --help``, ``check`` or ``convert`` never need."""
 
     def __init__(self, names: Callable[[], list[str]], case_sensitive: bool = True) -> None:
         self._names = names
-        self._choices: tuple[str, ...] | None = None
         self.case_sensitive = case_sensitive
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
-        if self._choices is None:
-            self._choices = tuple(self._names())
-        return self._choices
+        return tuple(self._names())  # read anew: a registry may gain an entry after the CLI was imported
 
     @choices.setter
     def choices(self, value: tuple[str, ...]) -> None:
-        self._choices = tuple(value)
+        self._names = lambda: list(value)
 
 
 def _segmenter_names() -> list[str]:
