@@ -33,18 +33,38 @@ optimiser step). ``self.networks[name]`` is the bare module, for validation and 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from strokesynth.registry import Registry
 
+
+class SystemRegistry(Registry["type[System]"]):
+    """The registry of systems: registering a class also gives it its :attr:`System.name` (the one
+    name a checkpoint stores), so the two cannot differ."""
+
+    def register(self, name: str, **info: Any) -> Callable[[type[System]], type[System]]:
+        add = super().register(name, **info)
+
+        def named(cls: type[System]) -> type[System]:
+            cls.name = name
+            return add(cls)
+
+        return named
+
+
 #: trainable systems by name; a checkpoint stores its system's name and resolved config
-SYSTEMS: Registry[type[System]] = Registry("system", provider="strokesynth.systems")
+SYSTEMS: SystemRegistry = SystemRegistry("system", provider="strokesynth.systems")
+
+
+#: a system's config type
+ConfigT = TypeVar("ConfigT")
 
 
 def autocast(device: str, amp: str) -> contextlib.AbstractContextManager:
@@ -91,11 +111,11 @@ class Dist:
             dist.destroy_process_group()
 
 
-class System:
-    """Base class of trainable systems (see the module docstring).
+class System(abc.ABC, Generic[ConfigT]):
+    """Base class of trainable systems (see the module docstring), generic in its config type.
 
     Class attributes:
-        name: registry name (the one it is registered under).
+        name: registry name, set by ``@SYSTEMS.register(name)``.
         config_class: the typed config a checkpoint's ``config`` is rebuilt as.
         monitor: key of :meth:`validate`'s result that chooses ``best.pt``, drives the
             ``plateau`` schedule and early stopping; ``None`` keeps the last epoch.
@@ -120,7 +140,7 @@ class System:
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.optim_configs: dict[str, Any] = {}
-        self.config: Any = None
+        self.config: ConfigT = None  # type: ignore[assignment] - set by the subclass
 
     @classmethod
     def restore(cls, cfg: Any) -> System:
@@ -128,9 +148,9 @@ class System:
         return cls(cfg)  # type: ignore[call-arg]
 
     # -- the contract -------------------------------------------------------------------
+    @abc.abstractmethod
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
         """One training step on ``batch``; returns the losses to log (floats)."""
-        raise NotImplementedError
 
     def validate(self, dataset: Any, rt: Runtime) -> dict[str, float]:
         """Scores on a validation dataset (never the scored fold unless the protocol says so)."""

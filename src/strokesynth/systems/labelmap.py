@@ -114,7 +114,7 @@ class TranslationConfig:
         return load_label_table(self.table)
 
 
-class _Translation(System):
+class _Translation(System[TranslationConfig]):
     """What the three translation systems share: config, ``translate`` and validation."""
 
     config_class = TranslationConfig
@@ -168,7 +168,6 @@ def parenchyma_mask(classes: np.ndarray, table: LabelTable) -> np.ndarray:
 class LabelPix2Pix(_Translation):
     """Pix2Pix label map -> DWI (module docstring): networks ``generator``, ``discriminator``."""
 
-    name = "lm_pix2pix"
 
     def __init__(self, cfg: TranslationConfig) -> None:
         super().__init__(cfg)
@@ -190,7 +189,6 @@ class LabelPix2Pix(_Translation):
 class LabelSPADE(LabelPix2Pix):
     """SPADE label map -> DWI (module docstring): the Pix2Pix step with the SPADE generator."""
 
-    name = "lm_spade"
 
     def _build_generator(self) -> torch.nn.Module:
         return NETWORKS.build("spade_generator", self.config, self.n_classes)
@@ -201,7 +199,6 @@ class LabelCycleGAN(_Translation):
     """CycleGAN label map <-> DWI (module docstring): ``generator`` (map -> DWI), ``generator_back``
     (DWI -> map), ``critic_image``, ``critic_label``."""
 
-    name = "lm_cyclegan"
 
     def __init__(self, cfg: TranslationConfig) -> None:
         super().__init__(cfg)

@@ -92,11 +92,10 @@ class LesionGANConfig:
 
 
 @SYSTEMS.register("lesion_wgan")
-class LesionWGAN(System):
+class LesionWGAN(System[LesionGANConfig]):
     """WGAN-GP on 3D masks (module docstring): networks ``generator`` and ``critic`` (and
     ``generator_ema``, not trained by an optimiser, with ``ema_decay`` > 0)."""
 
-    name = "lesion_wgan"
     config_class = LesionGANConfig
     monitor = None
 

@@ -191,11 +191,10 @@ def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversar
 
 
 @SYSTEMS.register("pix2pix")
-class Pix2Pix(System):
+class Pix2Pix(System[GANConfig]):
     """pix2pix (see the module docstring): networks ``generator`` and ``discriminator`` (and
     ``generator_ema``, trained by no optimiser, with ``ema_decay`` > 0)."""
 
-    name = "pix2pix"
     config_class = GANConfig
     monitor = None
 

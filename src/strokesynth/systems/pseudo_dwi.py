@@ -228,10 +228,9 @@ def _unet(cin: int, channels: list[int]) -> nn.Module:
 
 
 @SYSTEMS.register("pseudo_dwi")
-class PseudoDwi(System):
+class PseudoDwi(System[PseudoDwiConfig]):
     """The pseudo-DWI system (see the module docstring)."""
 
-    name = "pseudo_dwi"
     config_class = PseudoDwiConfig
     monitor: str | None = "val_dice"
     monitor_mode = "max"

@@ -155,7 +155,7 @@ def _lsgan_g(critic: torch.nn.Module, fake: torch.Tensor) -> torch.Tensor:
     return generator_loss(critic(fake).float(), "lsgan")
 
 
-class _PseudoHealthySystem(System):
+class _PseudoHealthySystem(System[PseudoHealthyConfig]):
     """What the three pseudo-healthy systems share: config, optimisers, inference."""
 
     config_class = PseudoHealthyConfig
@@ -197,7 +197,6 @@ class _PseudoHealthySystem(System):
 class PathologyFactorisation(_PseudoHealthySystem):
     """The proposed model (see the module docstring): networks G, R, S, D_x (and D_m unpaired)."""
 
-    name = "ph_factorisation"
 
     def __init__(self, cfg: PseudoHealthyConfig) -> None:
         super().__init__()
@@ -256,7 +255,6 @@ class PathologyFactorisation(_PseudoHealthySystem):
 class PseudoHealthyCGAN(_PseudoHealthySystem):
     """Baseline: G with the adversarial loss of D_x alone (real healthy vs G(x_p))."""
 
-    name = "ph_cgan"
 
     def __init__(self, cfg: PseudoHealthyConfig) -> None:
         super().__init__()
@@ -288,7 +286,6 @@ class PseudoHealthyCGAN(_PseudoHealthySystem):
 class PseudoHealthyCycleGAN(_PseudoHealthySystem):
     """Baseline: CycleGAN between pathological (P) and healthy (H) slices: G_ph, G_hp, D_h, D_p."""
 
-    name = "ph_cyclegan"
 
     def __init__(self, cfg: PseudoHealthyConfig) -> None:
         super().__init__()
@@ -337,10 +334,9 @@ class PseudoHealthyCycleGAN(_PseudoHealthySystem):
 
 
 @SYSTEMS.register("ph_segmentor")
-class SliceSegmentor(System):
+class SliceSegmentor(System[SegmentorConfig]):
     """f_pre: S's architecture, Dice + BCE, on every training slice (lesion-aware batches)."""
 
-    name = "ph_segmentor"
     config_class = SegmentorConfig
     monitor = None
 

@@ -145,7 +145,7 @@ def training_class_weights(dataset: SliceDataset | VolumeDataset) -> list[float]
 
 
 @SYSTEMS.register("segmenter")
-class Segmenter(System):
+class Segmenter(System[TrainConfig]):
     """One segmentation network trained with one loss (see the module docstring).
 
     Validation (``validate``) gives ``val_dice`` (mean Dice over the selection set's lesion
@@ -153,7 +153,6 @@ class Segmenter(System):
     its lesion-free scans) and ``val_empty_ok`` (share of those predicted empty).
     """
 
-    name = "segmenter"
     config_class = TrainConfig
     monitor = "val_dice"
     monitor_mode = "max"

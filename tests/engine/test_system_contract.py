@@ -1,0 +1,42 @@
+"""The system contract is typed and complete: a registered system is named by its registration,
+declares its config type, and cannot be built without a training step."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from strokesynth.engine.system import SYSTEMS, System
+
+
+def test_every_system_is_named_by_its_registration_and_declares_its_config():
+    for name in SYSTEMS.names():
+        cls = SYSTEMS.get(name)
+        assert cls.name == name
+        assert cls.config_class is not None, name
+        generic = [b for c in cls.__mro__ for b in getattr(c, "__orig_bases__", ()) if typing.get_origin(b) is System]
+        assert generic and typing.get_args(generic[0])[0] is cls.config_class, name
+
+
+def test_a_system_without_a_training_step_cannot_be_built():
+    class NoStep(System):
+        pass
+
+    with pytest.raises(TypeError, match="train_step"):
+        NoStep()
+
+
+def test_the_registry_names_the_class():
+    from strokesynth.registry import Registry  # noqa: F401 - the base registry stays generic
+
+    @SYSTEMS.register("contract_probe")
+    class Probe(System):
+        def train_step(self, batch, rt):
+            return {}
+
+    try:
+        assert Probe.name == "contract_probe" and SYSTEMS.get("contract_probe") is Probe
+    finally:
+        SYSTEMS._entries.pop("contract_probe", None)  # noqa: SLF001 - leave the registry as found
+        SYSTEMS._info.pop("contract_probe", None)  # noqa: SLF001
