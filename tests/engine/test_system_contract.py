@@ -14,6 +14,8 @@ def test_every_system_is_named_by_its_registration_and_declares_its_config():
     for name in SYSTEMS.names():
         cls = SYSTEMS.get(name)
         assert cls.name == name
+        if not cls.__module__.startswith("strokesynth."):
+            continue  # a test's own toy system
         assert cls.config_class is not None, name
         generic = [b for c in cls.__mro__ for b in getattr(c, "__orig_bases__", ()) if typing.get_origin(b) is System]
         assert generic and typing.get_args(generic[0])[0] is cls.config_class, name
