@@ -126,14 +126,19 @@ def test_checkpoint_from_another_version_is_refused(capsys, trained, tmp_path):
 def test_latent_and_two_input_generators_export_with_a_dynamic_batch(fmt, tmp_path):
     """The networks whose input is not one image: the 3D lesion GAN's generator (a latent) and
     SPADE (a label map and a latent); exported at batch 2, run at batches 1 and 3."""
+    from types import SimpleNamespace
+
     import strokesynth.apps.export as ex
     from strokesynth.nets.lesion_gan import LesionGenerator
     from strokesynth.nets.spade import SPADEGenerator
+    from strokesynth.systems.labelmap import LabelSPADE
+    from strokesynth.systems.lesion_gan import LesionWGAN
 
     torch.manual_seed(0)
-    for net, names in ((LesionGenerator((8, 8, 4), channels=(8, 4), latent=16).eval(), ["z"]),
-                       (SPADEGenerator(5, channels=(8, 4), latent=16, hidden=8).eval(), ["seg", "z"])):
-        inputs = ex.example_inputs(net, None)
+    system = SimpleNamespace(config=None)  # the systems' example inputs of their generators read no config
+    for net, names, owner in ((LesionGenerator((8, 8, 4), channels=(8, 4), latent=16).eval(), ["z"], LesionWGAN),
+                              (SPADEGenerator(5, channels=(8, 4), latent=16, hidden=8).eval(), ["seg", "z"], LabelSPADE)):
+        inputs = owner.example_inputs(system, "generator", net)
         assert all(x.shape[0] == 2 for x in inputs) and len(inputs) == len(names)
         path = tmp_path / f"{type(net).__name__}.{fmt}"
         if fmt == "onnx":

@@ -42,3 +42,22 @@ def test_the_registry_names_the_class():
     finally:
         SYSTEMS._entries.pop("contract_probe", None)  # noqa: SLF001 - leave the registry as found
         SYSTEMS._info.pop("contract_probe", None)  # noqa: SLF001
+
+
+def test_predict_and_export_find_what_they_need_through_the_contract():
+    """``predict`` takes the system that segments new cases from the registry by its config type;
+    no application names a system class."""
+    from pathlib import Path
+
+    from strokesynth.apps.predict import predictor_class, required_modalities
+    from strokesynth.systems.pseudo_dwi import PseudoDwi, PseudoDwiConfig
+    from strokesynth.systems.segmenter import Segmenter, TrainConfig
+
+    assert predictor_class(TrainConfig()) is Segmenter and predictor_class(PseudoDwiConfig()) is PseudoDwi
+    assert "ctp" in required_modalities(PseudoDwiConfig())
+    assert required_modalities(TrainConfig()) == TrainConfig().data.modalities
+    apps = Path(__file__).resolve().parents[2] / "src" / "strokesynth" / "apps"
+    for name in ("predict.py", "export.py"):
+        text = (apps / name).read_text(encoding="utf-8")
+        for cls in ("Segmenter", "PseudoDwi)", "LesionGenerator", "SPADEGenerator"):
+            assert f"isinstance(system, {cls}" not in text and f"isinstance(net, {cls}" not in text, (name, cls)

@@ -40,55 +40,11 @@ from strokesynth.config import from_dict, safe_yaml, to_dict
 from strokesynth.engine.checkpoint import check_version, load_system
 from strokesynth.engine.system import SYSTEMS
 from strokesynth.errors import ConfigError, DataError
-from strokesynth.nets.lesion_gan import LesionGenerator
 from strokesynth.nets.pix2pix import set_test_dropout
-from strokesynth.nets.spade import SPADEGenerator
-from strokesynth.systems.pseudo_dwi import PseudoDwi
-from strokesynth.systems.segmenter import Segmenter
 
 FORMATS = ("onnx", "torchscript")
 EXPORT_FORMAT = "strokesynth-export/1"
 TOLERANCE = 1e-4
-
-
-def _size(cfg: Any) -> tuple[int, int]:
-    """The training slice size ``(H, W)`` of a system config (``data.size`` or ``size``; an int is square)."""
-    size = getattr(getattr(cfg, "data", None), "size", None) or getattr(cfg, "size", None)
-    if size is None:
-        return (64, 64)
-    if isinstance(size, int):
-        return (size, size)
-    h, w = (int(s) for s in size)
-    return (h, w)
-
-
-def example_inputs(net: nn.Module, cfg: Any) -> tuple[torch.Tensor, ...] | None:
-    """A batch-2 example input for ``net`` at the training size, or None (no forward of its own).
-
-    Latent-space generators take ``(2, latent)``; SPADE takes a one-hot label map and a latent;
-    convolutional networks take ``(2, C, H, W)`` (2D) or ``(2, C, X, Y, Z)`` (3D: the config's grid
-    ``shape``, else ``(H, W, H)``). Batch 2,
-    not 1: ``torch.export`` specialises a dimension of size 1, which would fix the batch.
-    """
-    g = torch.Generator().manual_seed(0)
-    if type(net).forward is nn.Module.forward:  # ModuleList / ModuleDict: no forward
-        return None
-    if isinstance(net, LesionGenerator):
-        return (torch.randn(2, net.latent, generator=g),)
-    if isinstance(net, SPADEGenerator):
-        channels = net.label_channels
-        labels = torch.randint(0, channels, (2, net.size, net.size), generator=g)
-        seg = torch.nn.functional.one_hot(labels, channels).permute(0, 3, 1, 2).float()
-        return seg, torch.randn(2, net.latent, generator=g)
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-            h, w = _size(cfg)
-            grid = tuple(int(v) for v in getattr(cfg, "shape", None) or (h, w, h))  # a 3D grid where declared
-            shape = (2, m.in_channels, *(grid if isinstance(m, nn.Conv3d) else (h, w)))
-            return (torch.randn(*shape, generator=g),)
-        if isinstance(m, nn.Linear):
-            return (torch.randn(2, m.in_features, generator=g),)
-    return None
 
 
 def _outputs(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
@@ -161,11 +117,11 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike, *, formats: t
     with atomic_dir(out, force=force) as tmp:
         for name, net in system.networks.items():
             net = set_test_dropout(net.eval(), False)
-            inputs = example_inputs(net, system.config)
+            inputs = system.example_inputs(name, net)
             if inputs is None:
                 manifest["skipped"][name] = "training only (no forward of its own)"
                 continue
-            names = ["z"] if isinstance(net, LesionGenerator) else (["seg", "z"] if len(inputs) == 2 else ["image"])
+            names = ["seg", "z"] if len(inputs) == 2 else (["z"] if inputs[0].dim() == 2 else ["image"])
             ref = _outputs(net, inputs)
             entry: dict[str, Any] = {"inputs": [{"name": n, "shape": ["batch", *x.shape[1:]]}
                                                 for n, x in zip(names, inputs, strict=True)],
@@ -261,8 +217,6 @@ def load_exported(folder: str | os.PathLike):
         if not path.is_file():
             raise DataError(path, "missing (the export folder is incomplete)")
         system.networks[name] = OnnxNetwork(path, entry["inputs"])
-    if isinstance(system, Segmenter):
-        return system.networks["model"], system.config
-    if isinstance(system, PseudoDwi):
-        return system, system.config
-    raise DataError(manifest_path, f"holds a {system.name} system; predict runs segmenters and pseudo-DWI models")
+    if not system.predicts:
+        raise DataError(manifest_path, f"holds a {system.name} system, which does not segment new cases")
+    return system.predictor(), system.config

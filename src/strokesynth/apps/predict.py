@@ -26,9 +26,9 @@ import torch
 from strokesynth._fs import resumable_dir, write_json_atomic, write_text_atomic
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import LABEL_KEY, Case
-from strokesynth.data.config import make_dataset
 from strokesynth.data.modalities import get_modality
 from strokesynth.data.volume import Volume
+from strokesynth.engine.system import SYSTEMS, System
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
@@ -43,32 +43,28 @@ from strokesynth.perfusion.case_maps import (
 )
 from strokesynth.perfusion.maps import PerfusionConfig
 from strokesynth.plots import panel_row
-from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
-from strokesynth.systems.segmenter import TrainConfig, predict_case
+from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwiConfig
+from strokesynth.systems.segmenter import TrainConfig
 
 Model = tuple[torch.nn.Module, TrainConfig | PseudoDwiConfig]
 
 
-def required_modalities(cfg: TrainConfig | PseudoDwiConfig) -> list[str]:
+def predictor_class(cfg: Any) -> type[System]:
+    """The registered system that segments new cases with a config of ``cfg``'s type."""
+    found = [c for c in (SYSTEMS.get(n) for n in SYSTEMS.names()) if c.predicts and c.config_class is type(cfg)]
+    if not found:
+        raise ConfigError("model", f"no system that segments new cases takes a {type(cfg).__name__}")
+    return found[0]
+
+
+def required_modalities(cfg: Any) -> list[str]:
     """The modalities a new case needs for this model (a pseudo-DWI model: maps + raw 4D CTP)."""
-    if isinstance(cfg, PseudoDwiConfig):
-        extra = (["ctp"] if cfg.needs_cta() else []) + ([cfg.target] if cfg.seg_input == "real_dwi" else [])
-        return [*cfg.data.modalities, *extra]
-    return list(cfg.data.modalities)
+    return predictor_class(cfg).case_inputs(cfg)
 
 
-def _probability(model: torch.nn.Module, cfg: TrainConfig | PseudoDwiConfig, case) -> tuple[np.ndarray, Volume | None]:
+def _probability(model: Any, cfg: Any, case: Case) -> tuple[np.ndarray, Volume | None]:
     """Lesion probability (X, Y, Z) of one case, and the pseudo-DWI where the model makes one."""
-    if isinstance(cfg, PseudoDwiConfig):
-        assert isinstance(model, PseudoDwi)
-        ds = pseudo_dwi_dataset(cfg, [case], with_target=cfg.seg_input == "real_dwi", train=False, with_label=False)
-        pseudo, prob = model.predict(ds, 0, device=cfg.run.device, amp=cfg.run.amp)
-        if prob is None:
-            raise ConfigError("model", "this pseudo-DWI model only synthesises (mode 'synthesis'); it has no segmenter")
-        return prob.array, pseudo
-    ds = make_dataset([case], cfg.data, seed=cfg.run.seed, with_label=False,
-                      kind="volumes" if cfg.model.volumetric else "slices")
-    return predict_case(model, ds, 0, device=cfg.run.device, amp=cfg.run.amp).array, None
+    return predictor_class(cfg).case_probability(model, cfg, case)
 
 
 def load_predictor(path: str | os.PathLike) -> Model:
@@ -92,9 +88,11 @@ def load_predictor(path: str | os.PathLike) -> Model:
         else:
             path = folds[0]
     system = load_system(path)
-    if isinstance(system, PseudoDwi):
-        return system, system.config
-    return load_model(path)
+    if not system.predicts:
+        raise DataError(path, f"holds a {system.name} system, which does not segment new cases")
+    if system.name == "segmenter":  # its run's config.yaml is checked against the checkpoint there
+        return load_model(path)
+    return system.predictor(), system.config
 
 
 def open_cases(source: Path, require: list[str]) -> list[Case]:

@@ -176,12 +176,65 @@ class System(abc.ABC, Generic[ConfigT]):
         flags = getattr(dataset, "lesion_flags", None)
         return flags() if callable(flags) else None
 
+    # -- applying the trained system (predict, export) -------------------------------------
+    #: whether the system segments new cases (``strokesynth predict`` takes it)
+    predicts: ClassVar[bool] = False
+
+    @classmethod
+    def case_inputs(cls, cfg: ConfigT) -> list[str]:
+        """The modalities a new case needs for :meth:`case_probability` (default: ``cfg.data.modalities``)."""
+        return list(cfg.data.modalities)  # type: ignore[attr-defined]
+
+    @classmethod
+    def case_probability(cls, model: Any, cfg: ConfigT, case: Any) -> tuple[Any, Any]:
+        """``(probability, extra)`` of one new case: the lesion probability ``(X, Y, Z)`` float32 on
+        the case's grid, and a volume the system also makes (a pseudo-DWI) or ``None``. ``model`` is
+        what :meth:`predictor` returned (possibly with networks run by ONNX Runtime)."""
+        raise NotImplementedError(f"the {cls.name} system does not segment new cases")
+
+    def predictor(self) -> Any:
+        """What :meth:`case_probability` takes as ``model`` (default: the system itself)."""
+        return self
+
+    def example_inputs(self, name: str, net: nn.Module) -> tuple[torch.Tensor, ...] | None:
+        """A batch-2 example input of network ``name`` for export, or ``None`` (no forward of its own).
+
+        The default probes the first convolution or linear layer: ``(2, C, H, W)`` at the config's
+        training size (2D), ``(2, C, X, Y, Z)`` on its grid ``shape`` (3D; else ``(H, W, H)``),
+        ``(2, features)``. Batch 2, not 1: ``torch.export`` specialises a dimension of size 1.
+        Systems whose networks take something else (a latent, a label map and a latent) override it.
+        """
+        g = torch.Generator().manual_seed(0)
+        if type(net).forward is nn.Module.forward:  # ModuleList / ModuleDict: no forward
+            return None
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                h, w = training_size(self.config)
+                grid = tuple(int(v) for v in getattr(self.config, "shape", None) or (h, w, h))
+                shape = (2, m.in_channels, *(grid if isinstance(m, nn.Conv3d) else (h, w)))
+                return (torch.randn(*shape, generator=g),)
+            if isinstance(m, nn.Linear):
+                return (torch.randn(2, m.in_features, generator=g),)
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """Anything besides networks/optimisers a resume needs (an image pool, a stage)."""
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
+
+
+def training_size(cfg: Any) -> tuple[int, int]:
+    """The training slice size ``(H, W)`` of a system config (``data.size`` or ``size``; an int is
+    square; ``(64, 64)`` when it declares none)."""
+    size = getattr(getattr(cfg, "data", None), "size", None) or getattr(cfg, "size", None)
+    if size is None:
+        return (64, 64)
+    if isinstance(size, int):
+        return (size, size)
+    h, w = (int(v) for v in size)
+    return (h, w)
 
 
 @dataclass

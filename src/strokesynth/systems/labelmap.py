@@ -189,9 +189,17 @@ class LabelPix2Pix(_Translation):
 class LabelSPADE(LabelPix2Pix):
     """SPADE label map -> DWI (module docstring): the Pix2Pix step with the SPADE generator."""
 
-
     def _build_generator(self) -> torch.nn.Module:
         return NETWORKS.build("spade_generator", self.config, self.n_classes)
+
+    def example_inputs(self, name: str, net: torch.nn.Module) -> tuple[torch.Tensor, ...] | None:
+        """The SPADE generator takes a one-hot label map ``(2, classes, S, S)`` and a latent ``(2, latent)``."""
+        if name != "generator":
+            return super().example_inputs(name, net)
+        g = torch.Generator().manual_seed(0)
+        labels = torch.randint(0, net.label_channels, (2, net.size, net.size), generator=g)
+        seg = torch.nn.functional.one_hot(labels, net.label_channels).permute(0, 3, 1, 2).float()
+        return seg, torch.randn(2, net.latent, generator=g)
 
 
 @SYSTEMS.register("lm_cyclegan")

@@ -116,6 +116,12 @@ class LesionWGAN(System[LesionGANConfig]):
             self.networks["generator_ema"] = self.generator_ema
         self.steps = 0
 
+    def example_inputs(self, name: str, net: torch.nn.Module) -> tuple[torch.Tensor, ...] | None:
+        """The generators take a batch of latents ``(2, latent)``; the critic a 3D mask batch."""
+        if name.startswith("generator"):
+            return (torch.randn(2, net.latent, generator=torch.Generator().manual_seed(0)),)
+        return super().example_inputs(name, net)
+
     def train_step(self, batch: dict[str, Any], rt: Runtime) -> dict[str, float]:
         real = batch["mask"].to(rt.device)
         z = torch.randn(real.shape[0], self.config.latent, device=rt.device)

@@ -231,6 +231,24 @@ def _unet(cin: int, channels: list[int]) -> nn.Module:
 class PseudoDwi(System[PseudoDwiConfig]):
     """The pseudo-DWI system (see the module docstring)."""
 
+    predicts = True
+
+    @classmethod
+    def case_inputs(cls, cfg: PseudoDwiConfig) -> list[str]:
+        """The perfusion maps, the raw 4D CTP where the generator takes CTA features, and the real
+        DWI where the segmenter reads it instead of the pseudo-DWI."""
+        extra = (["ctp"] if cfg.needs_cta() else []) + ([cfg.target] if cfg.seg_input == "real_dwi" else [])
+        return [*cfg.data.modalities, *extra]
+
+    @classmethod
+    def case_probability(cls, model: PseudoDwi, cfg: PseudoDwiConfig, case: Any) -> tuple[np.ndarray, Volume | None]:
+        """The lesion probability of one new case and its pseudo-DWI."""
+        ds = pseudo_dwi_dataset(cfg, [case], with_target=cfg.seg_input == "real_dwi", train=False, with_label=False)
+        pseudo, prob = model.predict(ds, 0, device=cfg.run.device, amp=cfg.run.amp)
+        if prob is None:
+            raise ConfigError("model", "this pseudo-DWI model only synthesises (mode 'synthesis'); it has no segmenter")
+        return prob.array, pseudo
+
     config_class = PseudoDwiConfig
     monitor: str | None = "val_dice"
     monitor_mode = "max"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from strokesynth.config import bounded
-from strokesynth.data.config import DataConfig
+from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.datasets import SliceDataset, VolumeDataset
 from strokesynth.data.volume import Volume
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
@@ -152,6 +152,18 @@ class Segmenter(System[TrainConfig]):
     scans; the monitored value), ``val_dice_all``, ``val_fp_ml`` (mean false-positive volume on
     its lesion-free scans) and ``val_empty_ok`` (share of those predicted empty).
     """
+
+    predicts = True
+
+    @classmethod
+    def case_probability(cls, model: nn.Module, cfg: TrainConfig, case: Any) -> tuple[np.ndarray, None]:
+        """The lesion probability of one new case (every slice, or the volume for a 3D model)."""
+        ds = make_dataset([case], cfg.data, seed=cfg.run.seed, with_label=False,
+                          kind="volumes" if cfg.model.volumetric else "slices")
+        return predict_case(model, ds, 0, device=cfg.run.device, amp=cfg.run.amp).array, None
+
+    def predictor(self) -> nn.Module:
+        return self.networks["model"].eval()
 
     config_class = TrainConfig
     monitor = "val_dice"
