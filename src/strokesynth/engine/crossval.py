@@ -103,7 +103,7 @@ def cross_validate(cases: list[Case], splits: Splits, run: RunConfig, folder: Ca
                    predict: Callable[[FoldOutcome, list[Case]], Any] | None = None,
                    before: Callable[[int, FoldSets], None] | None = None,
                    after: Callable[[FoldOutcome], None] | None = None,
-                   folds: Sequence[int] | None = None, log: logging.Logger | None = None,
+                   folds: Sequence[int] | None = None, seed: int | None = None, log: logging.Logger | None = None,
                    dist: Dist | None = None, desc: str = "fold") -> list[FoldOutcome]:
     """Train and apply every fold (``folds``, default ``run.fold_list()``), in order.
 
@@ -116,6 +116,8 @@ def cross_validate(cases: list[Case], splits: Splits, run: RunConfig, folder: Ca
         datasets: ``(cases, train)`` -> a dataset (``train=False``: the selection set).
         predict: ``(outcome, held-out cases)`` -> anything (per-case rows, written files).
         before, after: called before a fold trains and after it is applied (progress lines).
+        seed: the base of :func:`fold_seed` (default ``run.seed``; an experiment that trains several
+            systems on the same folds passes its own).
         desc: the progress prefix (``"<desc> <k>"``).
 
     Returns:
@@ -131,7 +133,8 @@ def cross_validate(cases: list[Case], splits: Splits, run: RunConfig, folder: Ca
             before(k, sets)
         train = datasets([by_id[c] for c in sets.train], True)
         select = datasets([by_id[c] for c in sets.select], False) if sets.select else None
-        result = fit(lambda train=train: build(train), train, select, fold_dir, run, seed=fold_seed(run.seed, k),
+        result = fit(lambda train=train: build(train), train, select, fold_dir, run,
+                     seed=fold_seed(run.seed if seed is None else seed, k),
                      log=log, dist=dist, desc=f"{desc} {k}")
         result.pop("system")
         outcome = FoldOutcome(k, sets, fold_dir, result, len(train), test_cases=[by_id[c] for c in sets.test])

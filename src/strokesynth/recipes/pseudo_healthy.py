@@ -47,8 +47,7 @@ from strokesynth.data.pathology_slices import (
     prepare_volume,
 )
 from strokesynth.data.splits import subject_kfold
-from strokesynth.engine.crossval import fold_seed, open_run
-from strokesynth.engine.loop import fit
+from strokesynth.engine.crossval import cross_validate, fold_seed, open_run
 from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.metrics.paired import paired_values
@@ -228,6 +227,10 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
     folds = cfg.folds_to_run or list(range(cfg.folds))
     if any(not 0 <= k < cfg.folds for k in folds):
         raise ConfigError("folds_to_run", f"folds lie in 0..{cfg.folds - 1}, got {folds}")
+    for where, run_cfg in (("system.run", cfg.system.run), ("segmentor.run", cfg.segmentor.run)):
+        if run_cfg.selection != "last":  # no data would choose anything: the paper keeps the last epoch
+            raise ConfigError(f"{where}.selection", f"every pseudo-healthy model keeps its last epoch; set 'last' "
+                                                    f"(got {run_cfg.selection!r})")
     banks = {}
     for contrast in cfg.contrasts:  # every check before anything is written
         bank = _banks(cases, cfg, contrast)
@@ -243,7 +246,7 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
     for contrast, bank in banks.items():
         bank.save(run.file("data", f"{contrast}.npz"))
         for k in folds:
-            rows += _train_and_score(cfg, contrast, bank, splits, k, run, extras, log, echo)
+            rows += _train_and_score(cfg, contrast, bank, cases, splits, k, run, extras, log, echo)
     run.save_table("metrics/slices.csv", rows)
     table = build_table(cfg, rows, extras)
     run.save_json("ph_table.json", table)
@@ -329,7 +332,8 @@ def real_case_scores(run_path: str | os.PathLike, cfg: PseudoHealthyRecipeConfig
     return results
 
 
-def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceBank, splits, k: int, run: RunDir,
+def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceBank, cases: list[Case], splits,
+                     k: int, run: RunDir,
                      extras: dict[str, Any], log: logging.Logger, echo: Callable[[str], Any]) -> list[dict[str, Any]]:
     train, test = _fold_banks(bank, splits, k)
     base = run.file(contrast, f"fold_{k}")
@@ -338,8 +342,17 @@ def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceB
     seg_cfg.data = contrast_data(seg_cfg.data, contrast, cfg.clip_percentiles)
     echo(f"== {contrast}, fold {k}: {int(train.lesion.sum())} pathological + {int((~train.lesion).sum())} healthy "
          f"training slices; {int(test.lesion.sum())} + {int((~test.lesion).sum())} held out")
-    fit(lambda: SliceSegmentor(seg_cfg), SegmentationSlices(train, seed), None, base / "f_pre", seg_cfg.run,
-        seed=seed, log=log, desc=f"{contrast} fold {k} f_pre")
+
+    def on_fold(folder: Path, build: Callable[[], Any], slices: Callable[[SliceBank], Any], run_cfg: Any,
+                what: str) -> dict[str, Any]:
+        """Train one model on fold k's training slices (the cross-validation runner: its fold sets,
+        its seed rule from the recipe's seed); every model keeps its last epoch."""
+        (outcome,) = cross_validate(cases, splits, run_cfg, lambda _: folder, build=lambda _: build(),
+                                    datasets=lambda cs, _: slices(bank.subset(np.isin(bank.case, [c.id for c in cs]))),
+                                    folds=[k], seed=cfg.seed, log=log, desc=f"{contrast} {what} fold")
+        return outcome.result
+
+    on_fold(base / "f_pre", lambda: SliceSegmentor(seg_cfg), lambda b: SegmentationSlices(b, seed), seg_cfg.run, "f_pre")
     f_pre = load_kept(base / "f_pre")
     for n in f_pre.networks.values():
         n.eval()
@@ -363,8 +376,8 @@ def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceB
     for row in cfg.rows:
         rcfg = row_config(cfg.system, row, contrast, cfg.clip_percentiles)
         folder = base / ROW_KEYS[row]
-        res = fit(lambda rcfg=rcfg: build_pseudo_healthy(rcfg), FactorisationPairs(train, seed), None, folder,
-                  rcfg.run, seed=seed, log=log, desc=f"{contrast} fold {k} {row}")
+        res = on_fold(folder, lambda rcfg=rcfg: build_pseudo_healthy(rcfg), lambda b: FactorisationPairs(b, seed),
+                      rcfg.run, row)
         model = load_kept(folder).eval_mode()
         ph_train = batched(model.pseudo_healthy, train.images[train.lesion], device=dev)
         thr, thr_dice = best_threshold(np.abs(train.images[train.lesion] - ph_train), train.masks[train.lesion])
