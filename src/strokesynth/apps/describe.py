@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from strokesynth.config import derive
 from strokesynth.nets import count_parameters
 from strokesynth.nets.profile import forward_flops, peak_forward_bytes
 from strokesynth.nets.registry import NETWORKS
@@ -146,8 +147,7 @@ def describe_labelmap(config: str, size: int | None = None) -> str:
              "3D U-Net on the data grid",
              f"{'network':<72} {'parameters':>12}"]
     for key, tcfg in model_configs(cfg).items():
-        tcfg.size = s
-        system = build_translation(tcfg)
+        system = build_translation(derive(tcfg, size=s))
         for name, net in system.networks.items():
             lines.append(f"{(key + ' ' + name):<72} {count_parameters(net):>12,}")
     p = cfg.phantom
