@@ -407,19 +407,3 @@ def freeze(cfg: T) -> T:
 def is_frozen(cfg: Any) -> bool:
     """Whether ``cfg`` was frozen by :func:`freeze`."""
     return bool(getattr(cfg, "__dict__", {}).get(_FROZEN))
-
-
-def derive(cfg: T, changes: dict[str, Any] | None = None, /, **fields: Any) -> T:
-    """A new config: ``cfg`` with ``changes`` (``"dotted.key": value``) and ``fields`` (top-level
-    ``name=value``) applied, built and validated like a loaded one (types, ranges, ``__post_init__``).
-    ``cfg`` itself is not changed (it may be frozen); the result is not frozen.
-
-    What a recipe derives from its resolved config (a fold's, a row's, a cell's) is made here, so a
-    derived config is checked as a written one is::
-
-        fcn = derive(cfg.segmentation, {"data.dataset": cfg.dataset, "run.seed": cfg.seed}, name="FCN")
-    """
-    tree = to_dict(cfg)
-    for dotted, value in {**(changes or {}), **fields}.items():
-        _set(tree, dotted, to_dict(value))
-    return _build(type(cfg), tree, "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from strokesynth.config import derive
 from strokesynth.nets import count_parameters
 from strokesynth.nets.profile import forward_flops, peak_forward_bytes
 from strokesynth.nets.registry import NETWORKS
@@ -147,7 +146,8 @@ def describe_labelmap(config: str, size: int | None = None) -> str:
              "3D U-Net on the data grid",
              f"{'network':<72} {'parameters':>12}"]
     for key, tcfg in model_configs(cfg).items():
-        system = build_translation(derive(tcfg, size=s))
+        tcfg.size = s
+        system = build_translation(tcfg)
         for name, net in system.networks.items():
             lines.append(f"{(key + ' ' + name):<72} {count_parameters(net):>12,}")
     p = cfg.phantom

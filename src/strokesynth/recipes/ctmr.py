@@ -21,6 +21,7 @@ model that is evaluated on them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import derive, load_config, load_shipped
+from strokesynth.config import load_config, load_shipped
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
@@ -119,11 +120,16 @@ class CtMrConfig:
 
     def resolved(self) -> tuple[GANConfig, TrainConfig, TrainConfig]:
         """(cGAN, FCN, FCN-CGAN) configs with the shared fields filled in."""
-        shared = {"data.dataset": self.dataset, "data.layout": self.layout, "run.folds": self.folds,
-                  "run.seed": self.seed}
-        gan = derive(self.synthesis, shared)
-        fcn = derive(self.segmentation, {**shared, "data.modalities": list(gan.data.modalities)}, name=FCN)
-        cgan = derive(fcn, {"data.modalities": [*gan.data.modalities, GENERATED]}, name=FCN_CGAN)
+        gan = copy.deepcopy(self.synthesis)
+        fcn = copy.deepcopy(self.segmentation)
+        for c in (gan, fcn):
+            c.data.dataset, c.data.layout = self.dataset, self.layout
+            c.run.folds, c.run.seed = self.folds, self.seed
+        fcn.data.modalities = list(gan.data.modalities)
+        fcn.name = FCN
+        cgan = copy.deepcopy(fcn)
+        cgan.name = FCN_CGAN
+        cgan.data.modalities = [*gan.data.modalities, GENERATED]
         return gan, fcn, cgan
 
 
@@ -186,7 +192,8 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
             echo(f"{done.path} already finished (table.json): nothing to resume; --force runs it anew.")
             return done.load_json("metrics/summary.json")
     else:
-        cfg = derive(cfg, dataset=str(Path(cfg.dataset).resolve()))
+        cfg = copy.deepcopy(cfg)
+        cfg.dataset = str(Path(cfg.dataset).resolve())
     gan, fcn, cgan = cfg.resolved()
     inputs = list(gan.data.modalities)
     # read the data set before anything is written, so bad input leaves no run folder behind
@@ -233,7 +240,7 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     echo(format_quality(q_summary))
 
     # 2. the same segmenter without and with the generated DWI, on the same folds
-    cgan = derive(cgan, {"data.derived": [str(run.file(GENERATED).resolve())]})
+    cgan.data.derived = [str(run.file(GENERATED).resolve())]
     seg = {}
     for name, sub, c in ((FCN, "fcn", fcn), (FCN_CGAN, "fcn_cgan", cgan)):
         echo(f"== {name}: {', '.join(c.data.modalities)}")

@@ -9,6 +9,7 @@ is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from strokesynth.config import derive, load_config, to_dict
+from strokesynth.config import load_config, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
@@ -57,10 +58,12 @@ def _kind(cfg: TrainConfig) -> str:
 def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with its data set, derived and cache folders absolute, so the saved config finds
     them from any working directory (``train --resume --out RUN`` alone)."""
+    cfg = copy.deepcopy(cfg)
     d = cfg.data
-    return derive(cfg, {"data.dataset": str(Path(d.dataset).resolve()) if d.dataset else d.dataset,
-                        "data.derived": [str(Path(p).resolve()) for p in d.derived],
-                        "data.cache_dir": str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir})
+    d.dataset = str(Path(d.dataset).resolve()) if d.dataset else d.dataset
+    d.derived = [str(Path(p).resolve()) for p in d.derived]
+    d.cache_dir = str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir
+    return cfg
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
@@ -83,7 +86,7 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
         cfg = absolute_data_paths(cfg)
     cases = _open(cfg)  # read before anything is written
     if not resume and cfg.data.pixel_mm <= 0:  # recorded for predict (resampling new cases to it)
-        cfg = derive(cfg, {"data.pixel_mm": round(float(np.median([np.mean(c.spacing[:2]) for c in cases])), 4)})
+        cfg.data.pixel_mm = round(float(np.median([np.mean(c.spacing[:2]) for c in cases])), 4)
     if not resume:
         if dist.main:
             run = RunDir.create(out, force=force)

@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import derive, from_dict, load_config, load_shipped, to_dict
+from strokesynth.config import from_dict, load_config, load_shipped, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits
@@ -254,12 +254,14 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
     if resume:
         cfg = load_config(PseudoDwiRecipeConfig, RunDir.resume(out).file("config.yaml"))
     elif cfg.dataset:
-        cfg = derive(cfg, dataset=str(Path(cfg.dataset).resolve()))
+        cfg = copy.deepcopy(cfg)
+        cfg.dataset = str(Path(cfg.dataset).resolve())
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
     rows = selected_rows(cfg.tables, cfg.rows)
-    base = derive(cfg.system, {"data.dataset": cfg.dataset, "data.layout": cfg.layout, "run.folds": cfg.folds,
-                               "run.seed": cfg.seed})
+    base = copy.deepcopy(cfg.system)
+    base.data.dataset, base.data.layout = cfg.dataset, cfg.layout
+    base.run.folds, base.run.seed = cfg.folds, cfg.seed
     configs = {r: row_config(base, r) for r in rows}  # every row checked before anything is written
     needs = {"ctp"} if any(c.needs_cta() for c in configs.values()) else set()
     require = [*base.data.modalities, base.target, base.data.label, *needs]

@@ -9,6 +9,7 @@ predicts nothing never wins the checkpoint choice.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokesynth.config import bounded, derive
+from strokesynth.config import bounded
 from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.datasets import SliceDataset, VolumeDataset
 from strokesynth.data.volume import Volume
@@ -172,7 +173,8 @@ class Segmenter(System[TrainConfig]):
                  pretrained: bool = True) -> None:
         super().__init__()
         if cfg.loss.name == "weighted_ce" and train_dataset is not None:
-            cfg = derive(cfg, {"loss.class_weights": training_class_weights(train_dataset)})  # this fold's weights
+            cfg = copy.deepcopy(cfg)  # this fold's weights, not the next fold's
+            cfg.loss.class_weights = training_class_weights(train_dataset)
         self.config = cfg
         self.model = build_model(cfg.model, len(cfg.data.modalities), pretrained=pretrained)
         self.networks = {"model": self.model}
