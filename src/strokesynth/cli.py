@@ -693,11 +693,16 @@ class RecipeGroup(click.Group):
         return recipe_command(RECIPES.get(cmd_name))
 
 
+def _option_key(option) -> str:  # noqa: ANN001 - a RecipeOption
+    """The callback keyword of a recipe's own option (``--real-case`` -> ``x_real_case``)."""
+    return "x_" + option.flag.lstrip("-").replace("-", "_")
+
+
 def _recipe_option(option) -> click.Option:  # noqa: ANN001 - a RecipeOption
     """The click option of a :class:`~strokesynth.recipes.recipe.RecipeOption`."""
     from strokesynth.recipes.recipe import resolve
 
-    name = "x_" + option.flag.lstrip("-").replace("-", "_")
+    name = _option_key(option)
     if option.kind == "flag":
         return click.Option([option.flag, name], is_flag=True, help=option.help)
     kind = {"path": IN_PATH, "text": click.STRING}.get(option.kind)
@@ -740,7 +745,7 @@ def recipe_command(r) -> click.Command:  # noqa: ANN001 - a Recipe
         _no_overrides_on_resume(resume, overrides)
         extra: list[str] = []
         for option in r.options:
-            value = own["x_" + option.flag.lstrip("-").replace("-", "_")]
+            value = own[_option_key(option)]
             if value not in (None, False, ()):
                 extra += option.to_overrides(value)
         if dataset is not None:
