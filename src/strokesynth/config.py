@@ -407,3 +407,26 @@ def freeze(cfg: T) -> T:
 def is_frozen(cfg: Any) -> bool:
     """Whether ``cfg`` was frozen by :func:`freeze`."""
     return bool(getattr(cfg, "__dict__", {}).get(_FROZEN))
+
+
+def replaced(cfg: T, changes: dict[str, Any] | None = None, /, **fields: Any) -> T:
+    """A new config: ``cfg`` with ``changes`` (``"dotted.key": value``) and top-level ``fields`` set.
+
+    Every level on a changed path is rebuilt with :func:`dataclasses.replace` (its ``__post_init__``
+    checks run again); ``cfg`` is not changed, and the parts not named are shared with it (a frozen
+    part stays frozen, so changing it in place still raises). This is how a recipe derives a fold's,
+    a row's or a cell's config from its resolved one::
+
+        fcn = replaced(cfg.segmentation, {"data.dataset": cfg.dataset, "run.seed": cfg.seed}, name="FCN")
+    """
+    top = dict(fields)
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in (changes or {}).items():
+        head, _, rest = dotted.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            top[head] = value
+    for head, sub in nested.items():
+        top[head] = replaced(top.get(head, getattr(cfg, head)), sub)
+    return dataclasses.replace(cfg, **top)  # type: ignore[type-var]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import nibabel as nib
@@ -38,7 +39,9 @@ def test_training_records_pixels_and_predict_resamples(capsys, tmp_path, plain_d
     run = tmp_path / "run"
     run_training(cfg, run, echo=lambda s: None)
     saved = load_config(TrainConfig, run / "config.yaml")
-    assert np.isclose(saved.data.pixel_mm, np.mean(toy_cases[0].spacing[:2]), rtol=1e-3)
+    assert saved.data.pixel_mm == 0  # the config stays as resolved; the measured size is recorded beside it
+    measured = json.loads((run / "measured.json").read_text())
+    assert np.isclose(measured["pixel_mm"], np.mean(toy_cases[0].spacing[:2]), rtol=1e-3)
 
     code, text, err = run_cli(capsys, "predict", "--model", str(run), "--input", str(plain_dir), "--out",
                               str(tmp_path / "p1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from strokesynth.config import replaced
 from strokesynth.nets import count_parameters
 from strokesynth.nets.profile import forward_flops, peak_forward_bytes
 from strokesynth.nets.registry import NETWORKS
@@ -138,7 +139,7 @@ def describe_labelmap(config: str, size: int | None = None) -> str:
 
     from strokesynth.recipes.labelmap_augmentation import load_recipe_config, model_configs
     from strokesynth.systems.labelmap import build_translation
-    from strokesynth.systems.lesion_gan import LesionGANConfig, LesionWGAN
+    from strokesynth.systems.lesion_gan import LesionWGAN
 
     cfg = load_recipe_config(config)
     s = size or cfg.translation.size
@@ -146,13 +147,12 @@ def describe_labelmap(config: str, size: int | None = None) -> str:
              "3D U-Net on the data grid",
              f"{'network':<72} {'parameters':>12}"]
     for key, tcfg in model_configs(cfg).items():
-        tcfg.size = s
-        system = build_translation(tcfg)
+        system = build_translation(replaced(tcfg, size=s))
         for name, net in system.networks.items():
             lines.append(f"{(key + ' ' + name):<72} {count_parameters(net):>12,}")
     p = cfg.phantom
     shape = [p.size, p.size, p.slices] if cfg.dataset == "phantom" else [s, s, 32]
-    gan = LesionWGAN(LesionGANConfig(**{**cfg.lesion_gan.__dict__, "shape": shape}))
+    gan = LesionWGAN(replaced(cfg.lesion_gan, shape=shape))
     for name, net in gan.networks.items():
         lines.append(f"{('lesion GAN ' + name + ' on ' + 'x'.join(map(str, shape))):<72} {count_parameters(net):>12,}")
     m = cfg.segmenter.model

@@ -105,7 +105,7 @@ def load_system(path: str | os.PathLike, *, which: str = "networks"):
         raise DataError(path, "not a self-describing strokesynth checkpoint (no system name or weights)")
     check_version(path, ck.get("strokesynth_version"), required=False)
     cls = SYSTEMS.get(ck["system"])
-    system = cls.restore(from_dict(cls.config_class, ck["config"], str(path)))
+    system = cls.restore(from_dict(cls.config_class, ck["config"], str(path)), ck.get("measured") or {})
     for name, state in ck[which].items():
         if name not in system.networks:
             raise DataError(path, f"holds weights of a network {name!r} that a {ck['system']} system does not have")

@@ -84,10 +84,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def network_payload(system: System, epoch: int, **extra: Any) -> dict[str, Any]:
     """A self-describing checkpoint of ``system``'s networks: the system's registry name and
-    resolved config travel with the weights, so :func:`strokesynth.engine.checkpoint.load_system`
+    resolved config (and what was measured from its training data) travel with the weights, so :func:`strokesynth.engine.checkpoint.load_system`
     rebuilds it from the file alone."""
     return {"format": CHECKPOINT_FORMAT, "strokesynth_version": __version__, "system": system.name,
-            "config": to_dict(system.config), "epoch": epoch,
+            "config": to_dict(system.config), "measured": dict(system.measured), "epoch": epoch,
             "networks": {k: n.state_dict() for k, n in system.networks.items()}, **extra}
 
 

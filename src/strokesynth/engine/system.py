@@ -128,6 +128,9 @@ class System(abc.ABC, Generic[ConfigT]):
         config: the system's typed config (saved, resolved, in every checkpoint).
         optim_configs: optimiser name -> its :class:`~strokesynth.engine.config.OptimConfig`,
             from which the loop builds the LR schedule.
+        measured: values measured from the training data, not set by the user (``pixel_mm``: the
+            training cases' in-plane pixel size in mm; ``class_weights``: the weighted-CE weights of
+            this fold). Saved beside the config in every checkpoint; the config stays as resolved.
     """
 
     name: ClassVar[str] = "system"
@@ -141,11 +144,14 @@ class System(abc.ABC, Generic[ConfigT]):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.optim_configs: dict[str, Any] = {}
         self.config: ConfigT = None  # type: ignore[assignment] - set by the subclass
+        self.measured: dict[str, Any] = {}
 
     @classmethod
-    def restore(cls, cfg: Any) -> System:
-        """The system of a checkpoint's resolved config (before its weights are loaded)."""
-        return cls(cfg)  # type: ignore[call-arg]
+    def restore(cls, cfg: Any, measured: dict[str, Any] | None = None) -> System:
+        """The system of a checkpoint's resolved config and measured record (before its weights are loaded)."""
+        system = cls(cfg)  # type: ignore[call-arg]
+        system.measured = dict(measured or {})
+        return system
 
     # -- the contract -------------------------------------------------------------------
     @abc.abstractmethod

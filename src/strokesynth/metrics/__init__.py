@@ -2,6 +2,7 @@
 
 from strokesynth.metrics.image_quality import (
     QUALITY_METRICS,
+    brain_mask,
     image_quality,
     lesion_box,
     lesion_contrast,
@@ -20,5 +21,5 @@ from strokesynth.metrics.segmentation import (
     surface_distances,
 )
 
-__all__ = ["METRICS", "QUALITY_METRICS", "SIZE_GROUPS", "image_quality", "lesion_box", "lesion_contrast", "psnr", "ssim_map", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
+__all__ = ["METRICS", "QUALITY_METRICS", "SIZE_GROUPS", "brain_mask", "image_quality", "lesion_box", "lesion_contrast", "psnr", "ssim_map", "dice", "evaluate_case", "lesion_counts", "size_group", "summarize",
            "summarize_by_size", "surface_distances"]

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from strokesynth.data.case import Case
+
 QUALITY_METRICS = ("ssim_brain", "psnr_brain", "mae_brain", "ssim_lesion", "psnr_lesion", "mae_lesion",
                    "contrast_generated", "contrast_real")
 NAN = float("nan")
@@ -140,3 +142,11 @@ def lesion_contrast(image: np.ndarray, lesion: np.ndarray, brain: np.ndarray) ->
     inside, rest = lesion & brain, brain & ~lesion
     den = float(image[rest].mean()) if rest.any() else 0.0
     return float(image[inside].mean()) / den if inside.any() and den > 0 else NAN
+
+
+def brain_mask(case: Case) -> np.ndarray:
+    """Where image-quality metrics are taken: non-zero perfusion maps (skull-stripped), else all voxels."""
+    for key in ("cbf", "cbv", "tmax", "mtt"):
+        if key in case:
+            return np.asarray(case[key].array) != 0
+    return np.ones(case.spatial_shape, bool)

@@ -41,9 +41,7 @@ def run_perfusion(
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """Analyse ``source`` and write the maps to ``out``; returns what perfusion.json holds."""
-    cfg = load_config(PerfusionConfig, config_path, overrides or [])
-    if method is not None:
-        cfg.method = method
+    cfg = load_config(PerfusionConfig, config_path, [*(overrides or []), *([] if method is None else [f"method={method}"])])
     path = find_ctp(Path(source))
     ctp = read_volume(path, ndim=4)
     mask = None

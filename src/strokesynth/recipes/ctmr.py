@@ -21,7 +21,6 @@ model that is evaluated on them.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config, load_shipped
+from strokesynth.config import load_config, load_shipped, replaced
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
@@ -42,7 +41,7 @@ from strokesynth.engine.protocol import FoldSets
 from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
+from strokesynth.metrics import QUALITY_METRICS, brain_mask, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.metrics.paired import describe_paired, paired_dice
 from strokesynth.metrics.tables import format_table
@@ -51,7 +50,6 @@ from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import (
     GANConfig,
     Pix2Pix,
-    brain_mask,
     load_generator,
     synthesis_dataset,
     synthesize_cases,
@@ -120,16 +118,11 @@ class CtMrConfig:
 
     def resolved(self) -> tuple[GANConfig, TrainConfig, TrainConfig]:
         """(cGAN, FCN, FCN-CGAN) configs with the shared fields filled in."""
-        gan = copy.deepcopy(self.synthesis)
-        fcn = copy.deepcopy(self.segmentation)
-        for c in (gan, fcn):
-            c.data.dataset, c.data.layout = self.dataset, self.layout
-            c.run.folds, c.run.seed = self.folds, self.seed
-        fcn.data.modalities = list(gan.data.modalities)
-        fcn.name = FCN
-        cgan = copy.deepcopy(fcn)
-        cgan.name = FCN_CGAN
-        cgan.data.modalities = [*gan.data.modalities, GENERATED]
+        shared = {"data.dataset": self.dataset, "data.layout": self.layout, "run.folds": self.folds,
+                  "run.seed": self.seed}
+        gan = replaced(self.synthesis, shared)
+        fcn = replaced(self.segmentation, {**shared, "data.modalities": list(gan.data.modalities)}, name=FCN)
+        cgan = replaced(fcn, {"data.modalities": [*gan.data.modalities, GENERATED]}, name=FCN_CGAN)
         return gan, fcn, cgan
 
 
@@ -192,8 +185,7 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
             echo(f"{done.path} already finished (table.json): nothing to resume; --force runs it anew.")
             return done.load_json("metrics/summary.json")
     else:
-        cfg = copy.deepcopy(cfg)
-        cfg.dataset = str(Path(cfg.dataset).resolve())
+        cfg = replaced(cfg, dataset=str(Path(cfg.dataset).resolve()))
     gan, fcn, cgan = cfg.resolved()
     inputs = list(gan.data.modalities)
     # read the data set before anything is written, so bad input leaves no run folder behind
@@ -240,7 +232,7 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     echo(format_quality(q_summary))
 
     # 2. the same segmenter without and with the generated DWI, on the same folds
-    cgan.data.derived = [str(run.file(GENERATED).resolve())]
+    cgan = replaced(cgan, {"data.derived": [str(run.file(GENERATED).resolve())]})
     seg = {}
     for name, sub, c in ((FCN, "fcn", fcn), (FCN_CGAN, "fcn_cgan", cgan)):
         echo(f"== {name}: {', '.join(c.data.modalities)}")

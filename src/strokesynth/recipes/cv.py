@@ -9,7 +9,7 @@ is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -58,12 +58,32 @@ def _kind(cfg: TrainConfig) -> str:
 def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with its data set, derived and cache folders absolute, so the saved config finds
     them from any working directory (``train --resume --out RUN`` alone)."""
-    cfg = copy.deepcopy(cfg)
     d = cfg.data
-    d.dataset = str(Path(d.dataset).resolve()) if d.dataset else d.dataset
-    d.derived = [str(Path(p).resolve()) for p in d.derived]
-    d.cache_dir = str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir
-    return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(
+        d, dataset=str(Path(d.dataset).resolve()) if d.dataset else d.dataset,
+        derived=[str(Path(p).resolve()) for p in d.derived],
+        cache_dir=str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir))
+
+
+#: the run's record of what was measured from its data (beside ``config.yaml``, which stays as resolved)
+MEASURED = "measured.json"
+
+
+def measure_training_data(cases: list[Case]) -> dict[str, Any]:
+    """What a run records from its data set, not from its config: ``pixel_mm``, the median
+    in-plane pixel size (mm) of the cases, to which ``predict`` resamples new cases (unless the
+    config sets ``data.pixel_mm``). Saved as ``measured.json`` and in every checkpoint."""
+    return {"pixel_mm": round(float(np.median([np.mean(c.spacing[:2]) for c in cases])), 4)}
+
+
+def predict_config(system: Segmenter) -> TrainConfig:
+    """A restored segmenter's config as ``predict`` reads it: the resolved config with the
+    measured training pixel size in ``data.pixel_mm`` where the config left it to be measured
+    (a new config through :func:`dataclasses.replace`; the saved one is not changed)."""
+    cfg, pixel = system.config, system.measured.get("pixel_mm")
+    if cfg.data.pixel_mm > 0 or not pixel:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, pixel_mm=float(pixel)))
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
@@ -85,12 +105,13 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     else:
         cfg = absolute_data_paths(cfg)
     cases = _open(cfg)  # read before anything is written
-    if not resume and cfg.data.pixel_mm <= 0:  # recorded for predict (resampling new cases to it)
-        cfg.data.pixel_mm = round(float(np.median([np.mean(c.spacing[:2]) for c in cases])), 4)
+    # a run killed before its record was written (or older than it) measures again: same cases, same values
+    measured = run.load_json(MEASURED) if resume and run.file(MEASURED).is_file() else measure_training_data(cases)
     if not resume:
         if dist.main:
             run = RunDir.create(out, force=force)
             run.save_config(cfg)
+            run.save_json(MEASURED, measured)
         else:
             run = RunDir(out)
     if dist.world > 1:
@@ -118,7 +139,7 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
              f"{', stopped early' if res['stopped_early'] else ''})")
 
     cross_validate(cases, splits, cfg.run, lambda k: run.file(f"fold_{k}"),
-                   build=lambda train: Segmenter(cfg, train_dataset=train),
+                   build=lambda train: Segmenter(cfg, train_dataset=train, measured=measured),
                    datasets=lambda cs, train: make_dataset(cs, cfg.data, seed=cfg.run.seed, train=train, kind=_kind(cfg)),
                    after=after, log=log, dist=dist, desc="fold")
     dist.close()
@@ -248,4 +269,4 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, TrainConfig]:
     system = load_system(path)
     if not isinstance(system, Segmenter):
         raise DataError(path, f"holds a {system.name} system, not a segmenter")
-    return system.model.eval(), system.config
+    return system.model.eval(), predict_config(system)

@@ -39,7 +39,6 @@ phantom or your own data (FreeSurfer/SynthSeg label maps through a label table).
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ import numpy as np
 import torch
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config, load_shipped
+from strokesynth.config import load_config, load_shipped, replaced
 from strokesynth.data.case import Case
 from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
@@ -214,7 +213,6 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     """
     if resume:
         cfg = load_config(LabelmapRecipeConfig, RunDir.resume(out).file("config.yaml"))
-    cfg = copy.deepcopy(cfg)
     table = load_label_table(cfg.table)
     size = cfg.translation.size
     if cfg.dataset == "phantom":
@@ -222,7 +220,7 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     else:
         from strokesynth.io import open_cohort
 
-        cfg.dataset = str(Path(cfg.dataset).resolve())
+        cfg = replaced(cfg, dataset=str(Path(cfg.dataset).resolve()))
         if not Path(cfg.dataset).is_dir():
             raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found")
         cases = open_cohort(cfg.dataset, layout=cfg.layout, require=["dwi", "anatomy"]).cases
@@ -251,8 +249,7 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     report: dict[str, Any] = {"splits": {"train_stroke": len(train_s), "test_stroke": len(test_s),
                                          "train_normal": len(train_n), "test_normal": len(test_n)}}
     # 1. lesion GAN
-    gcfg = copy.deepcopy(cfg.lesion_gan)
-    gcfg.shape = list(masks.shape)
+    gcfg = replaced(cfg.lesion_gan, shape=list(masks.shape))
     fit(lambda: LesionWGAN(gcfg), masks, None, run.file("lesion_gan"), gcfg.run, seed=cfg.seed, log=log,
         desc="lesion GAN")
     gan = load_system(run.file("lesion_gan", "best.pt"))
@@ -373,14 +370,10 @@ def model_configs(cfg: LabelmapRecipeConfig) -> dict[str, TranslationConfig]:
     for m in cfg.models:
         if m == "pix2pix":
             for j, w in enumerate(cfg.pix2pix_l1 or [cfg.translation.lambda_l1]):
-                t = copy.deepcopy(cfg.translation)
-                t.model, t.lambda_l1, t.table = "pix2pix", float(w), cfg.table
-                out["pix2pix" if j == 0 else f"pix2pix_l1_{w:g}"] = t
+                out["pix2pix" if j == 0 else f"pix2pix_l1_{w:g}"] = replaced(
+                    cfg.translation, model="pix2pix", lambda_l1=float(w), table=cfg.table)
         else:
-            t = copy.deepcopy(cfg.translation)
-            t.model, t.table = m, cfg.table  # type: ignore[assignment]
-            TranslationConfig.__post_init__(t)
-            out[m] = t
+            out[m] = replaced(cfg.translation, model=m, table=cfg.table)
     return out
 
 
@@ -408,8 +401,7 @@ def segmenter_rows(cfg: LabelmapRecipeConfig, clinical: list[Case], synth: dict[
 def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], seed: int, test: list[Case],
                    run: RunDir, log: Any, echo: Callable[[str], Any]) -> list[dict[str, Any]]:
     """Train one row's 3D U-Net at ``seed`` (early stopping on 15 % of its training cases) and score it on ``test``."""
-    scfg = copy.deepcopy(cfg.segmenter)
-    scfg.run.seed = seed
+    scfg = replaced(cfg.segmenter, {"run.seed": seed})
     folder = run.file("segmenter", _key(row), f"seed_{seed}")
     train, val = random_holdout(spec["train"], scfg.run.inner_fraction, seed)
 
@@ -419,8 +411,7 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
     res = fit(lambda: Segmenter(scfg), data(train, True), data(val, False), folder, scfg.run, seed=seed, log=log,
               desc=f"{row} seed {seed}")
     if spec["finetune"]:
-        ft = copy.deepcopy(scfg)
-        ft.run.epochs = cfg.finetune_epochs
+        ft = replaced(scfg, {"run.epochs": cfg.finetune_epochs})
         ft_train, ft_val = random_holdout(spec["finetune"], ft.run.inner_fraction, seed + 1)
         pretrained = folder / "best.pt"
 

@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import from_dict, load_config, load_shipped, to_dict
+from strokesynth.config import from_dict, load_config, load_shipped, replaced, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.splits import Splits
@@ -43,7 +43,7 @@ from strokesynth.engine.protocol import PROTOCOLS
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.metrics import QUALITY_METRICS, image_quality, summarize
+from strokesynth.metrics import QUALITY_METRICS, brain_mask, image_quality, summarize
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.metrics.paired import describe_paired, paired_metric
 from strokesynth.metrics.segmentation import SIZE_GROUPS
@@ -51,7 +51,6 @@ from strokesynth.metrics.tables import LESION_METRICS, case_rows, summaries
 from strokesynth.nets import count_parameters
 from strokesynth.perfusion.cta import with_cta_features
 from strokesynth.runs import RunDir
-from strokesynth.systems.pix2pix import brain_mask
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "pseudo_dwi"
@@ -254,14 +253,12 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
     if resume:
         cfg = load_config(PseudoDwiRecipeConfig, RunDir.resume(out).file("config.yaml"))
     elif cfg.dataset:
-        cfg = copy.deepcopy(cfg)
-        cfg.dataset = str(Path(cfg.dataset).resolve())
+        cfg = replaced(cfg, dataset=str(Path(cfg.dataset).resolve()))
     if not cfg.dataset:
         raise ConfigError("dataset", "set the data set folder (dataset: ... or --set dataset=...)")
     rows = selected_rows(cfg.tables, cfg.rows)
-    base = copy.deepcopy(cfg.system)
-    base.data.dataset, base.data.layout = cfg.dataset, cfg.layout
-    base.run.folds, base.run.seed = cfg.folds, cfg.seed
+    base = replaced(cfg.system, {"data.dataset": cfg.dataset, "data.layout": cfg.layout, "run.folds": cfg.folds,
+                                 "run.seed": cfg.seed})
     configs = {r: row_config(base, r) for r in rows}  # every row checked before anything is written
     needs = {"ctp"} if any(c.needs_cta() for c in configs.values()) else set()
     require = [*base.data.modalities, base.target, base.data.label, *needs]

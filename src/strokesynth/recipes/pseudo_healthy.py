@@ -24,7 +24,6 @@ seed (nothing to download). The public ISLES 2018 release has no MR: bring MR sl
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import os
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth._fs import write_text_atomic
-from strokesynth.config import load_config, load_shipped
+from strokesynth.config import load_config, load_shipped, replaced
 from strokesynth.data.case import Case
 from strokesynth.data.pathology_slices import (
     FactorisationPairs,
@@ -173,23 +172,14 @@ def phantom_cases(p: PhantomData, echo: Callable[[str], Any] = print) -> tuple[l
 
 def contrast_data(data: SliceConfig, contrast: str, clip: dict[str, float]) -> SliceConfig:
     """``data`` for ``contrast``, with its clip percentile from ``clip`` when listed there."""
-    out = copy.deepcopy(data)
-    out.modality = contrast
-    out.clip_percentile = float(clip.get(contrast, out.clip_percentile))
-    SliceConfig.__post_init__(out)
-    return out
+    return replaced(data, modality=contrast, clip_percentile=float(clip.get(contrast, data.clip_percentile)))
 
 
 def row_config(base: PseudoHealthyConfig, row: str, contrast: str,
                clip: dict[str, float] | None = None) -> PseudoHealthyConfig:
     method, mode, lam = ROWS[row]
-    cfg = copy.deepcopy(base)
-    cfg.method, cfg.mode = method, mode  # type: ignore[assignment]
-    cfg.data = contrast_data(cfg.data, contrast, clip or {})
-    if lam is not None:
-        cfg.lambda_gan = lam
-    PseudoHealthyConfig.__post_init__(cfg)
-    return cfg
+    return replaced(base, method=method, mode=mode, data=contrast_data(base.data, contrast, clip or {}),
+                    lambda_gan=base.lambda_gan if lam is None else lam)
 
 
 def _banks(cases: list[Case], cfg: PseudoHealthyRecipeConfig, contrast: str) -> SliceBank:
@@ -212,14 +202,13 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
     """
     if resume:
         cfg = load_config(PseudoHealthyRecipeConfig, RunDir.resume(out).file("config.yaml"))
-    cfg = copy.deepcopy(cfg)
     if cfg.real_case and Path(cfg.real_case).is_dir():  # saved absolute: a resume from elsewhere finds it
-        cfg.real_case = str(Path(cfg.real_case).resolve())
+        cfg = replaced(cfg, real_case=str(Path(cfg.real_case).resolve()))
     if cfg.dataset == "phantom":
         cases, spacing = phantom_cases(cfg.phantom, echo)
-        cfg.system.data.spacing_mm = cfg.segmentor.data.spacing_mm = spacing
+        cfg = replaced(cfg, {"system.data.spacing_mm": spacing, "segmentor.data.spacing_mm": spacing})
     else:
-        cfg.dataset = str(Path(cfg.dataset).resolve())
+        cfg = replaced(cfg, dataset=str(Path(cfg.dataset).resolve()))
         if not Path(cfg.dataset).is_dir():
             raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found")
         cases = open_cohort(cfg.dataset, layout=cfg.layout, require=["lesion"]).cases
@@ -338,8 +327,7 @@ def _train_and_score(cfg: PseudoHealthyRecipeConfig, contrast: str, bank: SliceB
     train, test = _fold_banks(bank, splits, k)
     base = run.file(contrast, f"fold_{k}")
     seed = fold_seed(cfg.seed, k)
-    seg_cfg = copy.deepcopy(cfg.segmentor)
-    seg_cfg.data = contrast_data(seg_cfg.data, contrast, cfg.clip_percentiles)
+    seg_cfg = replaced(cfg.segmentor, data=contrast_data(cfg.segmentor.data, contrast, cfg.clip_percentiles))
     echo(f"== {contrast}, fold {k}: {int(train.lesion.sum())} pathological + {int((~train.lesion).sum())} healthy "
          f"training slices; {int(test.lesion.sum())} + {int((~test.lesion).sum())} held out")
 

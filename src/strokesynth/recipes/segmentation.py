@@ -14,7 +14,6 @@ that does not beat a stock U-Net at equal steps has its training set-up to answe
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from strokesynth._fs import write_json_atomic, write_text_atomic
-from strokesynth.config import load_config, save_config
+from strokesynth.config import load_config, replaced, save_config
 from strokesynth.engine.config import OptimConfig
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics.baselines import BASELINE
@@ -46,12 +45,8 @@ def comparison_config(arch: str, loss: str, dataset: str, tiny: bool, overrides:
     name = f"{arch}_focal{'_tiny' if tiny else ''}.yaml"
     path = CONFIGS / name
     cfg = load_config(TrainConfig, path if path.exists() else None, overrides)
-    if not path.exists():  # installed without the repository's configs: same settings in code
-        cfg.model.name = arch
-    cfg.loss.name = loss
-    cfg.data.dataset = str(dataset)
-    cfg.name = f"{arch}_{loss}"
-    return cfg
+    own = {} if path.exists() else {"model.name": arch}  # installed without the repository's configs: same in code
+    return replaced(cfg, {**own, "loss.name": loss, "data.dataset": str(dataset)}, name=f"{arch}_{loss}")
 
 
 def floor_config(reference: TrainConfig) -> TrainConfig:
@@ -59,14 +54,10 @@ def floor_config(reference: TrainConfig) -> TrainConfig:
     epoch, early stopping, selection protocol and seed): MONAI ``BasicUNet`` with
     :data:`FLOOR_CHANNELS`, cross entropy + soft Dice, half of every batch from lesion slices,
     Adam 1e-3 at a constant rate."""
-    cfg = copy.deepcopy(reference)
-    cfg.name = FLOOR
-    cfg.model = ModelConfig(name="basicunet", channels=list(FLOOR_CHANNELS))
-    cfg.loss = LossConfig(name="ce", dice_weight=1.0)
-    cfg.optim = OptimConfig(name="adam", lr=1e-3)
-    cfg.run.lesion_fraction = 0.5
-    cfg.fine_tune_epochs = 0
-    return cfg
+    return replaced(reference, {"run.lesion_fraction": 0.5}, name=FLOOR,
+                    model=ModelConfig(name="basicunet", channels=list(FLOOR_CHANNELS)),
+                    loss=LossConfig(name="ce", dice_weight=1.0), optim=OptimConfig(name="adam", lr=1e-3),
+                    fine_tune_epochs=0)
 
 
 @dataclass
@@ -116,7 +107,7 @@ def load_comparison_config(path: str | os.PathLike | None, overrides: Sequence[s
     train = [o for o in overrides if o not in own]
     base = SHIPPED[str(path)]() if path is not None and str(path) in SHIPPED and not Path(path).exists() else None
     cfg = load_config(SegComparisonConfig, None if base is not None else path, own, base=base)
-    cfg.train = [*cfg.train, *train]
+    cfg = replaced(cfg, train=[*cfg.train, *train])
     bad = [a for a in cfg.architectures if a not in ARCHITECTURES] + [x for x in cfg.losses if x not in LOSSES]
     if bad:
         raise ConfigError("recipe", f"unknown architecture/loss {bad} (architectures: {', '.join(ARCHITECTURES)}; "

@@ -35,14 +35,14 @@ import torch.nn.functional as F
 from strokesynth.data.label_maps import LabelTable, load_label_table, one_hot
 from strokesynth.data.mr_volumes import TranslationSlices
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
+from strokesynth.engine.gan_steps import ImagePool, conditional_gan_step
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
 from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
 from strokesynth.metrics import lesion_contrast
 from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.registry import NETWORKS
-from strokesynth.systems.pix2pix import GeneratorConfig, conditional_gan_step
-from strokesynth.systems.pseudo_healthy import ImagePool
+from strokesynth.systems.pix2pix import GeneratorConfig
 
 MODELS = ("pix2pix", "spade", "cyclegan")
 

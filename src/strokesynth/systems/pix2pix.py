@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from strokesynth.data.augment import AugmentConfig
 from strokesynth.data.case import Case
@@ -31,11 +30,12 @@ from strokesynth.data.normalize import NormSpec, from_signed, to_signed
 from strokesynth.data.volume import Volume
 from strokesynth.engine.averaging import averaged_copy, check_decay, update_average
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
+from strokesynth.engine.gan_steps import conditional_gan_step
 from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
 from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import GAN_MODES, Adversarial
-from strokesynth.metrics import lesion_contrast
+from strokesynth.metrics import brain_mask, lesion_contrast
 from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.pix2pix import ResnetGenerator, UnetGenerator
 from strokesynth.nets.registry import NETWORKS
@@ -144,50 +144,12 @@ def synthesis_dataset(cfg: GANConfig, cases: list[Case], *, with_target: bool, t
     return make_dataset(cases, cfg.data, seed=cfg.run.seed, train=train, modalities=mods, with_label=with_target)
 
 
-def brain_mask(case: Case) -> np.ndarray:
-    """Where image-quality metrics are taken: non-zero perfusion maps (skull-stripped), else all voxels."""
-    for key in ("cbf", "cbv", "tmax", "mtt"):
-        if key in case:
-            return np.asarray(case[key].array) != 0
-    return np.ones(case.spatial_shape, bool)
-
-
 def _generate(g: torch.nn.Module, device: str, amp: str):
     """[0, 1] inputs -> [0, 1] generated images through a tanh generator."""
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, amp):
             return from_signed(g(to_signed(x)).float()).clamp(0, 1)
     return forward
-
-
-def conditional_gan_step(x: torch.Tensor, y: torch.Tensor, rt: Runtime, adversarial: Adversarial,
-                         lambda_l1: float, weight: torch.Tensor | None = None) -> tuple[float, float, float]:
-    """One pix2pix step (Isola et al.) on networks ``generator`` and ``discriminator`` of ``rt``.
-
-    The discriminator sees (condition, target) pairs as real and (condition, generated) as fake in one
-    pass, then the generator minimises its adversarial loss plus ``lambda_l1`` times L1 to the target.
-
-    Args:
-        x: condition ``(B, C, H, W)``; y: target ``(B, 1, H, W)``, both in the generator's [-1, 1] space.
-        weight: optional per-pixel weight of the L1 term, broadcastable to ``y`` (``None``: plain L1).
-
-    Returns:
-        (discriminator loss, generator adversarial loss, L1 in [-1, 1] units).
-    """
-    with rt.autocast():
-        fake = rt.net("generator")(x)
-    rt.requires_grad("discriminator", True)
-    with rt.autocast():
-        logits = rt.net("discriminator")(torch.cat([torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)]))
-    real_l, fake_l = logits.float().chunk(2)
-    loss_d = 0.5 * adversarial.d(real_l, fake_l)
-    rt.step(loss_d, "discriminator")
-    rt.requires_grad("discriminator", False)
-    with rt.autocast():
-        adv = adversarial.g(rt.net("discriminator")(torch.cat([x, fake], 1)).float())
-    l1 = F.l1_loss(fake.float(), y) if weight is None else (weight * (fake.float() - y).abs()).mean()
-    rt.step(adv + lambda_l1 * l1, "generator")
-    return float(loss_d.detach()), float(adv.detach()), float(l1.detach())
 
 
 @SYSTEMS.register("pix2pix")

@@ -50,13 +50,12 @@ from strokesynth.errors import ConfigError
 from strokesynth.losses import make_loss
 from strokesynth.losses.adversarial import Adversarial
 from strokesynth.losses.synthesis import SYNTHESIS_LOSSES, lesion_weight_map, synthesis_loss
-from strokesynth.metrics import dice, image_quality
+from strokesynth.metrics import brain_mask, dice, image_quality
 from strokesynth.nets import UNet
 from strokesynth.nets.blocks import init_weights
 from strokesynth.nets.context import ContextEncoder
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.perfusion.cta import CTA_KEYS, CtaConfig, with_cta_features
-from strokesynth.systems.pix2pix import brain_mask
 
 GENERATOR_INPUTS = ("maps", "mip", "features")
 SEG_INPUTS = ("pseudo_dwi", "pseudo_dwi+maps", "maps", "cta", "real_dwi")

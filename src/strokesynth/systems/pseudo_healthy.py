@@ -29,7 +29,6 @@ also :meth:`pathology` (S's mask) and both it and the CycleGAN :meth:`reconstruc
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from strokesynth.config import bounded
 from strokesynth.data.pathology_slices import SliceConfig
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
+from strokesynth.engine.gan_steps import ImagePool
 from strokesynth.engine.system import SYSTEMS, Runtime, System
 from strokesynth.errors import ConfigError
 from strokesynth.losses.adversarial import discriminator_loss, generator_loss
@@ -119,32 +119,6 @@ def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -
     """``1 - (2 sum(p t) + eps) / (sum p + sum t + eps)`` over the whole batch ``(B, 1, H, W)``."""
     inter = (prob * target).sum()
     return 1.0 - (2 * inter + eps) / (prob.sum() + target.sum() + eps)
-
-
-class ImagePool:
-    """pix2pix's history of generated images: once full, each new image is swapped with a
-    stored one half of the time (Python's ``random``, seeded and saved by the loop)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = int(size)
-        self.images: list[torch.Tensor] = []
-
-    def query(self, images: torch.Tensor) -> torch.Tensor:
-        if self.size <= 0:
-            return images
-        out = []
-        for img in images.detach():
-            img = img[None]
-            if len(self.images) < self.size:
-                self.images.append(img.clone())
-                out.append(img)
-            elif random.random() < 0.5:
-                k = random.randrange(self.size)
-                out.append(self.images[k].clone())
-                self.images[k] = img.clone()
-            else:
-                out.append(img)
-        return torch.cat(out)
 
 
 def _lsgan_d(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

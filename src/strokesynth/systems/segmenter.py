@@ -9,7 +9,6 @@ predicts nothing never wins the checkpoint choice.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,8 +70,9 @@ class LossConfig:
     """A registered loss (``ce``, ``weighted_ce``, ``focal``, ``dice``, ``generalized_dice``), plus
     ``dice_weight`` x soft lesion Dice (0 = the named loss alone, as the papers).
 
-    ``class_weights`` (background, lesion) of ``weighted_ce`` are measured on each fold's training
-    data and recorded here in that fold's checkpoint, so that a restored system has its loss.
+    ``class_weights`` (background, lesion) of ``weighted_ce``: ``None`` (default) measures them on
+    each fold's training data (:func:`training_class_weights`) into the system's ``measured``
+    record, saved in that fold's checkpoints beside the config; a list is used as given.
     """
 
     name: str = "focal"
@@ -170,15 +170,17 @@ class Segmenter(System[TrainConfig]):
     monitor_mode = "max"
 
     def __init__(self, cfg: TrainConfig, *, train_dataset: SliceDataset | VolumeDataset | None = None,
-                 pretrained: bool = True) -> None:
+                 pretrained: bool = True, measured: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if cfg.loss.name == "weighted_ce" and train_dataset is not None:
-            cfg = copy.deepcopy(cfg)  # this fold's weights, not the next fold's
-            cfg.loss.class_weights = training_class_weights(train_dataset)
+        self.measured = dict(measured or {})
+        if cfg.loss.name == "weighted_ce" and cfg.loss.class_weights is None and train_dataset is not None:
+            self.measured["class_weights"] = training_class_weights(train_dataset)  # this fold's
         self.config = cfg
         self.model = build_model(cfg.model, len(cfg.data.modalities), pretrained=pretrained)
         self.networks = {"model": self.model}
-        weights = cfg.loss.class_weights if cfg.loss.name == "weighted_ce" else None
+        weights = None
+        if cfg.loss.name == "weighted_ce":
+            weights = cfg.loss.class_weights or self.measured.get("class_weights")
         self.loss = make_loss(cfg.loss.name, gamma=cfg.loss.gamma, class_weights=weights,
                               dice_weight=cfg.loss.dice_weight)
         self.stage1 = bool(cfg.model.pretrained) and cfg.fine_tune_epochs > 0 and hasattr(self.model,
@@ -188,9 +190,9 @@ class Segmenter(System[TrainConfig]):
         self.optimizers = {"model": make_optimizer(cfg.optim, self.model.parameters())}
 
     @classmethod
-    def restore(cls, cfg: TrainConfig) -> Segmenter:
-        """The system of a checkpoint's config, without loading pretrained backbones."""
-        return cls(cfg, pretrained=False)
+    def restore(cls, cfg: TrainConfig, measured: dict[str, Any] | None = None) -> Segmenter:
+        """The system of a checkpoint's config and measured record, without loading pretrained backbones."""
+        return cls(cfg, pretrained=False, measured=measured)
 
     def on_epoch_start(self, epoch: int) -> bool:
         stage1 = self.stage1 and epoch < self.config.fine_tune_epochs
