@@ -42,3 +42,19 @@ def test_replace_and_copies_are_new_configs():
         del cfg.run.epochs
     unfrozen = TrainConfig()
     unfrozen.name = "still changeable"  # freezing one instance leaves the others of its class alone
+
+
+def test_replaced_derives_a_new_config_along_dotted_paths_and_leaves_the_frozen_one_alone():
+    from strokesynth.config import freeze, is_frozen, replaced
+    from strokesynth.systems.segmenter import TrainConfig
+
+    base = freeze(TrainConfig(name="base"))
+    fold = replaced(base, {"run.seed": 7, "data.dataset": "/x"}, name="fold")
+    assert (fold.name, fold.run.seed, fold.data.dataset) == ("fold", 7, "/x")
+    assert (base.name, base.run.seed, base.data.dataset) == ("base", 0, "")
+    assert not is_frozen(fold) and not is_frozen(fold.run) and is_frozen(fold.model)  # unchanged parts are shared
+    assert fold.model is base.model
+    with pytest.raises(TypeError):
+        replaced(base, {"run.no_such_field": 1})
+    with pytest.raises(Exception, match="epochs"):  # the changed levels are checked again (__post_init__)
+        replaced(base, {"run.epochs": 0})

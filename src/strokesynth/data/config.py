@@ -33,9 +33,10 @@ class DataConfig:
         derived: folders of derived volumes to add to the cases, in the plain layout
             ``FOLDER/<case id>/<key>.nii.gz`` (e.g. the out-of-fold ``dwi_gen`` of a CT-to-MR
             synthesis run); the data set itself is never written to.
-        pixel_mm: in-plane pixel size (mm) of the training cases, recorded by ``train`` (their
-            median) so that ``predict`` brings a case of another pixel size to it and the result
-            back (0 = not recorded: cases are used as stored).
+        pixel_mm: in-plane pixel size (mm) ``predict`` brings a case of another pixel size to
+            (and the result back). 0 (default): the size ``train`` measured on its cases (their
+            median, in the run's ``measured.json`` and each checkpoint's ``measured`` record);
+            without such a record cases are used as stored.
     """
 
     dataset: str = ""
