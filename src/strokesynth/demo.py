@@ -206,8 +206,9 @@ def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None
     per_case = []
     for scan in scans:
         computed = {k: scan.case[k].array for k in ("cbf", "cbv", "mtt", "tmax")}
-        truth = {k: scan.truth[k].array for k in ("cbf", "cbv", "tmax", "core", "penumbra", "anatomy")}
-        per_case.append({"case": scan.case.id, "core_ml": scan.info["core_ml"], **maps_vs_truth(computed, truth),
+        truth = {k: scan.truth[k].array for k in ("cbf", "cbv", "tmax", "core", "penumbra", "anatomy", "artery_delay")}
+        per_case.append({"case": scan.case.id, "core_ml": scan.info["core_ml"],
+                         **maps_vs_truth(computed, truth, aif_voxels=np.array(scan.info["perfusion"]["aif_voxels"])),
                          **invalid_columns(scan.info)})
     curves = accuracy_table(repeats=50, seed=seed)
     dro_rows = summarize_osipi(osipi_accuracy(dro)) if dro else None
@@ -251,8 +252,8 @@ def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None
     return {
         "phantom": cohort_summary(scans),
         "perfusion": {k: float(np.median([r[k] for r in per_case if r.get(k) is not None]))
-                      for k in ("cbf_ratio_normal", "cbv_ratio_normal", "tmax_err_normal_s",
-                                "core_dice_cbf_threshold", "hypoperfusion_dice_tmax6")
+                      for k in ("cbf_ratio_normal", "cbv_ratio_normal", "tmax_err_normal_s", "tmax_abs_err_normal_s",
+                                "aif_late_s", "core_dice_cbf_threshold", "hypoperfusion_dice_tmax6")
                       if any(r.get(k) is not None for r in per_case)},
         "cases": len(cohort),
         "subjects": len(cohort.subjects),

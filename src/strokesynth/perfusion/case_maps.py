@@ -113,7 +113,7 @@ def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KE
         mods[key] = Volume(result.maps[key].array, ctp.affine)
     out = Case(case.id, case.subject, mods, own_grid=case.own_grid, meta=dict(case.meta), where=case.where)
     info = {"bolus_window": list(result.window), "aif_peak_hu": round(float(result.info["aif_peak_hu"]), 2),
-            "aif_peak_time_s": round(float(result.info["aif_peak_time_s"]), 3),
+            "aif_peak_time_s": round(float(result.info["aif_peak_time_s"]), 3), "aif": result.info["aif"],
             "venous_scale": result.info.get("venous_scale"), "invalid": result.info["invalid"],
             "dt_s": ctp.dt, "frames": int(ctp.shape[3])}
     if "venous_scaling" in result.info:  # why it was skipped (frames moved by motion correction)

@@ -61,9 +61,9 @@ def run_perfusion(
         "config": to_dict(cfg),
         "dt_s": ctp.dt,
         "frames": ctp.shape[3],
-        "aif": {"curve_hu": [round(float(v), 3) for v in result.aif.curve],
-                "voxels": result.aif.voxels.tolist()},
         **result.info,
+        "aif": {**result.info["aif"], "curve_hu": [round(float(v), 3) for v in result.aif.curve],
+                "voxels": result.aif.voxels.tolist()},
     }
     with atomic_dir(out, force=force) as tmp:
         for key, vol in result.maps.items():
@@ -74,7 +74,8 @@ def run_perfusion(
         write_json_atomic(tmp / "perfusion.json", report)
     brain = result.mask.array > 0
     echo(f"{path.name}: {ctp.shape[3]} frames at {ctp.dt} s, bolus window frames {result.window[0]}-{result.window[1]}, "
-         f"AIF peak {report['aif_peak_hu']:.0f} HU at {report['aif_peak_time_s']:.1f} s")
+         f"AIF arrival {report['aif']['arrival_s']:.2f} s, peak {report['aif_peak_hu']:.0f} HU at "
+         f"{report['aif_peak_time_s']:.2f} s")
     for key in ("cbf", "cbv", "mtt", "tmax"):
         v = result.maps[key].array[brain]
         bad = result.info["invalid"][key]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from scipy import ndimage
 from strokesynth.config import bounded
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
-from strokesynth.perfusion.aif import InputFunction, select_aif, select_vof, venous_scale
+from strokesynth.perfusion.aif import InputFunction, arrival_times, peak_time, select_aif, select_vof, venous_scale
 from strokesynth.perfusion.bolus import accumulated_curve, bolus_window, resample_frames, temporal_mip
 from strokesynth.perfusion.deconvolution import PerfusionMaps, deconvolve
 from strokesynth.perfusion.motion import register_frames
@@ -34,6 +34,10 @@ class PerfusionConfig:
         bone_hu: baseline HU above which a voxel is bone.
         tissue_hu: (low, high) baseline HU range of brain tissue.
         aif_voxels: voxels averaged into the automatic AIF (and VOF).
+        aif_rank: how arterial candidates are ranked: ``arrival`` (the half-height crossing of
+            the rise, sub-frame; default) or ``peak_frame`` (the frame of the peak, the earlier
+            rule, whose AIF can come from a branch filling up to a frame later than the carotid),
+            see :func:`strokesynth.perfusion.aif.select_aif`.
         venous_scaling: rescale the AIF to the area of the venous output function.
         vof_after_motion: keep venous scaling when motion correction moved frames (or could not
             register one). Off by default: the VOF lies on the dural sinuses against the bone,
@@ -58,6 +62,7 @@ class PerfusionConfig:
     bone_hu: float = 150.0
     tissue_hu: tuple[float, float] = (-15.0, 100.0)
     aif_voxels: int = bounded(6, lo=1, hi=100_000)
+    aif_rank: Literal["arrival", "peak_frame"] = "arrival"
     venous_scaling: bool = True
     vof_after_motion: bool = False
     bolus_k: int = bounded(5, lo=1, hi=1000)
@@ -111,7 +116,7 @@ def physical_limits(maps: dict[str, np.ndarray], tmax_resolution_s: float = 0.0
     """Replace physically impossible perfusion values by the documented invalid value, 0.
 
     CBF, CBV and MTT cannot be negative, and Tmax (the delay of the residue peak after the AIF,
-    which is chosen as the earliest arterial curve) cannot either; noise and deconvolution
+    which is chosen among the earliest arriving arterial curves) cannot either; noise and deconvolution
     ringing make all four negative in a few percent of brain voxels (and NaN where a curve is
     degenerate). Those voxels are set to 0, as clinical packages display them, and flagged.
     A Tmax less than ``tmax_resolution_s`` below 0 is within the estimator's resolution (the
@@ -299,13 +304,14 @@ def analyze_ctp(
         aif_curve = np.asarray(aif, dtype=np.float32).ravel()
         if aif_curve.shape != (n_t,):
             raise DataError(where, f"the given AIF has {aif_curve.size} frames, the scan {n_t}")
-        chosen = InputFunction(aif_curve, np.zeros((0, 3), int), float(aif_curve.argmax() * dt))
+        chosen = InputFunction(aif_curve, np.zeros((0, 3), int), peak_time(aif_curve, dt),
+                               float(arrival_times(aif_curve[None], dt)[0]))
     else:
         search = mask if aif_mask is None else np.asarray(aif_mask, bool)
         if search.shape != mask.shape:
             raise DataError(where, f"AIF mask shape {search.shape} does not match the scan {mask.shape}")
         # select from unsmoothed curves: smoothing dilutes the small arteries
-        chosen = select_aif(raw, search, dt, n_voxels=cfg.aif_voxels, where=where)
+        chosen = select_aif(raw, search, dt, n_voxels=cfg.aif_voxels, rank=cfg.aif_rank, where=where)
         if cfg.venous_scaling and moved and not cfg.vof_after_motion:
             info["venous_scaling"] = (f"skipped: motion correction moved or could not register {len(moved)} "
                                       "frame(s); a VOF on the sinuses is not readable after that")
@@ -315,10 +321,11 @@ def analyze_ctp(
             near &= (baseline > cfg.tissue_hu[0]) & (baseline < cfg.bone_hu)
             vof = select_vof(raw, near, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
             factor = venous_scale(chosen.curve, vof.curve)
-            chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time)
+            chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time, chosen.arrival_time)
             info["venous_scale"] = factor
     info["aif_peak_hu"] = float(chosen.curve.max())
     info["aif_peak_time_s"] = chosen.peak_time
+    info["aif"] = chosen.describe()
 
     maps: PerfusionMaps = deconvolve(curves, chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
                                      threshold=cfg.threshold, oi=cfg.oi, tmax_rule=cfg.tmax_rule)

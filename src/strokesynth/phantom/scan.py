@@ -30,7 +30,7 @@ from strokesynth.phantom.stroke import Stroke, side_of, territory_of
 #: anatomical label map values
 ANATOMY_LABELS = {"background": 0, "csf": 1, "gm": 2, "wm": 3, "ventricle": 4, "lesion": 5}
 #: ground-truth keys written beside each case
-TRUTH_KEYS = ("cbf", "cbv", "mtt", "tmax", "core", "penumbra", "anatomy")
+TRUTH_KEYS = ("cbf", "cbv", "mtt", "tmax", "core", "penumbra", "anatomy", "artery_delay")
 
 
 @dataclass
@@ -120,6 +120,7 @@ def ground_truth(cfg: PhantomConfig, draw: SubjectDraw, tissue: Tissue) -> dict[
         "cbf": cbf, "cbv": cbv, "mtt": mtt, "tmax": tmax, "delay": delay, "core": core.astype(np.uint8),
         "penumbra": penumbra.astype(np.uint8), "anatomy": anatomy, "core_fraction": f["core"].astype(np.float32),
         "hypo": f["hypo"].astype(np.float32), "territory": terr.reshape(shape), "side": side.reshape(shape),
+        "artery_delay": artery_delay_map(draw, tissue),
     }
 
 
@@ -134,6 +135,34 @@ def _info(case_id: str, draw: SubjectDraw, n_z: int, z_center_mni: float, gt: di
     }
 
 
+#: arterial blood fraction above which a voxel carries the arterial bolus
+ARTERY_MIN_FRACTION = 0.01
+
+
+def artery_arrival(draw: SubjectDraw, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bolus arrival (s after the AIF of the internal carotid, whose delay is 0) and gain of
+    arterial voxels with atlas ids ``ids`` ``(N,)``: their territory's delay, plus the
+    occlusion's extra delay and collateral damping in the occluded territory."""
+    ids = ids.astype(int)
+    group, side = np.maximum(ids - 1, 0) // 2, np.maximum(ids - 1, 0) % 2
+    delay = draw.territory_delay[group, side]
+    gain = np.ones(len(ids), np.float32)
+    if draw.stroke is not None:
+        hit = (group == draw.stroke.territory) & (side == draw.stroke.side) & (ids > 0)
+        delay = delay + hit * draw.stroke.delay
+        gain[hit] = draw.stroke.collateral
+    return delay, gain
+
+
+def artery_delay_map(draw: SubjectDraw, tissue: Tissue) -> np.ndarray:
+    """True bolus arrival (s) of every voxel that carries arterial blood, -1 elsewhere ``(X, Y, Z)``:
+    what an AIF chosen there is late by (the earliest is 0, the internal carotid)."""
+    out = np.full(tissue.artery.shape, -1.0, np.float32)
+    art = tissue.artery > ARTERY_MIN_FRACTION
+    out[art] = artery_arrival(draw, tissue.artery_id[art])[0]
+    return out
+
+
 def render_ctp(cfg: PhantomConfig, draw: SubjectDraw, tissue: Tissue, gt: dict[str, np.ndarray], bolus: Bolus,
                table: ResponseTable, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free CTP of one head position: the baseline HU ``(X, Y, Z)`` and the frames at
@@ -145,15 +174,8 @@ def render_ctp(cfg: PhantomConfig, draw: SubjectDraw, tissue: Tissue, gt: dict[s
     enh[par] = tissue_enhancement(table, times, gt["cbf"][par], gt["cbv"][par], gt["delay"][par],
                                   b_cfg.kh, b_cfg.rho)
     # arteries: the AIF, delayed and damped distal to the occlusion
-    art = tissue.artery > 0.01
-    ids = tissue.artery_id[art].astype(int)
-    group, a_side = np.maximum(ids - 1, 0) // 2, np.maximum(ids - 1, 0) % 2
-    a_delay = draw.territory_delay[group, a_side]
-    a_gain = np.ones(len(ids), np.float32)
-    if draw.stroke is not None:
-        hit = (group == draw.stroke.territory) & (a_side == draw.stroke.side) & (ids > 0)
-        a_delay = a_delay + hit * draw.stroke.delay
-        a_gain[hit] = draw.stroke.collateral
+    art = tissue.artery > ARTERY_MIN_FRACTION
+    a_delay, a_gain = artery_arrival(draw, tissue.artery_id[art])
     enh[art] += (tissue.artery[art] * a_gain)[:, None] * bolus(times[None, :] - a_delay[:, None]).astype(np.float32)
     # venous sinus: the AIF dispersed through the brain (area preserved), later
     vein = tissue.vein > 0.01
@@ -247,6 +269,6 @@ def simulate_scan(cfg: PhantomConfig, draw: SubjectDraw, n_z: int, z_center_mni:
         **_info(case_id, draw, n_z, z_center_mni, gt, affine),
         "motion": describe_motion(trajectory),
         "aif": {"t0_s": round(bolus.t0, 2), "peak_hu": round(bolus.peak, 1), "beta_s": round(bolus.beta, 2)},
-        "perfusion": perf.info,
+        "perfusion": {**perf.info, "aif_voxels": perf.aif.voxels.tolist()},
     }
     return PhantomScan(case, truth, info)

@@ -136,15 +136,19 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray], core_threshold: float = 0.3,
-                  tmax_threshold: float = 6.0) -> dict[str, Any]:
+                  tmax_threshold: float = 6.0, aif_voxels: np.ndarray | None = None) -> dict[str, Any]:
     """Compare computed CBF/CBV/Tmax of one phantom scan with its ground truth.
 
     Args:
         case_maps: ``cbf``, ``cbv``, ``tmax`` arrays computed from the scan.
-        truth: ``cbf``, ``cbv``, ``tmax``, ``core``, ``penumbra``, ``anatomy`` arrays.
+        truth: ``cbf``, ``cbv``, ``tmax``, ``core``, ``penumbra``, ``anatomy`` arrays (and
+            ``artery_delay`` for the AIF's lateness).
+        aif_voxels: ``(n, 3)`` indices of the voxels the analysis took its AIF from.
 
     Returns:
-        Median ratios in normal grey and white matter, the median Tmax error (s) there, and
+        Median ratios in normal grey and white matter, the median Tmax error (s) and absolute
+        error there, how late the chosen AIF voxels fill after the slab's earliest artery (s,
+        ``aif_late_s``; None when a chosen voxel holds no artery), and
         Dice of the thresholded core (CBF < 30 % of the brain median) and of the Tmax > 6 s
         region against the true core and core + penumbra.
     """
@@ -155,7 +159,13 @@ def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray]
     if normal.any():
         for k in ("cbf", "cbv"):
             out[f"{k}_ratio_normal"] = round(float(np.median(case_maps[k][normal] / np.maximum(truth[k][normal], 1e-3))), 3)
-        out["tmax_err_normal_s"] = round(float(np.median(case_maps["tmax"][normal] - truth["tmax"][normal])), 2)
+        err = case_maps["tmax"][normal] - truth["tmax"][normal]
+        out["tmax_err_normal_s"] = round(float(np.median(err)), 2)
+        out["tmax_abs_err_normal_s"] = round(float(np.median(np.abs(err))), 2)
+    art = truth.get("artery_delay")
+    if aif_voxels is not None and len(aif_voxels) and art is not None and (art >= 0).any():
+        at = art[tuple(np.asarray(aif_voxels, int).T)]
+        out["aif_late_s"] = round(float(at.mean() - art[art >= 0].min()), 2) if (at >= 0).all() else None
     core_pred = threshold_core(case_maps["cbf"], brain, core_threshold)
     out["core_dice_cbf_threshold"] = _dice(core_pred, truth["core"] > 0)
     hypo = (truth["core"] > 0) | (truth["penumbra"] > 0)

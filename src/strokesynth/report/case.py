@@ -38,6 +38,9 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
         prow = [["method", str(perf["method"])], ["frames", f"{perf['frames']} at {perf['dt_s']:g} s"],
                 ["bolus window (frames)", f"{perf['bolus_window'][0]}-{perf['bolus_window'][1]}"],
                 ["AIF peak", f"{fmt(perf['aif_peak_hu'], 0)} HU at {fmt(perf['aif_peak_time_s'], 1)} s"],
+                *([["AIF arrival (half-height of its rise)", f"{fmt(aif.get('arrival_s'), 2)} s"],
+                   ["AIF location (mean voxel x, y, z)", ", ".join(fmt(v, 0) for v in aif.get("location_voxel") or [])
+                    or "given"]] if (aif := perf.get("aif")) else []),
                 ["venous scaling of the AIF", perf.get("venous_scaling") or fmt(perf.get("venous_scale"), 2)],
                 ["brain voxels set to 0 (physically impossible)", bad or "–"],
                 ["time", f"{fmt(perf['seconds'], 1)} s"]]
