@@ -1,6 +1,6 @@
 """One cross-validation runner for every recipe: folds from one owner of the splits, the seed rule
 once, the fold loop's :func:`~strokesynth.engine.loop.fit`, the kept model loaded and applied to
-the held-out fold.
+the held-out fold; and the holdout protocol of the label-map paper (:func:`train_holdout`).
 
 For each fold ``k`` of a subject-level split the runner takes the fold's train / select / test
 cases under the run's selection protocol (:func:`~strokesynth.engine.protocol.fold_sets`),
@@ -27,7 +27,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from strokesynth.data.case import Case
-from strokesynth.data.splits import Splits, load_splits, subject_kfold
+from strokesynth.data.splits import Splits, load_splits, random_holdout, subject_kfold
 from strokesynth.engine.checkpoint import load_system
 from strokesynth.engine.config import RunConfig
 from strokesynth.engine.loop import fit
@@ -144,3 +144,35 @@ def cross_validate(cases: list[Case], splits: Splits, run: RunConfig, folder: Ca
             after(outcome)
         out.append(outcome)
     return out
+
+
+#: the fold index a holdout outcome carries (it is no fold of a k-fold split)
+HOLDOUT = -1
+
+
+def train_holdout(train_cases: Sequence[Case], test_cases: Sequence[Case], run: RunConfig, folder: Path, *,
+                  build: Callable[[Dataset], System], datasets: Callable[[list[Case], bool], Dataset],
+                  seed: int, split_seed: int | None = None,
+                  predict: Callable[[FoldOutcome, list[Case]], Any] | None = None,
+                  log: logging.Logger | None = None, dist: Dist | None = None, desc: str = "holdout") -> FoldOutcome:
+    """The holdout protocol (Platscher et al.'s label-map experiment): a fixed test set that no
+    model sees in training, and per model one random split of its training cases into training
+    and an early-stopping selection set (``run.inner_fraction`` of them, at least one, drawn at
+    ``split_seed``, default ``seed``: :func:`~strokesynth.data.splits.random_holdout`).
+
+    Trains with ``seed`` into ``folder`` (the kept model in ``best.pt``) and hands the test cases
+    to ``predict``. Returns a :class:`FoldOutcome` with fold :data:`HOLDOUT`.
+    """
+    train, select = random_holdout(list(train_cases), run.inner_fraction, seed if split_seed is None else split_seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_ds = datasets(train, True)
+    result = fit(lambda: build(train_ds), train_ds, datasets(select, False), folder, run, seed=seed, log=log,
+                 dist=dist, desc=desc)
+    result.pop("system")
+    sets = FoldSets(tuple(c.id for c in train), tuple(c.id for c in select), tuple(c.id for c in test_cases),
+                    "holdout")
+    outcome = FoldOutcome(HOLDOUT, sets, folder, result, len(train_ds), test_cases=list(test_cases))
+    if predict is not None:
+        outcome.predictions = predict(outcome, outcome.test_cases)
+    return outcome

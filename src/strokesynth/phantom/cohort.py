@@ -6,7 +6,7 @@ Written layout (``ROOT`` is readable by ``open_cohort`` as ISLES 2018)::
       case_1/SMIR.Brain.XX.O.{CT,CT_4DPWI,CT_CBF,CT_CBV,CT_MTT,CT_Tmax,MR_DWI,MR_Flair,OT}.N/...
       ...
       strokesynth.json          subjects (two slabs of one subject share it)
-      groundtruth/case_1/       cbf, cbv, mtt, tmax, delay, core, penumbra, anatomy, mip (.nii.gz)
+      groundtruth/case_1/       cbf, cbv, mtt, tmax, delay, artery_delay, core, penumbra, anatomy, mip (.nii.gz)
       groundtruth/phantom.json  per-case facts (stroke, lesion ml, slab) and the cohort summary
       groundtruth/phantom.yaml  the config that made it
       groundtruth/figures/      one montage per case

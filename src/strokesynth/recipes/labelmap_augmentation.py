@@ -55,10 +55,11 @@ from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
 from strokesynth.data.mr_volumes import MIN_LESION_VOXELS, LesionMasks, MRVolume, TranslationSlices, prepare_mr_case
 from strokesynth.data.normalize import NormSpec
-from strokesynth.data.splits import holdout_split, random_holdout
+from strokesynth.data.splits import holdout_split
 from strokesynth.data.volume import Volume
 from strokesynth.engine.checkpoint import load_system
 from strokesynth.engine.config import OptimConfig, RunConfig
+from strokesynth.engine.crossval import train_holdout
 from strokesynth.engine.loop import fit
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.metrics import dice
@@ -403,27 +404,25 @@ def train_and_test(cfg: LabelmapRecipeConfig, row: str, spec: dict[str, Any], se
     """Train one row's 3D U-Net at ``seed`` (early stopping on 15 % of its training cases) and score it on ``test``."""
     scfg = replaced(cfg.segmenter, {"run.seed": seed})
     folder = run.file("segmenter", _key(row), f"seed_{seed}")
-    train, val = random_holdout(spec["train"], scfg.run.inner_fraction, seed)
 
     def data(cases: list[Case], training: bool):
         return make_dataset(cases, scfg.data, seed=seed, train=training, kind="volumes")
 
-    res = fit(lambda: Segmenter(scfg), data(train, True), data(val, False), folder, scfg.run, seed=seed, log=log,
-              desc=f"{row} seed {seed}")
+    done = train_holdout(spec["train"], test, scfg.run, folder, build=lambda _: Segmenter(scfg), datasets=data,
+                         seed=seed, log=log, desc=f"{row} seed {seed}")
     if spec["finetune"]:
         ft = replaced(scfg, {"run.epochs": cfg.finetune_epochs})
-        ft_train, ft_val = random_holdout(spec["finetune"], ft.run.inner_fraction, seed + 1)
-        pretrained = folder / "best.pt"
+        pretrained = done.folder / "best.pt"
 
-        def start() -> Segmenter:
+        def start(_: Any) -> Segmenter:
             system = Segmenter(ft)
             system.networks["model"].load_state_dict(load_system(pretrained).networks["model"].state_dict())
             return system
 
-        folder = folder / "finetune"
-        res = fit(start, data(ft_train, True), data(ft_val, False), folder, ft.run, seed=seed, log=log,
-                  desc=f"{row} seed {seed} fine-tuning")
-    model = load_system(folder / "best.pt").networks["model"].eval()
+        done = train_holdout(spec["finetune"], test, ft.run, folder / "finetune", build=start, datasets=data,
+                             seed=seed, split_seed=seed + 1, log=log, desc=f"{row} seed {seed} fine-tuning")
+    res = done.result
+    model = done.kept().networks["model"].eval()
     ds = make_dataset(test, scfg.data, seed=seed, kind="volumes")
     out = []
     for i, case in enumerate(test):
