@@ -9,7 +9,6 @@ is the run's selection protocol (:mod:`strokesynth.engine.protocol`), saved with
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from strokesynth.config import load_config, to_dict
+from strokesynth.config import load_config, replaced, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
@@ -59,10 +58,9 @@ def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with its data set, derived and cache folders absolute, so the saved config finds
     them from any working directory (``train --resume --out RUN`` alone)."""
     d = cfg.data
-    return dataclasses.replace(cfg, data=dataclasses.replace(
-        d, dataset=str(Path(d.dataset).resolve()) if d.dataset else d.dataset,
-        derived=[str(Path(p).resolve()) for p in d.derived],
-        cache_dir=str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir))
+    return replaced(cfg, {"data.dataset": str(Path(d.dataset).resolve()) if d.dataset else d.dataset,
+                          "data.derived": [str(Path(p).resolve()) for p in d.derived],
+                          "data.cache_dir": str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir})
 
 
 #: the run's record of what was measured from its data (beside ``config.yaml``, which stays as resolved)
@@ -79,11 +77,11 @@ def measure_training_data(cases: list[Case]) -> dict[str, Any]:
 def predict_config(system: Segmenter) -> TrainConfig:
     """A restored segmenter's config as ``predict`` reads it: the resolved config with the
     measured training pixel size in ``data.pixel_mm`` where the config left it to be measured
-    (a new config through :func:`dataclasses.replace`; the saved one is not changed)."""
+    (a new config, :func:`strokesynth.config.replaced`; the saved one is not changed)."""
     cfg, pixel = system.config, system.measured.get("pixel_mm")
     if cfg.data.pixel_mm > 0 or not pixel:
         return cfg
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, pixel_mm=float(pixel)))
+    return replaced(cfg, {"data.pixel_mm": float(pixel)})
 
 
 def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = False, resume: bool = False,
