@@ -457,7 +457,7 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
     bolus window, settings). Tmax is read at the onset of the residue (``--set tmax_rule=peak``
     for its argmax, as vendor software reports it; docs/perfusion.md compares the two).
     """
-    from strokesynth.perfusion.cli_job import run_perfusion
+    from strokesynth.apps.perfusion import run_perfusion
 
     run_perfusion(source, out, method=method, config_path=config_path, overrides=list(overrides),
                   aif_mask=aif_mask, force=force, echo=click.echo)

@@ -44,6 +44,8 @@ def test_maps_computed_from_the_raw_ctp_equal_the_data_sets(capsys, trained):
                               _img(full / case / "tmax.nii.gz") > 6.0)
         perf = json.loads((out / "maps" / "perfusion.json").read_text())
         assert perf["method"] == "osvd" and perf["computed"] == list(MAPS) and perf["frames"] >= 12
+        assert perf["aif"]["arrival_s"] > 0 and (out / "maps" / "aif.png").is_file()
+        assert "AIF arrival" in (out / "report.html").read_text()
         page = (out / "report.html").read_text()
         assert "Tmax &gt; 6 s" in page and "data:image/png;base64" in page and "bolus window" in page
         assert "maps" not in [p.name for p in (root / "p_full" / case).iterdir()]  # given maps are not rewritten

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -140,6 +141,9 @@ def test_phantom_and_perfusion_cli(tmp_path, capsys):
     for name in ("cbf", "cbv", "mtt", "tmax", "mip", "mask", "cta_frames"):
         assert (maps / f"{name}.nii.gz").exists()
     assert (maps / "perfusion.json").exists()
+    facts = json.loads((maps / "perfusion.json").read_text())["aif"]
+    assert facts["arrival_s"] < facts["peak_time_s"] and len(facts["location_voxel"]) == 3 and len(facts["voxels"]) == 6
+    assert (maps / "aif.png").stat().st_size > 1000  # the AIF with its arrival and peak drawn
 
     # a 3D file is not a 4D CTP: one error line, exit 2, nothing written
     ct = next((out / "case_1").glob("SMIR.Brain.XX.O.CT.*/*.nii"))

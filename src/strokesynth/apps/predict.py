@@ -130,6 +130,16 @@ def open_cases(source: Path, require: list[str]) -> list[Case]:
     raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
 
 
+def draw_input_functions(computed: Any, path: Path, title: str) -> None:
+    """The AIF (and VOF) figure of a case whose maps were computed (:class:`ComputedMaps`)."""
+    from strokesynth.plots import input_function_figure
+
+    if computed.aif is not None:
+        input_function_figure(computed.aif.curve, computed.dt, path, arrival_s=computed.aif.arrival_time,
+                              peak_s=computed.aif.peak_time, vof=None if computed.vof is None else computed.vof.curve,
+                              title=title)
+
+
 #: relative difference of in-plane pixel size above which predict resamples a case
 PIXEL_TOLERANCE = 0.05
 
@@ -373,6 +383,7 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             for key in computed.keys:
                 write_volume(case[key], folder / "maps" / f"{key}.nii.gz")
             if computed.keys:
+                draw_input_functions(computed, folder / "maps" / "aif.png", f"{case.id}: arterial input function")
                 write_json_atomic(folder / "maps" / "perfusion.json", {"method": computed.method, "computed": computed.keys,
                                                                        "seconds": round(computed.seconds, 2),
                                                                        **computed.info})

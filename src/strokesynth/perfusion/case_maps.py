@@ -25,6 +25,7 @@ import numpy as np
 from strokesynth.data.case import Case
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
+from strokesynth.perfusion.aif import InputFunction
 from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
 
 #: the perfusion maps a CTP segmenter takes, in the order analyze_ctp names them
@@ -44,6 +45,8 @@ class ComputedMaps:
         seconds: wall-clock time of the analysis, s.
         brain: ``(X, Y, Z)`` brain mask of the analysis (``None`` when nothing was computed).
         info: bolus window, AIF peak, venous scale, invalid-voxel counts (JSON-ready).
+        aif, vof: the arterial input function used and the venous output that scaled it.
+        dt: frame interval of the scan, s.
     """
 
     keys: list[str] = field(default_factory=list)
@@ -51,6 +54,9 @@ class ComputedMaps:
     seconds: float = 0.0
     brain: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    aif: InputFunction | None = None
+    vof: InputFunction | None = None
+    dt: float = 0.0
 
 
 def missing_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS) -> list[str]:
@@ -118,7 +124,8 @@ def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KE
             "dt_s": ctp.dt, "frames": int(ctp.shape[3])}
     if "venous_scaling" in result.info:  # why it was skipped (frames moved by motion correction)
         info["venous_scaling"] = result.info["venous_scaling"]
-    return out, ComputedMaps(todo, cfg.method, seconds, result.mask.array > 0, info)
+    return out, ComputedMaps(todo, cfg.method, seconds, result.mask.array > 0, info, result.aif, result.vof,
+                             float(ctp.dt))
 
 
 def hypoperfusion(tmax: np.ndarray, threshold_s: float = TMAX_HYPOPERFUSION_S) -> np.ndarray:

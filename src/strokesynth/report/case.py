@@ -45,7 +45,11 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
                 ["brain voxels set to 0 (physically impossible)", bad or "–"],
                 ["time", f"{fmt(perf['seconds'], 1)} s"]]
         sections.append(("maps", "Perfusion maps computed from the raw 4D CTP",
-                         table(prow, ["", "value"]) + "<p class='note'>The maps are in maps/ beside this page.</p>"))
+                         table(prow, ["", "value"])
+                         + (figure(folder / "maps" / "aif.png", "the arterial input function the maps were computed "
+                                   "with: its arrival (dashed) and peak (dotted); the venous output that scaled it in blue")
+                            if (folder / "maps" / "aif.png").is_file() else "")
+                         + "<p class='note'>The maps are in maps/ beside this page.</p>"))
     else:
         sections.append(("maps", "Perfusion maps", "<p>The case's own maps were used.</p>"))
     return write_page(folder / "report.html", f"strokesynth: {row['case']}", sections)

@@ -15,6 +15,7 @@ from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
 from strokesynth.io.nifti import NIFTI_SUFFIXES, read_volume, write_volume
 from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
+from strokesynth.plots import input_function_figure
 
 
 def find_ctp(source: Path) -> Path:
@@ -72,6 +73,9 @@ def run_perfusion(
         write_volume(result.invalid, tmp / "invalid.nii.gz")
         write_volume(Volume(result.frames, ctp.affine, dt=None), tmp / "cta_frames.nii.gz")
         write_json_atomic(tmp / "perfusion.json", report)
+        input_function_figure(result.aif.curve, float(ctp.dt), tmp / "aif.png", arrival_s=result.aif.arrival_time,
+                              peak_s=result.aif.peak_time, vof=None if result.vof is None else result.vof.curve,
+                              title=f"{path.name}: arterial input function")
     brain = result.mask.array > 0
     echo(f"{path.name}: {ctp.shape[3]} frames at {ctp.dt} s, bolus window frames {result.window[0]}-{result.window[1]}, "
          f"AIF arrival {report['aif']['arrival_s']:.2f} s, peak {report['aif_peak_hu']:.0f} HU at "
