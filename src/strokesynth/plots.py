@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -121,21 +122,23 @@ def curves_figure(
     _save(fig, path)
 
 
-def input_function_figure(aif: np.ndarray, dt: float, path: str | os.PathLike, *, arrival_s: float | None,
-                          peak_s: float, vof: np.ndarray | None = None, title: str = "") -> None:
-    """Save the arterial input function ``(T,)`` (HU over its baseline) against time (frames every
-    ``dt`` s), its arrival (half-height of the rise) and peak marked, and the venous output
-    function ``(T,)`` when one scaled it."""
+def input_function_figure(aif: Any, dt: float, path: str | os.PathLike, *, vof: Any = None, title: str = "") -> None:
+    """Save an arterial input function against time (frames every ``dt`` s) with its arrival
+    (half-height of the rise) and peak marked, and the venous output function when one scaled it.
+
+    ``aif``, ``vof``: :class:`strokesynth.perfusion.aif.InputFunction` (``curve`` ``(T,)`` in HU over
+    the baseline, ``arrival_time`` and ``peak_time`` in s)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = np.arange(len(aif)) * dt
+    arrival_s, peak_s = aif.arrival_time, aif.peak_time
+    t = np.arange(len(aif.curve)) * dt
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
-    ax.plot(t, aif, "o-", color="tab:red", markersize=3, linewidth=1.2, label="AIF")
+    ax.plot(t, aif.curve, "o-", color="tab:red", markersize=3, linewidth=1.2, label="AIF")
     if vof is not None:
-        ax.plot(t, vof, "s-", color="tab:blue", markersize=2, linewidth=1.0, label="VOF")
+        ax.plot(t, vof.curve, "s-", color="tab:blue", markersize=2, linewidth=1.0, label="VOF")
     if arrival_s is not None:
         ax.axvline(arrival_s, color="tab:red", linestyle="--", linewidth=1.0, label=f"AIF arrival {arrival_s:.2f} s")
     ax.axvline(peak_s, color="tab:red", linestyle=":", linewidth=1.0, label=f"AIF peak {peak_s:.2f} s")

@@ -73,8 +73,7 @@ def run_perfusion(
         write_volume(result.invalid, tmp / "invalid.nii.gz")
         write_volume(Volume(result.frames, ctp.affine, dt=None), tmp / "cta_frames.nii.gz")
         write_json_atomic(tmp / "perfusion.json", report)
-        input_function_figure(result.aif.curve, float(ctp.dt), tmp / "aif.png", arrival_s=result.aif.arrival_time,
-                              peak_s=result.aif.peak_time, vof=None if result.vof is None else result.vof.curve,
+        input_function_figure(result.aif, float(ctp.dt), tmp / "aif.png", vof=result.vof,
                               title=f"{path.name}: arterial input function")
     brain = result.mask.array > 0
     echo(f"{path.name}: {ctp.shape[3]} frames at {ctp.dt} s, bolus window frames {result.window[0]}-{result.window[1]}, "

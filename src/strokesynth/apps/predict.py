@@ -42,7 +42,7 @@ from strokesynth.perfusion.case_maps import (
     with_perfusion_maps,
 )
 from strokesynth.perfusion.maps import PerfusionConfig
-from strokesynth.plots import panel_row
+from strokesynth.plots import input_function_figure, panel_row
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwiConfig
 from strokesynth.systems.segmenter import TrainConfig
 
@@ -128,16 +128,6 @@ def open_cases(source: Path, require: list[str]) -> list[Case]:
     if problem.where and target in Path(problem.where).resolve().parents:
         raise problem  # a data set whose case (named in the message) is broken
     raise DataError(source, f"not a data set and not a case folder inside one ({problem.problem})")
-
-
-def draw_input_functions(computed: Any, path: Path, title: str) -> None:
-    """The AIF (and VOF) figure of a case whose maps were computed (:class:`ComputedMaps`)."""
-    from strokesynth.plots import input_function_figure
-
-    if computed.aif is not None:
-        input_function_figure(computed.aif.curve, computed.dt, path, arrival_s=computed.aif.arrival_time,
-                              peak_s=computed.aif.peak_time, vof=None if computed.vof is None else computed.vof.curve,
-                              title=title)
 
 
 #: relative difference of in-plane pixel size above which predict resamples a case
@@ -383,7 +373,9 @@ def predict_cases(models: list[Model], source: str | os.PathLike,
             for key in computed.keys:
                 write_volume(case[key], folder / "maps" / f"{key}.nii.gz")
             if computed.keys:
-                draw_input_functions(computed, folder / "maps" / "aif.png", f"{case.id}: arterial input function")
+                if computed.aif is not None:
+                    input_function_figure(computed.aif, computed.dt, folder / "maps" / "aif.png", vof=computed.vof,
+                                          title=f"{case.id}: arterial input function")
                 write_json_atomic(folder / "maps" / "perfusion.json", {"method": computed.method, "computed": computed.keys,
                                                                        "seconds": round(computed.seconds, 2),
                                                                        **computed.info})
