@@ -252,7 +252,7 @@ def test_perfusion_bad_inputs(capsys, tmp_path):
     good[3, 3, 0] += bolus
     cases = {
         "nan.nii.gz": (np.where(np.indices(good.shape)[0] == 0, np.nan, good).astype(np.float32), 1.0, "NaN"),
-        "nodt.nii.gz": (good, 0.0, "time step"),
+        "nodt.nii.gz": (good, 0.0, "give --frame-interval"),
         "short.nii.gz": (good[..., :8], 1.0, "frames"),
         "flat.nii.gz": (np.full(good.shape, 30, np.float32), 1.0, "bolus"),
         "ct3d.nii.gz": (good[..., 0], 1.0, "4D"),
@@ -264,6 +264,29 @@ def test_perfusion_bad_inputs(capsys, tmp_path):
         code, _, err = run_cli(capsys, "perfusion", str(src), "--out", str(out))
         assert_user_error(code, err, name, needle)
         assert not out.exists()
+    # frame timing: a sidecar whose times do not match the frames, an unreadable sidecar
+    src = _ctp_file(tmp_path / "side.nii.gz", good, 0.0)
+    (tmp_path / "side.json").write_text('{"FrameTimesStart": [0, 1, 2]}')
+    code, _, err = run_cli(capsys, "perfusion", str(src), "--out", str(tmp_path / "o_side"))
+    assert_user_error(code, err, "side.nii.gz", "3 times, the CTP 30 frames")
+    (tmp_path / "side.json").write_text("{not json")
+    code, _, err = run_cli(capsys, "perfusion", str(src), "--out", str(tmp_path / "o_side"))
+    assert_user_error(code, err, "side.json", "not valid JSON")
+    assert not (tmp_path / "o_side").exists()
+    # ... and the two ways to give it: --frame-interval, or uneven times in the sidecar
+    code, out, err = run_cli(capsys, "perfusion", str(tmp_path / "nodt.nii.gz"), "--out", str(tmp_path / "o_given"),
+                             "--frame-interval", "1.0", "--set", "venous_scaling=false")
+    assert code == 0, err
+    assert "given (--frame-interval)" in out
+    times = np.concatenate([np.arange(20.0), 20 + 2.0 * np.arange(1, 11)])
+    (tmp_path / "side.json").write_text('{"FrameTimesStart": %s}' % times.tolist())
+    code, out, err = run_cli(capsys, "perfusion", str(src), "--out", str(tmp_path / "o_uneven"),
+                             "--set", "venous_scaling=false")
+    assert code == 0, err
+    assert "resampled to 41 uniform frames" in out
+    import json
+    facts = json.loads((tmp_path / "o_uneven" / "perfusion.json").read_text())
+    assert facts["frame_timing"]["uneven"] and facts["dt_s"] == 1.0
     src = _ctp_file(tmp_path / "ok.nii.gz", good)
     mask = tmp_path / "mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((5, 5, 2), np.uint8), np.eye(4)), str(mask))

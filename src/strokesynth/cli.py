@@ -445,13 +445,16 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 @click.option("--aif-mask", type=IN_PATH, default=None,
               help="NIfTI mask of voxels to take the AIF from (default: automatic over the brain).")
+@click.option("--frame-interval", type=float, default=None, metavar="SECONDS",
+              help="Frame interval of a CTP whose JSON sidecar and header (pixdim[4]) do not give it.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def perfusion(source: Path, out: Path, method: str | None, config_path: Path | None, overrides: tuple[str, ...],
-              aif_mask: Path | None, force: bool) -> None:
+              aif_mask: Path | None, frame_interval: float | None, force: bool) -> None:
     """Compute CBF, CBV, MTT, Tmax and the temporal MIP from a raw 4D CTP.
 
-    SOURCE is a 4D NIfTI (x, y, z, t in HU, time step in pixdim[4]) or an ISLES 2018 case folder
-    holding a CT_4DPWI. OUT receives cbf/cbv/mtt/tmax/mip/mask.nii.gz (input affine),
+    SOURCE is a 4D NIfTI (x, y, z, t in HU) or an ISLES 2018 case folder holding a CT_4DPWI. The frame
+    timing comes from a JSON sidecar beside it (FrameTimesStart, seconds: uneven frames are resampled
+    onto a uniform grid; or FrameInterval), else pixdim[4], else --frame-interval. OUT receives cbf/cbv/mtt/tmax/mip/mask.nii.gz (input affine),
     invalid.nii.gz (flags of voxels whose CBF 1, CBV 2, MTT 4 or Tmax 8 was negative (Tmax: by more
     than one frame) or NaN and is set to 0), cta_frames.nii.gz (the bolus window resampled to a few frames) and perfusion.json (AIF,
     bolus window, settings). Tmax is read at the onset of the residue (``--set tmax_rule=peak``
@@ -460,7 +463,7 @@ def perfusion(source: Path, out: Path, method: str | None, config_path: Path | N
     from strokesynth.apps.perfusion import run_perfusion
 
     run_perfusion(source, out, method=method, config_path=config_path, overrides=list(overrides),
-                  aif_mask=aif_mask, force=force, echo=click.echo)
+                  aif_mask=aif_mask, frame_interval=frame_interval, force=force, echo=click.echo)
 
 
 @cli.command()
@@ -546,6 +549,14 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
     evaluate_run(run, echo=click.echo)
 
 
+def _perfusion_config(method: str, frame_interval: float | None):
+    from strokesynth.config import load_config
+    from strokesynth.perfusion.maps import PerfusionConfig
+
+    sets = [f"method={method}"] + ([] if frame_interval is None else [f"frame_interval_s={frame_interval}"])
+    return load_config(PerfusionConfig, None, sets)
+
+
 @cli.command()
 @click.option("--model", "models", multiple=True, required=True, type=IN_PATH,
               help="A run folder, a pseudo-DWI recipe row folder (rows/<row>), a pseudo-healthy model folder or a fold's best.pt "
@@ -556,6 +567,8 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
 @click.option("--threshold", type=float, default=None, help="Probability threshold [the model's, 0.5].")
 @click.option("--perfusion-method", type=click.Choice(["osvd", "csvd", "ssvd", "tikhonov"]), default="osvd",
               show_default=True, help="Deconvolution for cases that bring a raw 4D CTP but not the maps.")
+@click.option("--frame-interval", type=float, default=None, metavar="SECONDS",
+              help="Frame interval of a raw CTP whose JSON sidecar and header (pixdim[4]) do not give it.")
 @click.option("--tmax-threshold", type=float, default=6.0, show_default=True,
               help="Tmax (s) above which tissue counts as hypoperfused.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [the model's].")
@@ -568,13 +581,14 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
               "cases are kept; same models, data and settings).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
-            tmax_threshold: float, device: str | None, precision: str, engine: str, resume: bool,
+            frame_interval: float | None, tmax_threshold: float, device: str | None, precision: str, engine: str, resume: bool,
             force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
     one HTML page per case, volumes.csv.
 
     A case needs the maps the model takes (CBF, CBV, MTT, Tmax), or its raw 4D CTP instead
-    (a plain case folder with ct.nii.gz and ctp.nii.gz, the frame interval in pixdim[4]): the
+    (a plain case folder with ct.nii.gz and ctp.nii.gz; the frame timing from a ctp.json sidecar,
+    pixdim[4] or --frame-interval): the
     maps are then computed (--perfusion-method) and written under maps/. Where there is a Tmax map the
     Tmax > 6 s hypoperfusion, the mismatch volume and ratio are written too. The core is kept
     within the brain (from the CT, the perfusion analysis or the maps); a core marked outside it,
@@ -586,7 +600,6 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     pathology_map.nii.gz instead."""
     from strokesynth.apps.predict import load_predictor, predict_cases
     from strokesynth.apps.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
-    from strokesynth.perfusion.maps import PerfusionConfig
     from strokesynth.report.case import write_case_page
 
     device = _device(device)
@@ -604,7 +617,7 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
         predict_cases(loaded, source, out, force=force, threshold=threshold,
-                      perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
+                      perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
                       case_page=write_case_page, resume=resume, echo=click.echo)
         click.echo(f"wrote {out}")
         return
@@ -627,7 +640,7 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     click.echo(f"precision: {'bf16' if loaded[0][1].run.amp == 'bf16' else 'fp32'} on {loaded[0][1].run.device}"
                + (" (auto)" if precision == "auto" else ""))
     predict_cases(loaded, source, out, force=force, threshold=threshold,
-                  perfusion=PerfusionConfig(method=perfusion_method), tmax_threshold_s=tmax_threshold,
+                  perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
                   case_page=write_case_page, resume=resume, echo=click.echo)
     click.echo(f"wrote {out}")
 

@@ -13,7 +13,7 @@ from strokesynth._fs import atomic_dir, write_json_atomic
 from strokesynth.config import load_config, to_dict
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
-from strokesynth.io.nifti import NIFTI_SUFFIXES, read_volume, write_volume
+from strokesynth.io.nifti import NIFTI_SUFFIXES, read_sidecar, read_volume, write_volume
 from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
 from strokesynth.plots import input_function_figure
 
@@ -38,13 +38,20 @@ def run_perfusion(
     config_path: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
     aif_mask: str | os.PathLike | None = None,
+    frame_interval: float | None = None,
     force: bool = False,
     echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Analyse ``source`` and write the maps to ``out``; returns what perfusion.json holds."""
-    cfg = load_config(PerfusionConfig, config_path, [*(overrides or []), *([] if method is None else [f"method={method}"])])
+    """Analyse ``source`` and write the maps to ``out``; returns what perfusion.json holds.
+
+    The frame timing comes from the JSON sidecar beside the 4D file (``FrameTimesStart``, uneven
+    frames resampled), else pixdim[4], else ``frame_interval`` (s).
+    """
+    cfg = load_config(PerfusionConfig, config_path, [*(overrides or []), *([] if method is None else [f"method={method}"]),
+                                                     *([] if frame_interval is None else [f"frame_interval_s={frame_interval}"])])
     path = find_ctp(Path(source))
-    ctp = read_volume(path, ndim=4)
+    sidecar = read_sidecar(path)
+    ctp = read_volume(path, ndim=4, meta=None if sidecar is None else {"sidecar": sidecar})
     mask = None
     if aif_mask is not None:
         mvol = read_volume(aif_mask, kind="label", ndim=3)
@@ -60,7 +67,7 @@ def run_perfusion(
     report = {
         "source": str(path),
         "config": to_dict(cfg),
-        "dt_s": ctp.dt,
+        "dt_s": result.info["frame_timing"]["dt_s"],
         "frames": ctp.shape[3],
         **result.info,
         "aif": {**result.info["aif"], "curve_hu": [round(float(v), 3) for v in result.aif.curve],
@@ -73,10 +80,13 @@ def run_perfusion(
         write_volume(result.invalid, tmp / "invalid.nii.gz")
         write_volume(Volume(result.frames, ctp.affine, dt=None), tmp / "cta_frames.nii.gz")
         write_json_atomic(tmp / "perfusion.json", report)
-        input_function_figure(result.aif, float(ctp.dt), tmp / "aif.png", vof=result.vof,
+        input_function_figure(result.aif, float(report["dt_s"]), tmp / "aif.png", vof=result.vof,
                               title=f"{path.name}: arterial input function")
     brain = result.mask.array > 0
-    echo(f"{path.name}: {ctp.shape[3]} frames at {ctp.dt} s, bolus window frames {result.window[0]}-{result.window[1]}, "
+    timing = result.info["frame_timing"]
+    echo(f"{path.name}: {ctp.shape[3]} frames at {report['dt_s']:g} s ({timing['source']}"
+         + (f", resampled to {timing['resampled_frames']} uniform frames" if timing.get("uneven") else "")
+         + f"), bolus window frames {result.window[0]}-{result.window[1]}, "
          f"AIF arrival {report['aif']['arrival_s']:.2f} s, peak {report['aif_peak_hu']:.0f} HU at "
          f"{report['aif_peak_time_s']:.2f} s")
     for key in ("cbf", "cbv", "mtt", "tmax"):

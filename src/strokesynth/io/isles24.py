@@ -39,7 +39,7 @@ from strokesynth.data.case import Case
 from strokesynth.errors import OutputError
 from strokesynth.io.case_files import case_from_files
 from strokesynth.io.dataset_meta import DatasetMeta
-from strokesynth.io.nifti import NIFTI_SUFFIXES
+from strokesynth.io.nifti import NIFTI_SUFFIXES, read_sidecar
 from strokesynth.io.problems import ProblemLog
 
 NAME = "isles24"
@@ -95,6 +95,15 @@ def _subject_files(folder: Path, log: ProblemLog) -> dict[str, tuple[Path, str, 
     return found
 
 
+def _volume_meta(path: Path, session: str, root: Path) -> dict:
+    """The facts a volume carries: its session, its file and its JSON sidecar (the CTP's frame timing)."""
+    out: dict = {"session": session, "file": str(path.relative_to(root))}
+    sidecar = read_sidecar(path)
+    if sidecar is not None:
+        out["sidecar"] = sidecar
+    return out
+
+
 def _pattern(path: Path, root: Path, subject: str) -> str:
     return str(path.relative_to(root)).replace(subject, "sub-*")
 
@@ -133,7 +142,7 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
                 meta={"layout": NAME, "folder": str(folder),
                       "files": {k: str(v[0].relative_to(root)) for k, v in sorted(files.items())},
                       "sessions": {k: v[1] for k, v in sorted(files.items())}},
-                volume_meta={k: {"session": v[1], "file": str(v[0].relative_to(root))} for k, v in files.items()}))
+                volume_meta={k: _volume_meta(v[0], v[1], root) for k, v in files.items()}))
     for key in sorted(taken):
         for where, count in sorted(taken[key].items()):
             log.note(key, f"taken from {where} ({count} subject(s))")

@@ -20,6 +20,7 @@ Every failure (missing, truncated or non-NIfTI file, wrong dimensionality, NaN/I
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import zlib
 from pathlib import Path
@@ -136,12 +137,64 @@ class NiftiSource:
         raw = self._get(tuple(slice(None) for _ in self._image.shape))
         return self._finish(np.reshape(raw, self.shape))
 
+    def read_stored(self) -> tuple[np.ndarray, float, float]:
+        """The whole array in the dtype it has on disk, with its scaling not applied: ``(raw, slope,
+        inter)``, the values being ``raw * slope + inter`` (an int16 CTP stays int16: half the memory
+        of float32). Verified like :meth:`read`; float data is checked finite.
+        """
+        if self._image.dataobj.dtype.kind not in "iuf":
+            return self.read(), 1.0, 0.0
+        header = self._image.header
+        try:
+            if not self._verified:
+                with gzip.open(self.path, "rb") as fh:
+                    raw = array_from_file(self._image.shape, header.get_data_dtype(), fh,
+                                          offset=int(self._image.dataobj.offset), order="F", mmap=False)
+                    _drain(fh)
+                self._verified = True
+            else:
+                raw = np.asarray(self._image.dataobj.get_unscaled())
+        except _READ_ERRORS as exc:
+            raise self._corrupt(exc) from None
+        raw = np.reshape(raw, self.shape)
+        slope, inter = (float(getattr(self._image.dataobj, "slope", 1.0)),
+                        float(getattr(self._image.dataobj, "inter", 0.0)))
+        if raw.dtype.kind == "f":
+            bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+            if bad:
+                raise DataError(self.path, f"contains {bad} NaN/Inf voxel(s)")
+        return raw, slope, inter
+
     def read_slab(self, z: slice | int) -> np.ndarray:
         self.verify()
         extra = len(self._image.shape) - 3
         raw = self._get((slice(None), slice(None), z) + (slice(None),) * extra)
         target = self.shape[:2] + (() if isinstance(z, int) else (np.shape(raw)[2],)) + self.shape[3:]
         return self._finish(np.reshape(raw, target))
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar's path beside a NIfTI file (BIDS: ``x.nii.gz`` -> ``x.json``)."""
+    path = Path(path)
+    return path.with_name(strip_nifti_suffix(path.name) + ".json")
+
+
+def read_sidecar(path: str | os.PathLike) -> dict | None:
+    """The JSON sidecar beside the NIfTI ``path`` (None when there is none).
+
+    Raises:
+        DataError: the sidecar exists but is not a JSON object.
+    """
+    side = sidecar_path(path)
+    if not side.is_file():
+        return None
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(side, f"sidecar is not valid JSON ({_why(exc)})") from None
+    if not isinstance(data, dict):
+        raise DataError(side, f"sidecar holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def _drain(fh: gzip.GzipFile) -> None:

@@ -100,6 +100,72 @@ def peak_time(curve: np.ndarray, dt: float) -> float:
 ARRIVAL_TOLERANCE_S = 0.25
 
 
+class AifCandidates:
+    """The arterial candidates of :func:`select_aif`, gathered slab by slab (a 1-3 GB CTP is never
+    whole in float32), with the same choice as over the whole scan.
+
+    Each :meth:`add` keeps the ``keep`` highest-peaked complete passages of its voxels; ``keep``
+    (at least ``4 * n_voxels`` and 0.1 % of every voxel searched) is never fewer than the global
+    choice takes, so :meth:`choose` sees all of them.
+
+    Args:
+        n_voxels: voxels averaged into the AIF.
+        n_search: voxels searched in the whole scan (bounds the candidates kept per slab).
+        shape: ``(X, Y, Z)`` of the scan (flat indices -> voxel indices).
+    """
+
+    def __init__(self, n_voxels: int, n_search: int, shape: tuple[int, int, int]) -> None:
+        self.n_voxels = n_voxels
+        self.keep = max(4 * n_voxels, int(np.ceil(0.001 * n_search)))
+        self.shape = shape
+        self.n_ok = 0
+        self._flat: list[np.ndarray] = []
+        self._peak: list[np.ndarray] = []
+        self._curves: list[np.ndarray] = []
+
+    def add(self, curves: np.ndarray, flat: np.ndarray) -> None:
+        """Curves ``(N, T)`` of baseline-subtracted enhancement and their flat voxel indices ``(N,)``."""
+        if len(curves) == 0:
+            return
+        n_t = curves.shape[1]
+        peak = curves.max(axis=1)
+        k = curves.argmax(axis=1)
+        ok = (k > 0) & (k < n_t - 1) & (curves[:, -1] < 0.5 * peak) & (peak > 0)
+        cand = np.flatnonzero(ok)
+        self.n_ok += len(cand)
+        top = cand[np.argsort(-peak[cand], kind="stable")][: self.keep]
+        self._flat.append(np.asarray(flat)[top])
+        self._peak.append(peak[top])
+        self._curves.append(np.array(curves[top], np.float32))
+
+    def choose(self, dt: float, rank: str = "arrival", where: str = "AIF") -> InputFunction:
+        """The AIF of the candidates seen (see :func:`select_aif`)."""
+        n_voxels = self.n_voxels
+        if self.n_ok < n_voxels:
+            raise DataError(where, f"only {self.n_ok} voxel(s) with a complete bolus; cannot choose an AIF")
+        flat = np.concatenate(self._flat)
+        peak = np.concatenate(self._peak)
+        curves = np.concatenate(self._curves)
+        order = np.lexsort((flat, -peak))  # highest peak first, ties in voxel order
+        top = order[: max(n_voxels * 4, int(np.ceil(0.001 * self.n_ok)))]
+        if rank == "arrival":
+            arrival = arrival_times(curves[top], dt)
+            order = np.argsort(arrival, kind="stable")
+            # the n-th earliest is the reference: one noisy voxel cannot set it
+            ref = arrival[order[min(n_voxels, len(order)) - 1]]
+            early = top[order[: max(n_voxels, int((arrival <= ref + ARRIVAL_TOLERANCE_S).sum()))]]
+            chosen = early[np.argsort(-peak[early], kind="stable")][:n_voxels]  # the least partial volume
+        else:
+            ttp = curves[top].argmax(axis=1) * dt
+            early = top[np.argsort(ttp, kind="stable")][: max(n_voxels * 2, len(top) // 2)]
+            width = curve_features(curves[early], dt)["width"]
+            chosen = early[np.argsort(width, kind="stable")][:n_voxels]
+        curve = curves[chosen].mean(axis=0, dtype=np.float64)
+        voxels = np.stack(np.unravel_index(flat[chosen], self.shape), axis=1)
+        return InputFunction(curve.astype(np.float32), voxels, peak_time(curve, dt),
+                             float(arrival_times(curve[None], dt)[0]))
+
+
 def select_aif(
     enhancement: np.ndarray,
     mask: np.ndarray,
@@ -119,7 +185,8 @@ def select_aif(
     the reference) are kept, and the ``n_voxels`` highest of them (the least partial volume)
     averaged. ``rank="peak_frame"``
     is the earlier rule (kept for comparison): the earlier half by the frame of the peak, then
-    the narrowest.
+    the narrowest. The analysis of a whole scan gathers the same candidates slab by slab
+    (:class:`AifCandidates`).
 
     Args:
         enhancement: ``(X, Y, Z, T)`` baseline-subtracted enhancement.
@@ -128,31 +195,48 @@ def select_aif(
     """
     if rank not in ("arrival", "peak_frame"):
         raise DataError(where, f"unknown AIF ranking {rank!r} (arrival or peak_frame)")
-    idx = np.argwhere(mask)
-    if len(idx) == 0:
+    mask = np.asarray(mask, bool)
+    if not mask.any():
         raise DataError(where, "no voxels to choose an AIF from (empty mask)")
-    curves = enhancement[mask]
-    f = curve_features(curves, dt)
-    n_t = curves.shape[1]
-    k = curves.argmax(axis=1)
-    ok = (k > 0) & (k < n_t - 1) & (curves[:, -1] < 0.5 * f["peak"]) & (f["peak"] > 0)
-    if ok.sum() < n_voxels:
-        raise DataError(where, f"only {int(ok.sum())} voxel(s) with a complete bolus; cannot choose an AIF")
-    cand = np.flatnonzero(ok)
-    top = cand[np.argsort(-f["peak"][cand])][: max(n_voxels * 4, int(np.ceil(0.001 * len(cand))))]
-    if rank == "arrival":
-        arrival = arrival_times(curves[top], dt)
-        order = np.argsort(arrival, kind="stable")
-        # the n-th earliest is the reference: one noisy voxel cannot set it
-        ref = arrival[order[min(n_voxels, len(order)) - 1]]
-        early = top[order[: max(n_voxels, int((arrival <= ref + ARRIVAL_TOLERANCE_S).sum()))]]
-        chosen = early[np.argsort(-f["peak"][early], kind="stable")][:n_voxels]  # the least partial volume
-    else:
-        early = top[np.argsort(f["ttp"][top], kind="stable")][: max(n_voxels * 2, len(top) // 2)]
-        chosen = early[np.argsort(f["width"][early], kind="stable")][:n_voxels]
-    curve = curves[chosen].mean(axis=0, dtype=np.float64)
-    return InputFunction(curve.astype(np.float32), idx[chosen], peak_time(curve, dt),
-                         float(arrival_times(curve[None], dt)[0]))
+    found = AifCandidates(n_voxels, int(mask.sum()), mask.shape)
+    found.add(enhancement[mask], np.flatnonzero(mask))
+    return found.choose(dt, rank, where)
+
+
+class VofCandidates:
+    """The venous candidates of :func:`select_vof`, gathered slab by slab: each :meth:`add` keeps
+    the ``n_voxels`` largest areas among its late-peaking bolus passages."""
+
+    def __init__(self, aif: InputFunction, dt: float, n_voxels: int, shape: tuple[int, int, int]) -> None:
+        self.aif, self.dt, self.n_voxels, self.shape = aif, dt, n_voxels, shape
+        self.n_cand = 0
+        self._flat: list[np.ndarray] = []
+        self._area: list[np.ndarray] = []
+        self._curves: list[np.ndarray] = []
+
+    def add(self, curves: np.ndarray, flat: np.ndarray) -> None:
+        """Curves ``(N, T)`` of baseline-subtracted enhancement and their flat voxel indices ``(N,)``."""
+        if len(curves) == 0:
+            return
+        f = curve_features(curves, self.dt)
+        passage = curves[:, -1] < 0.5 * f["peak"]
+        cand = np.flatnonzero((f["ttp"] >= self.aif.peak_time + 2.0) & passage)
+        self.n_cand += len(cand)
+        top = cand[np.argsort(-f["area"][cand], kind="stable")][: self.n_voxels]
+        self._flat.append(np.asarray(flat)[top])
+        self._area.append(f["area"][top])
+        self._curves.append(np.array(curves[top], np.float32))
+
+    def choose(self, where: str = "VOF") -> InputFunction:
+        """The VOF of the candidates seen (see :func:`select_vof`)."""
+        if self.n_cand < self.n_voxels:
+            raise DataError(where, "too few late-peaking voxels to choose a venous output function")
+        flat = np.concatenate(self._flat)
+        area = np.concatenate(self._area)
+        chosen = np.lexsort((flat, -area))[: self.n_voxels]
+        curve = np.concatenate(self._curves)[chosen].mean(axis=0, dtype=np.float64)
+        voxels = np.stack(np.unravel_index(flat[chosen], self.shape), axis=1)
+        return InputFunction(curve.astype(np.float32), voxels, float(curve.argmax() * self.dt))
 
 
 def select_vof(
@@ -167,16 +251,10 @@ def select_vof(
     """Pick venous voxels: the largest area among curves peaking at least 2 s after the AIF whose
     curve is a bolus passage (back below half its peak by the last frame), not a step (a voxel
     that a moved edge of bone or air crossed has a large, late area too)."""
-    idx = np.argwhere(mask)
-    curves = enhancement[mask]
-    f = curve_features(curves, dt)
-    passage = curves[:, -1] < 0.5 * f["peak"]
-    cand = np.flatnonzero((f["ttp"] >= aif.peak_time + 2.0) & passage)
-    if len(cand) < n_voxels:
-        raise DataError(where, "too few late-peaking voxels to choose a venous output function")
-    chosen = cand[np.argsort(-f["area"][cand])][:n_voxels]
-    curve = curves[chosen].mean(axis=0, dtype=np.float64)
-    return InputFunction(curve.astype(np.float32), idx[chosen], float(curve.argmax() * dt))
+    mask = np.asarray(mask, bool)
+    found = VofCandidates(aif, dt, n_voxels, mask.shape)
+    found.add(enhancement[mask], np.flatnonzero(mask))
+    return found.choose(where)
 
 
 def venous_scale(aif: np.ndarray, vof: np.ndarray) -> float:

@@ -26,6 +26,7 @@ from strokesynth.data.case import Case
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
 from strokesynth.perfusion.aif import InputFunction
+from strokesynth.perfusion.frames import frame_timing, uniform_times
 from strokesynth.perfusion.maps import PerfusionConfig, analyze_ctp
 
 #: the perfusion maps a CTP segmenter takes, in the order analyze_ctp names them
@@ -71,8 +72,9 @@ def check_raw_ctp(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
 
     Raises:
         DataError: one line naming the case or the CTP file: a map is missing and there is no raw
-            CTP, the CTP is not 4D, its frame interval is missing or zero, or it has fewer frames
-            than the bolus-window rule needs (2K + 2).
+            CTP, the CTP is not 4D, no sidecar, header or setting gives its frame interval
+            (:func:`~strokesynth.perfusion.frames.frame_timing`), or it has fewer frames than the
+            bolus-window rule needs (2K + 2).
     """
     todo = missing_maps(case, needed)
     if not todo:
@@ -86,12 +88,11 @@ def check_raw_ctp(case: Case, needed: list[str] | tuple[str, ...] = MAP_KEYS,
     file = str(ctp.path or where)
     if ctp.ndim != 4:
         raise DataError(file, f"the raw CTP must be 4D (x, y, z, t), got shape {ctp.shape}")
-    if ctp.dt is None or not ctp.dt > 0:
-        raise DataError(file, "the frame interval of the 4D CTP is missing or zero (pixdim[4]); "
-                              "set it in the NIfTI header, in seconds")
+    timing = frame_timing(ctp, cfg.frame_interval_s)
+    n_frames = ctp.shape[3] if timing.times is None else len(uniform_times(timing.times, timing.dt))
     need = 2 * cfg.bolus_k + 2
-    if ctp.shape[3] < need:
-        raise DataError(file, f"only {ctp.shape[3]} frames; the bolus-window rule (K = {cfg.bolus_k}) needs at least {need}")
+    if n_frames < need:
+        raise DataError(file, f"only {n_frames} frames; the bolus-window rule (K = {cfg.bolus_k}) needs at least {need}")
     return todo
 
 
@@ -121,11 +122,12 @@ def with_perfusion_maps(case: Case, needed: list[str] | tuple[str, ...] = MAP_KE
     info = {"bolus_window": list(result.window), "aif_peak_hu": round(float(result.info["aif_peak_hu"]), 2),
             "aif_peak_time_s": round(float(result.info["aif_peak_time_s"]), 3), "aif": result.info["aif"],
             "venous_scale": result.info.get("venous_scale"), "invalid": result.info["invalid"],
-            "dt_s": ctp.dt, "frames": int(ctp.shape[3])}
+            "dt_s": result.info["frame_timing"]["dt_s"], "frames": int(ctp.shape[3]),
+            "frame_timing": result.info["frame_timing"]}
     if "venous_scaling" in result.info:  # why it was skipped (frames moved by motion correction)
         info["venous_scaling"] = result.info["venous_scaling"]
     return out, ComputedMaps(todo, cfg.method, seconds, result.mask.array > 0, info, result.aif, result.vof,
-                             float(ctp.dt))
+                             float(result.info["frame_timing"]["dt_s"]))
 
 
 def hypoperfusion(tmax: np.ndarray, threshold_s: float = TMAX_HYPOPERFUSION_S) -> np.ndarray:

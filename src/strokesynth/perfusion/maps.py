@@ -12,9 +12,17 @@ from scipy import ndimage
 from strokesynth.config import bounded
 from strokesynth.data.volume import Volume
 from strokesynth.errors import DataError
-from strokesynth.perfusion.aif import InputFunction, arrival_times, peak_time, select_aif, select_vof, venous_scale
-from strokesynth.perfusion.bolus import accumulated_curve, bolus_window, resample_frames, temporal_mip
+from strokesynth.perfusion.aif import (
+    AifCandidates,
+    InputFunction,
+    VofCandidates,
+    arrival_times,
+    peak_time,
+    venous_scale,
+)
+from strokesynth.perfusion.bolus import bolus_window
 from strokesynth.perfusion.deconvolution import PerfusionMaps, deconvolve
+from strokesynth.perfusion.frames import SLAB_BYTES, CtpFrames, frame_timing
 from strokesynth.perfusion.motion import register_frames
 
 
@@ -50,6 +58,9 @@ class PerfusionConfig:
             (:func:`strokesynth.perfusion.motion.register_frames`); ``info["motion"]`` reports
             the transforms and the frames that could not be registered.
         threads: threads of the registration.
+        frame_interval_s: the frame interval (s) of a CTP whose JSON sidecar and NIfTI header
+            (pixdim[4]) do not give it (``--frame-interval``); see
+            :func:`~strokesynth.perfusion.frames.frame_timing`.
     """
 
     method: str = "osvd"
@@ -69,6 +80,7 @@ class PerfusionConfig:
     frames: int = bounded(6, lo=1, hi=1000)
     motion_correction: bool = False
     threads: int = bounded(2, lo=1, hi=4096)
+    frame_interval_s: float | None = bounded(None, lo=0.0, lo_open=True)
 
 
 #: Frame intervals (s) accepted in a raw CTP: protocols sample every 0.5-3 s; outside this range
@@ -207,21 +219,31 @@ def _gaussian_matrix(n: int, sigma: float) -> torch.Tensor:
 
 def brain_curves(raw: np.ndarray, mask: np.ndarray, sigma_xy: tuple[float, float] | None = None) -> np.ndarray:
     """The enhancement curves of the brain voxels ``(N, T)`` (``mask``'s C order), smoothed in plane
-    within the brain when ``sigma_xy`` is given, normalised so that skull and air do not bleed in:
-    ``G(raw·m) / G(m)`` at the voxels of ``m``.
-
-    Equal to ``scipy.ndimage.gaussian_filter`` with sigma ``(sx, sy, 0, 0)`` (to float32 rounding),
-    computed as two matrix products on the brain's bounding box (grown by the kernel radius, so
-    only zeros are cropped), 2-4x faster than the line filter, and never allocating a second
-    full-size 4D array.
+    within the brain when ``sigma_xy`` is given (see :func:`smooth_in_plane`).
 
     Args:
         raw: ``(X, Y, Z, T)`` float32 enhancement (baseline subtracted), HU.
         mask: ``(X, Y, Z)`` bool brain mask, not empty.
         sigma_xy: Gaussian sigma along x and y, voxels (None: no smoothing).
     """
-    if sigma_xy is None:
-        return raw[mask]
+    curves = raw[mask]
+    return curves if sigma_xy is None else smooth_in_plane(curves, mask, sigma_xy)
+
+
+def smooth_in_plane(curves: np.ndarray, mask: np.ndarray, sigma_xy: tuple[float, float]) -> np.ndarray:
+    """Curves ``(N, T)`` of the voxels of ``mask`` ``(X, Y, Z)`` (its C order), smoothed in plane
+    within the mask, normalised so that skull and air do not bleed in: ``G(c·m) / G(m)`` at the
+    voxels of ``m``.
+
+    Equal to ``scipy.ndimage.gaussian_filter`` with sigma ``(sx, sy, 0, 0)`` of the masked 4D array
+    (to float32 rounding), computed as two matrix products on the mask's bounding box (grown by the
+    kernel radius, so only zeros are cropped), 2-4x faster than the line filter.
+
+    Args:
+        curves: ``(N, T)`` float32, N = ``mask.sum()``.
+        mask: ``(X, Y, Z)`` bool, not empty.
+        sigma_xy: Gaussian sigma along x and y, voxels.
+    """
     xs, ys = np.nonzero(mask.any(axis=2))
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     rx, ry = (int(4.0 * s + 0.5) for s in sigma_xy)  # scipy's kernel radius (truncate 4)
@@ -232,11 +254,26 @@ def brain_curves(raw: np.ndarray, mask: np.ndarray, sigma_xy: tuple[float, float
     nx, ny = m.shape[:2]
     gx, gy = _gaussian_matrix(nx, sigma_xy[0]), _gaussian_matrix(ny, sigma_xy[1])
     with torch.inference_mode():
-        box = torch.from_numpy(raw[x0:x1, y0:y1]) * m[..., None]
+        inside = torch.from_numpy(m_box)
+        box = torch.zeros((*m_box.shape, curves.shape[1]), dtype=torch.float32)
+        box[inside] = torch.from_numpy(np.ascontiguousarray(curves, np.float32))
         sm = torch.matmul(gy, (gx @ box.reshape(nx, -1)).reshape(nx, ny, -1)).reshape(box.shape)
         w = torch.matmul(gy, (gx @ m.reshape(nx, -1)).reshape(nx, ny, -1)).reshape(m.shape)
-        inside = torch.from_numpy(m_box)
         return (sm[inside] / w[inside].clamp(min=1e-3)[:, None]).numpy()
+
+
+def resampled_frames(frames: CtpFrames, start: int, end: int, n: int) -> np.ndarray:
+    """:func:`~strokesynth.perfusion.bolus.resample_frames` of a whole scan, two frames at a time:
+    ``(X, Y, Z, n)`` float32 HU."""
+    if n < 1:
+        raise DataError("resample_frames", f"need at least one frame, got {n}")
+    out = np.empty((*frames.shape[:3], n), np.float32)
+    for i, pos in enumerate(np.linspace(start, end, n)):
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, frames.shape[-1] - 1)
+        w = np.float32(pos - lo)
+        out[..., i] = frames.frame(lo) * (1 - w) + frames.frame(hi) * w
+    return out
 
 
 def analyze_ctp(
@@ -246,57 +283,85 @@ def analyze_ctp(
     aif: np.ndarray | None = None,
     aif_mask: np.ndarray | None = None,
     mask: np.ndarray | None = None,
+    slab_bytes: int = SLAB_BYTES,
 ) -> PerfusionResult:
     """CBF, CBV, MTT, Tmax and the temporal MIP of a 4D CTP Volume ``(X, Y, Z, T)`` in HU.
 
+    The scan is kept once in its stored dtype and analysed in z-slabs of at most ``slab_bytes``
+    of float32 (:mod:`strokesynth.perfusion.frames`): a 512 x 512 x 80 x 40 int16 CTP needs its
+    1.7 GB plus a few hundred MB, not the 9 GB of whole-array float32 copies. Every step is per
+    voxel or in plane, so the maps do not depend on the slab size (a test). With motion
+    correction the registered scan is held in float32.
+
     Args:
-        ctp: the raw scan; its ``dt`` must be set.
+        ctp: the raw scan; its frame timing comes from its sidecar, ``dt`` or
+            ``cfg.frame_interval_s`` (:func:`~strokesynth.perfusion.frames.frame_timing`); uneven
+            frames are resampled onto a uniform grid.
         cfg: settings (defaults: oSVD, kh 0.733, rho 1.04).
         aif: a given AIF ``(T,)`` in baseline-subtracted HU (skips selection).
         aif_mask: ``(X, Y, Z)`` bool, voxels to choose the AIF from (default: the brain mask).
         mask: ``(X, Y, Z)`` bool brain mask (default: computed from the baseline).
+        slab_bytes: float32 bytes converted at a time.
     """
     cfg = cfg or PerfusionConfig()
     where = str(ctp.path or "CTP")
     if ctp.ndim != 4:
         raise DataError(where, f"expected a 4D (x, y, z, t) CTP, got shape {ctp.shape}")
-    if ctp.dt is None:
-        raise DataError(where, "the time step of the 4D scan is unknown (pixdim[4] is 0)")
-    dt = ctp.dt
+    timing = frame_timing(ctp, cfg.frame_interval_s)
+    dt = timing.dt
     if not FRAME_INTERVAL_S[0] <= dt <= FRAME_INTERVAL_S[1]:
         raise DataError(where, f"frame interval {dt:g} s is outside what CT perfusion protocols use "
                                f"({FRAME_INTERVAL_S[0]:g}-{FRAME_INTERVAL_S[1]:g} s): check pixdim[4] and its time unit")
-    data = ctp.array.astype(np.float32, copy=False)
-    if data.shape[2] < 2:
-        raise DataError(where, f"only {data.shape[2]} slice; a CTP slab needs at least 2 (shape {data.shape})")
-    n_t = data.shape[-1]
+    if ctp.shape[2] < 2:
+        raise DataError(where, f"only {ctp.shape[2]} slice; a CTP slab needs at least 2 (shape {ctp.shape})")
+    frames = CtpFrames(ctp, timing)
+    n_t = frames.shape[-1]
+    shape3 = frames.shape[:3]
     if n_t < 2 * cfg.bolus_k + 2:
         raise DataError(where, f"only {n_t} frames; need at least {2 * cfg.bolus_k + 2}")
     spacing = ctp.spacing
     motion = None
     moved: list[int] = []
     if cfg.motion_correction:
-        data, report = register_frames(data, tuple(spacing[:3]), threads=cfg.threads)
+        data, report = register_frames(ctp.array, tuple(spacing[:3]), threads=cfg.threads)
+        frames = CtpFrames(ctp, timing, array=data)
         motion = report.as_dict()
         moved = sorted(report.resampled + report.failed)
-    rough = (data[..., 0] > cfg.tissue_hu[0]) & (data[..., 0] < cfg.tissue_hu[1])
-    accumulated = accumulated_curve(data, rough)
+    first = frames.frame(0)
+    rough = (first > cfg.tissue_hu[0]) & (first < cfg.tissue_hu[1])
+    del first
+    accumulated = frames.frame_sums(rough)
     check_time_order(accumulated, where)
     ts, te = bolus_window(accumulated, cfg.bolus_k, where)
     n_base = max(1, ts)
-    baseline = data[..., :n_base].mean(axis=-1)
+    baseline = np.zeros(shape3, np.float32)
+    for t in range(n_base):
+        baseline += frames.frame(t)
+    baseline /= np.float32(n_base)
     if mask is None:
         mask = brain_mask(baseline, cfg)
     mask = np.asarray(mask, bool)
-    if mask.shape != data.shape[:3]:
-        raise DataError(where, f"mask shape {mask.shape} does not match the scan {data.shape[:3]}")
+    if mask.shape != shape3:
+        raise DataError(where, f"mask shape {mask.shape} does not match the scan {shape3}")
     if not mask.any():
         raise DataError(where, "the brain mask is empty (is this a head CT in HU?)")
-    raw = data - baseline[..., None]  # enhancement, HU
-    curves = brain_curves(raw, mask, (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1])
-                          if cfg.smooth_mm > 0 else None)
 
-    info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base}
+    def slabs(region: np.ndarray):
+        """``(z0, z1, sub, curves)`` per slab: the HU curves ``(N, T)`` of ``region``'s voxels."""
+        for z0, z1 in frames.z_chunks(region.sum(axis=(0, 1)), slab_bytes):
+            sub = region[:, :, z0:z1]
+            if sub.any():
+                yield z0, z1, sub, frames.curves(sub, z0)
+
+    def gather(found: AifCandidates | VofCandidates, region: np.ndarray) -> None:
+        """Feed the enhancement curves of ``region``'s voxels to ``found``, slab by slab."""
+        for z0, z1, sub, curves in slabs(region):
+            curves -= baseline[:, :, z0:z1][sub][:, None]
+            xs, ys, zs = np.nonzero(sub)
+            found.add(curves, np.ravel_multi_index((xs, ys, zs + z0), shape3))
+
+    info: dict[str, Any] = {"bolus_window": [ts, te], "baseline_frames": n_base,
+                            "frame_timing": timing.describe()}
     if motion is not None:
         info["motion"] = motion
     vof = None
@@ -310,8 +375,14 @@ def analyze_ctp(
         search = mask if aif_mask is None else np.asarray(aif_mask, bool)
         if search.shape != mask.shape:
             raise DataError(where, f"AIF mask shape {search.shape} does not match the scan {mask.shape}")
+        if cfg.aif_rank not in ("arrival", "peak_frame"):
+            raise DataError(where, f"unknown AIF ranking {cfg.aif_rank!r} (arrival or peak_frame)")
+        if not search.any():
+            raise DataError(where, "no voxels to choose an AIF from (empty mask)")
         # select from unsmoothed curves: smoothing dilutes the small arteries
-        chosen = select_aif(raw, search, dt, n_voxels=cfg.aif_voxels, rank=cfg.aif_rank, where=where)
+        arterial = AifCandidates(cfg.aif_voxels, int(search.sum()), shape3)
+        gather(arterial, search)
+        chosen = arterial.choose(dt, cfg.aif_rank, where)
         if cfg.venous_scaling and moved and not cfg.vof_after_motion:
             info["venous_scaling"] = (f"skipped: motion correction moved or could not register {len(moved)} "
                                       "frame(s); a VOF on the sinuses is not readable after that")
@@ -319,7 +390,9 @@ def analyze_ctp(
             # the dural sinuses lie at the edge of the brain mask, against the inner table
             near = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 1), bool), iterations=3)
             near &= (baseline > cfg.tissue_hu[0]) & (baseline < cfg.bone_hu)
-            vof = select_vof(raw, near, dt, chosen, n_voxels=cfg.aif_voxels, where=where)
+            venous = VofCandidates(chosen, dt, cfg.aif_voxels, shape3)
+            gather(venous, near)
+            vof = venous.choose()
             factor = venous_scale(chosen.curve, vof.curve)
             chosen = InputFunction(chosen.curve * factor, chosen.voxels, chosen.peak_time, chosen.arrival_time)
             info["venous_scale"] = factor
@@ -327,18 +400,24 @@ def analyze_ctp(
     info["aif_peak_time_s"] = chosen.peak_time
     info["aif"] = chosen.describe()
 
-    maps: PerfusionMaps = deconvolve(curves, chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
-                                     threshold=cfg.threshold, oi=cfg.oi, tmax_rule=cfg.tmax_rule)
-    clean, flags = physical_limits(maps.as_dict(), tmax_resolution_s=dt)
-    out: dict[str, Volume] = {}
-    for key, values in clean.items():
-        full = np.zeros(mask.shape, np.float32)
-        full[mask] = values
-        out[key] = Volume(full, ctp.affine)
-    invalid = np.zeros(mask.shape, np.uint8)
-    invalid[mask] = flags
+    sigma = (cfg.smooth_mm / spacing[0], cfg.smooth_mm / spacing[1]) if cfg.smooth_mm > 0 else None
+    out_maps = {key: np.zeros(shape3, np.float32) for key in ("cbf", "cbv", "mtt", "tmax")}
+    invalid = np.zeros(shape3, np.uint8)
+    mip = np.zeros(shape3, np.float32)
+    for z0, z1, sub, curves in slabs(mask):
+        mip[:, :, z0:z1][sub] = curves[:, ts:te + 1].max(axis=1)
+        curves -= baseline[:, :, z0:z1][sub][:, None]  # enhancement, HU
+        if sigma is not None:
+            curves = smooth_in_plane(curves, sub, sigma)
+        maps: PerfusionMaps = deconvolve(curves, chosen.curve, dt, cfg.method, cfg.kh, cfg.rho,
+                                         threshold=cfg.threshold, oi=cfg.oi, tmax_rule=cfg.tmax_rule)
+        clean, flags = physical_limits(maps.as_dict(), tmax_resolution_s=dt)
+        for key, values in clean.items():
+            out_maps[key][:, :, z0:z1][sub] = values
+        invalid[:, :, z0:z1][sub] = flags
+    resampled = resampled_frames(frames, ts, te, cfg.frames)
     info["invalid"] = invalid_counts(invalid, mask)
-    out["mip"] = Volume(temporal_mip(data, ts, te) * mask, ctp.affine)
-    frames = resample_frames(data, ts, te, cfg.frames)
+    out: dict[str, Volume] = {key: Volume(values, ctp.affine) for key, values in out_maps.items()}
+    out["mip"] = Volume(mip, ctp.affine)
     return PerfusionResult(out, Volume(mask.astype(np.uint8), ctp.affine, kind="label"), chosen, vof,
-                           (ts, te), frames, info, Volume(invalid, ctp.affine, kind="label"))
+                           (ts, te), resampled, info, Volume(invalid, ctp.affine, kind="label"))
