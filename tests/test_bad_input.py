@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -279,12 +280,11 @@ def test_perfusion_bad_inputs(capsys, tmp_path):
     assert code == 0, err
     assert "given (--frame-interval)" in out
     times = np.concatenate([np.arange(20.0), 20 + 2.0 * np.arange(1, 11)])
-    (tmp_path / "side.json").write_text('{"FrameTimesStart": %s}' % times.tolist())
+    (tmp_path / "side.json").write_text(json.dumps({"FrameTimesStart": times.tolist()}))
     code, out, err = run_cli(capsys, "perfusion", str(src), "--out", str(tmp_path / "o_uneven"),
                              "--set", "venous_scaling=false")
     assert code == 0, err
     assert "resampled to 41 uniform frames" in out
-    import json
     facts = json.loads((tmp_path / "o_uneven" / "perfusion.json").read_text())
     assert facts["frame_timing"]["uneven"] and facts["dt_s"] == 1.0
     src = _ctp_file(tmp_path / "ok.nii.gz", good)

@@ -19,8 +19,8 @@ import click
 from strokesynth import __version__
 from strokesynth.errors import ConfigError, OutputError, StrokesynthError
 
-LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "isles24", "nnunet", "plain"]
-WRITE_CHOICES = ["isles2018", "isles22", "nnunet", "plain"]
+LAYOUT_CHOICES = ["auto", "isles2018", "isles22", "isles24", "isles24-raw", "nnunet", "plain"]
+WRITE_CHOICES = ["isles2018", "isles22", "isles24", "nnunet", "plain"]
 
 
 class LazyChoice(click.Choice):
@@ -353,6 +353,34 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
     click.echo(f"done in {summary['seconds']:.0f} s ({stages})")
 
 
+def _phantom_isles24(cfg, out: Path, subjects: int | None, healthy: int | None, seed: int | None, size: int | None,
+                     force: bool) -> None:
+    """``phantom --layout isles24``: see :mod:`strokesynth.phantom.isles24`."""
+    from strokesynth.config import freeze
+    from strokesynth.phantom.config import estimated_peak_bytes
+    from strokesynth.phantom.isles24 import Isles24Geometry, write_isles24_phantom
+    from strokesynth.resources import require_memory
+
+    for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
+        if value is not None:
+            cfg = dataclasses.replace(cfg, **{name: value})
+    if cfg.subjects + cfg.healthy < 1:
+        raise ConfigError("phantom", "need at least one subject (--subjects/--healthy)")
+    if size is not None and not 32 <= size <= 1024 or (size or 512) % 2:
+        raise ConfigError("--size", f"the ISLES'24 grid is an even number of pixels in 32-1024, got {size}")
+    geometry = Isles24Geometry(size=size or 512)
+    freeze(cfg)
+    ctp_bytes = geometry.size ** 2 * geometry.slices * geometry.frames * 2
+    require_memory(estimated_peak_bytes(geometry.simulation(cfg), False) + 3 * ctp_bytes, "--size",
+                   f"an ISLES'24 phantom subject of {geometry.size}x{geometry.size}x{geometry.slices} px")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OutputError(out, "exists and is not empty (use --force to replace it)")
+    start = time.time()
+    write_isles24_phantom(cfg, out, geometry, force=force, progress=click.echo)
+    click.echo(f"wrote {cfg.subjects + cfg.healthy} ISLES'24 subject(s) to {out} in {time.time() - start:.1f} s "
+               f"(ground truth in {out / 'groundtruth'})")
+
+
 @cli.command()
 @click.option("--out", type=OUT_PATH, required=True, help="Folder to write the cohort to.")
 @click.option("--subjects", type=int, default=None, help="Stroke subjects [config: 8].")
@@ -367,17 +395,24 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
 @click.option("--mr-study", is_flag=True,
               help="Write whole-brain MR studies (DWI, ADC, FLAIR, T1, brain mask, anatomical labels; "
                    "128x128x32 at 1.5x1.5x5 mm by default) instead of CTP slabs.")
-@click.option("--layout", type=click.Choice(["plain", "isles22"]), default="plain",
-              help="Layout of the MR studies [plain]; CTP slabs are always written as ISLES 2018.")
+@click.option("--layout", type=click.Choice(["isles2018", "isles24", "plain", "isles22"]), default=None,
+              help="CTP slabs: isles2018 [default] or isles24 (an ISLES'24 release: acute CTP with maps, NCCT, CTA, the "
+                   "follow-up DWI/ADC, the final infarct and clinical tables, on a 512 x 512 x 80 grid at 2 mm with 40 "
+                   "frames unless --size says otherwise); MR studies: plain [default] or isles22.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | None, size: int | None,
-            config_path: Path | None, overrides: tuple[str, ...], no_figures: bool, mr_study: bool, layout: str,
+            config_path: Path | None, overrides: tuple[str, ...], no_figures: bool, mr_study: bool, layout: str | None,
             force: bool) -> None:
     """Write a digital stroke phantom cohort in the ISLES 2018 layout, with ground truth.
 
     Every scan has CT, the raw 4D CTP, CBF/CBV/MTT/Tmax computed from it, DWI, FLAIR and the
     core mask (OT); OUT/groundtruth/ holds the true maps, penumbra and anatomy labels, a
     montage per case and phantom.json (per-case facts and the cohort summary).
+
+    With --layout isles24: one subject per stroke (or healthy) subject as an ISLES'24 release
+    (derivatives/ in NCCT space, raw_data/ NCCT, phenotype/ tables), simulated at half the written
+    resolution and interpolated onto it; the lesion is the final infarct (the core if recanalised,
+    core and penumbra if not); OUT/groundtruth/ holds core, penumbra and final infarct per subject.
 
     With --mr-study: one whole-brain MR study per subject in the plain or ISLES'22 layout, with
     skull-stripped images (*_brain), the brain mask, the anatomical label map (anatomy; table in
@@ -388,6 +423,12 @@ def phantom(out: Path, subjects: int | None, healthy: int | None, seed: int | No
     from strokesynth.phantom import PhantomConfig, cohort_summary, generate_cohort, write_phantom
 
     cfg = load_config(PhantomConfig, config_path, overrides)
+    if layout == "isles24" and not mr_study:
+        _phantom_isles24(cfg, out, subjects, healthy, seed, size, force)
+        return
+    if layout is not None and (layout in ("isles2018", "isles24")) == mr_study:
+        raise ConfigError("--layout", f"{layout} is a layout of {'CTP slabs' if mr_study else 'MR studies (--mr-study)'}")
+    layout = layout or ("plain" if mr_study else "isles2018")
     for name, value in (("subjects", subjects), ("healthy", healthy), ("seed", seed)):
         if value is not None:
             setattr(cfg, name, value)

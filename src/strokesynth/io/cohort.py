@@ -16,7 +16,7 @@ from types import ModuleType
 from strokesynth._fs import atomic_dir
 from strokesynth.data.case import Case, cases_by_subject
 from strokesynth.errors import DataError, OutputError
-from strokesynth.io import isles22, isles24, isles2018, nnunet, plain
+from strokesynth.io import isles22, isles24, isles24_raw, isles2018, nnunet, plain
 from strokesynth.io.case_files import case_from_files, check_unique
 from strokesynth.io.dataset_meta import DatasetMeta, read_meta, write_meta
 from strokesynth.io.nifti import is_nifti_name, strip_nifti_suffix
@@ -26,6 +26,7 @@ from strokesynth.io.problems import ProblemLog
 LAYOUTS: dict[str, ModuleType] = {
     nnunet.NAME: nnunet,
     isles24.NAME: isles24,
+    isles24_raw.NAME: isles24_raw,
     isles22.NAME: isles22,
     isles2018.NAME: isles2018,
     plain.NAME: plain,

@@ -84,7 +84,8 @@ def check_dataset(root: str | os.PathLike, *, layout: str = "auto", deep: bool =
             for key in sorted(case.modalities):
                 vol = case[key]
                 try:
-                    arr = vol.array
+                    # a 4D scan is read in its stored dtype (an int16 CTP: half the memory of float32)
+                    arr = vol.stored()[0] if vol.ndim == 4 else vol.array
                 except DataError as exc:
                     report.problems.append(exc.one_line())
                     continue
@@ -117,12 +118,42 @@ def check_dataset(root: str | os.PathLike, *, layout: str = "auto", deep: bool =
                 impossible=impossible,
             )
         )
+    report.notes.extend(clinical_summary(cohort.cases))
     all_mods = sorted({m for c in report.cases for m in c.modalities})
     for c in report.cases:
         lacking = [m for m in all_mods if m not in c.modalities]
         if lacking and lacking != [LABEL_KEY]:
             report.notes.append(f"{c.id}: lacks {', '.join(lacking)} that other cases have")
     return report
+
+
+def clinical_summary(cases: list) -> list[str]:
+    """One line per clinical variable of ``case.meta["clinical"]`` (ISLES'24 ``phenotype/``): how many
+    subjects have it and its median and range (numbers) or its counts (categories)."""
+    values: dict[str, list] = {}
+    with_tables = 0
+    for case in cases:
+        tables = case.meta.get("clinical") or {}
+        with_tables += bool(tables)
+        for session, table in sorted(tables.items()):
+            for name, value in table.items():
+                if value is not None:
+                    values.setdefault(f"{session} {name}", []).append(value)
+    if not values:
+        return []
+    lines = [f"clinical tables: {with_tables}/{len(cases)} subject(s)"]
+    for name, vals in sorted(values.items()):
+        numbers = [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(vals):
+            lines.append(f"clinical {name}: n={len(vals)}, median {np.median(numbers):.4g}, "
+                         f"range {min(numbers):.4g}-{max(numbers):.4g}")
+        else:
+            counts: dict[str, int] = {}
+            for v in vals:
+                counts[str(v)] = counts.get(str(v), 0) + 1
+            shown = ", ".join(f"{k}: {c}" for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
+            lines.append(f"clinical {name}: n={len(vals)}, {shown}")
+    return lines
 
 
 def _range(values: list[float]) -> str:

@@ -26,23 +26,38 @@ Keys: ``ncct`` -> ``ct``, ``cta``, ``ctp``, ``cbf``, ``cbv``, ``mtt``, ``tmax`` 
 ``meta["session"]``, every case its files in ``meta["files"]``.
 
 A case needs its acute imaging: the NCCT and the raw CTP or all four maps (the maps a case lacks
-are computed from its CTP where a command needs them). Not read yet: ``raw_data`` as its own
-layout (each scan on its own grid), the clinical tables of ``phenotype/``; not written.
+are computed from its CTP where a command needs them). A JSON sidecar beside an image travels
+with it (``meta["sidecar"]``: the CTP's frame times). The clinical tables under
+``phenotype/<subject>/ses-NN/*.csv`` (one header row and one row of values each) go into
+``case.meta["clinical"]`` as ``{session: {column: value}}``; ``check`` summarises them.
+
+The layout ``isles24-raw`` (:data:`RAW_NAME`, never detected, asked for with ``--layout``) reads
+``raw_data/`` instead: the acute scans each on its own grid (the NCCT is the reference; the CTP,
+its maps and the CTA keep their native geometry), without the follow-up and the masks, which the
+release has only in NCCT space.
+
+:func:`write` writes the same tree (``derivatives/`` in NCCT space, the NCCT under ``raw_data/``,
+``phenotype/`` from ``case.meta["clinical"]``), which ``strokesynth phantom --layout isles24`` uses.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
+from typing import Any
 
+from strokesynth._fs import write_json_atomic
 from strokesynth.data.case import Case
 from strokesynth.errors import OutputError
-from strokesynth.io.case_files import case_from_files
+from strokesynth.io.case_files import case_from_files, write_case_volumes
 from strokesynth.io.dataset_meta import DatasetMeta
 from strokesynth.io.nifti import NIFTI_SUFFIXES, read_sidecar
 from strokesynth.io.problems import ProblemLog
 
 NAME = "isles24"
+#: the layout name of ``raw_data/`` read on its own (each scan on its own grid)
+RAW_NAME = "isles24-raw"
 
 #: ISLES'24 file suffix -> strokesynth key.
 SUFFIX_TO_KEY = {"ncct": "ct", "cta": "cta", "ctp": "ctp", "cbf": "cbf", "cbv": "cbv", "mtt": "mtt", "tmax": "tmax",
@@ -108,18 +123,63 @@ def _pattern(path: Path, root: Path, subject: str) -> str:
     return str(path.relative_to(root)).replace(subject, "sub-*")
 
 
-def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
-    """Read every subject of ``root/derivatives`` as one case (see the module docstring)."""
-    base = root / "derivatives"
+def _value(text: str) -> Any:
+    """A CSV cell as int, float or the stripped string (empty -> None)."""
+    text = text.strip()
+    if text == "" or text.lower() in ("nan", "na", "n/a"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_clinical(root: Path, subject: str, log: ProblemLog) -> dict[str, dict[str, Any]]:
+    """``{session: {column: value}}`` from ``root/phenotype/<subject>/ses-NN/*.csv`` (header + one row)."""
+    base = root / "phenotype" / subject
+    out: dict[str, dict[str, Any]] = {}
     if not base.is_dir():
-        log.add(root, "no derivatives/ folder: this reader takes the co-registered derivatives of the release "
-                      "(raw_data/ alone, each scan on its own grid, is not read yet)")
+        return out
+    for path in sorted(base.rglob("*.csv")):
+        session = next((part for part in path.relative_to(base).parts if part.startswith("ses-")), "ses-01")
+        try:
+            rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            log.add(path, f"clinical table is not readable CSV ({exc})")
+            continue
+        rows = [r for r in rows if any(cell.strip() for cell in r)]
+        if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+            log.add(path, f"clinical table has {len(rows)} non-empty row(s); expected a header and one row of values")
+            continue
+        table = out.setdefault(session, {})
+        for name, cell in zip(rows[0], rows[1], strict=True):
+            if name.strip():
+                table[name.strip()] = _value(cell)
+    return out
+
+
+def read(root: Path, meta: DatasetMeta, log: ProblemLog, *, tree: str = "derivatives") -> list[Case]:
+    """Read every subject of ``root/<tree>`` as one case (see the module docstring).
+
+    Args:
+        tree: ``"derivatives"`` (everything in NCCT space) or ``"raw_data"`` (each acute scan on
+            its own grid).
+    """
+    base = root / tree
+    if not base.is_dir():
+        hint = ("this reader takes the co-registered derivatives of the release (read raw_data/ alone, each scan "
+                f"on its own grid, with --layout {RAW_NAME})") if tree == "derivatives" else "no raw_data/ folder"
+        log.add(root, f"no {tree}/ folder: {hint}")
         return []
     taken: dict[str, dict[str, int]] = {}
     cases = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith("sub-")):
         with log.guard():
             files = _subject_files(folder, log)
+            if tree == "raw_data":
+                files = {k: v for k, v in files.items() if v[1] == "ses-01"}  # the follow-up lives in NCCT space
             if "ct" not in files:
                 raw = sorted((root / "raw_data" / folder.name).glob(f"ses-*/{folder.name}_ses-*_ncct.nii*")) \
                     if (root / "raw_data" / folder.name).is_dir() else []
@@ -137,11 +197,15 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
                 where = _pattern(path, root, folder.name)
                 pattern[where] = pattern.get(where, 0) + 1
             case_id = meta.case_id(folder.name)
+            info: dict[str, Any] = {"layout": NAME if tree == "derivatives" else RAW_NAME, "folder": str(folder),
+                                    "files": {k: str(v[0].relative_to(root)) for k, v in sorted(files.items())},
+                                    "sessions": {k: v[1] for k, v in sorted(files.items())}}
+            clinical = read_clinical(root, folder.name, log)
+            if clinical:
+                info["clinical"] = clinical
             cases.append(case_from_files(
                 case_id, meta.subject(case_id, folder.name), {k: v[0] for k, v in files.items()}, where=folder,
-                meta={"layout": NAME, "folder": str(folder),
-                      "files": {k: str(v[0].relative_to(root)) for k, v in sorted(files.items())},
-                      "sessions": {k: v[1] for k, v in sorted(files.items())}},
+                own_grid=set(files) - {"ct"} if tree == "raw_data" else frozenset(), meta=info,
                 volume_meta={k: _volume_meta(v[0], v[1], root) for k, v in files.items()}))
     for key in sorted(taken):
         for where, count in sorted(taken[key].items()):
@@ -149,6 +213,65 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog) -> list[Case]:
     return cases
 
 
+#: strokesynth key -> (session, sub-folder, ISLES'24 suffix) of the written tree
+KEY_TO_FILE = {"ct": ("ses-01", "", "ncct"), "cta": ("ses-01", "", "cta"), "ctp": ("ses-01", "", "ctp"),
+               "cbf": ("ses-01", "perfusion-maps", "cbf"), "cbv": ("ses-01", "perfusion-maps", "cbv"),
+               "mtt": ("ses-01", "perfusion-maps", "mtt"), "tmax": ("ses-01", "perfusion-maps", "tmax"),
+               "lvo": ("ses-01", "", "lvo-msk"), "cow": ("ses-01", "", "cow-msk"),
+               "dwi": ("ses-02", "", "dwi"), "adc": ("ses-02", "", "adc"), "lesion": ("ses-02", "", "lesion-msk")}
+
+
+def subject_folder(case: Case) -> str:
+    """The ``sub-...`` folder name of a case (its subject when that is one, else ``sub-<id>``)."""
+    name = case.subject if case.subject.startswith("sub-") else f"sub-{case.subject}"
+    name = re.sub(r"[^A-Za-z0-9-]", "", name.replace("_", "-"))
+    if not _FILE.match(f"{name}_ses-01_ncct.nii.gz"):
+        raise OutputError(case.where or case.id, f"subject {case.subject!r} gives no ISLES'24 folder name")
+    return name
+
+
+def write_case(case: Case, root: Path) -> str:
+    """Write one case as one subject of the tree: the NCCT under ``raw_data/`` (it is the reference of
+    NCCT space), everything else under ``derivatives/`` with ``space-ncct`` names, sidecars beside
+    their images, and ``phenotype/`` from ``case.meta["clinical"]``. Returns the subject folder."""
+    unsupported = sorted(set(case.modalities) - set(KEY_TO_FILE))
+    if unsupported:
+        raise OutputError(case.where or case.id, f"no ISLES'24 file name for {', '.join(unsupported)} "
+                                                 f"(it holds {', '.join(KEY_TO_FILE)})")
+    if "ct" not in case:
+        raise OutputError(case.where or case.id, "an ISLES'24 subject needs its NCCT ('ct')")
+    sub = subject_folder(case)
+    targets = {}
+    for key in case.modalities:
+        session, sub_dir, suffix = KEY_TO_FILE[key]
+        if key == "ct":
+            folder, name = root / "raw_data" / sub / session, f"{sub}_{session}_{suffix}"
+        else:
+            folder, name = root / "derivatives" / sub / session / sub_dir, f"{sub}_{session}_space-ncct_{suffix}"
+        targets[key] = folder / f"{name}.nii.gz"
+        side = case[key].meta.get("sidecar")
+        if side is not None:
+            write_json_atomic(folder / f"{name}.json", side)
+    write_case_volumes(case, targets)
+    for session, table in sorted((case.meta.get("clinical") or {}).items()):
+        path = root / "phenotype" / sub / session / f"{sub}_{session}_clinical.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(list(table))
+            writer.writerow(["" if v is None else v for v in table.values()])
+    return sub
+
+
 def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
-    """Not supported yet: convert ISLES'24 data to another layout instead."""
-    raise OutputError(root, "writing the ISLES'24 layout is not supported yet (write plain, isles22 or nnunet)")
+    """Write ``cases`` as an ISLES'24 tree, one subject per case (see :func:`write_case`)."""
+    used: set[str] = set()
+    for case in cases:
+        sub = subject_folder(case)
+        if sub in used:
+            raise OutputError(case.where or case.id, f"two cases map to subject {sub} (ISLES'24 holds one case per subject)")
+        used.add(sub)
+        write_case(case, root)
+        if sub != case.id:
+            meta.case_ids[sub] = case.id
+        meta.subjects[case.id] = case.subject
