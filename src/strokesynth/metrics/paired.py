@@ -11,6 +11,11 @@ import numpy as np
 from scipy import stats
 
 
+#: per-case metrics for which a lower value is better (distances, volume and count errors)
+LOWER_IS_BETTER = frozenset({"hd", "hd95", "assd", "avd_ml", "avd", "abs_volume_diff_ml", "lesion_count_diff",
+                             "fp_ml", "anomaly_fp_px", "mae", "rmse"})
+
+
 def paired_dice(csv_a: Path, method_a: str, csv_b: Path, method_b: str) -> dict[str, Any]:
     """Per-scan Dice of ``method_b`` minus ``method_a`` on the lesion scans both scored (same
     folds), with a Wilcoxon signed-rank test; from two ``metrics/cases.csv`` files."""
@@ -32,15 +37,17 @@ def paired_metric(csv_a: Path, method_a: str, csv_b: Path, method_b: str, metric
 def paired_values(a: dict[str, float], b: dict[str, float], method_a: str, method_b: str,
                   metric: str) -> dict[str, Any]:
     """``b`` minus ``a`` (case -> value, undefined values already left out) on the cases both have,
-    with a Wilcoxon signed-rank test on the non-zero differences."""
+    with a Wilcoxon signed-rank test on the non-zero differences. ``better`` counts the cases where
+    ``b`` is better than ``a``: a higher value, or a lower one for :data:`LOWER_IS_BETTER` metrics."""
     common = sorted(set(a) & set(b))
     diff = np.array([b[c] - a[c] for c in common])
     nonzero = diff[diff != 0]
     p = float(stats.wilcoxon(nonzero).pvalue) if nonzero.size >= 2 else float("nan")
+    gain = -diff if metric in LOWER_IS_BETTER else diff
     return {"a": method_a, "b": method_b, "metric": metric, "cases": len(common),
             "mean_diff": float(diff.mean()) if diff.size else float("nan"),
-            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "equal": int((diff == 0).sum()),
-            "wilcoxon_p": p}
+            "better": int((gain > 0).sum()), "worse": int((gain < 0).sum()), "equal": int((diff == 0).sum()),
+            "lower_is_better": metric in LOWER_IS_BETTER, "wilcoxon_p": p}
 
 
 def describe_paired(p: dict[str, Any]) -> str:
