@@ -157,3 +157,30 @@ def test_an_isles2018_case_with_only_ct_and_ctp_gets_its_maps(capsys, tmp_path, 
                            "--out", str(tmp_path / "run"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "cbf" in err.lower(), err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_oblique_isles24_release_with_only_ct_and_ctp_is_predicted_on_its_ncct_grid(capsys, trained, tmp_path):
+    """An ISLES'24 subject whose maps are missing: they are computed from its CTP (frame times from
+    its sidecar), and mask, maps and hypoperfusion land on the NCCT's oblique grid."""
+    from strokesynth.phantom.isles24 import Isles24Geometry, write_isles24_phantom
+
+    from conftest import tiny_phantom_config
+
+    root, _, _ = trained
+    release = tmp_path / "release"
+    write_isles24_phantom(tiny_phantom_config(subjects=1, healthy=0, seed=4), release,
+                          Isles24Geometry(size=96, slices=8, slice_mm=4.0, frames=30, dt=1.5, factor=2, oblique_deg=12.0))
+    sub = "sub-stroke0001"
+    shutil.rmtree(release / "derivatives" / sub / "ses-01" / "perfusion-maps")
+    ncct = nib.load(release / "raw_data" / sub / "ses-01" / f"{sub}_ses-01_ncct.nii.gz")
+    assert abs(ncct.affine[1, 2]) > 0.1  # oblique: z has a y component
+    code, text, err = run_cli(capsys, "predict", "--model", str(root / "run"), "--input", str(release),
+                              "--out", str(tmp_path / "pred"), "--precision", "fp32")
+    assert code == 0, err
+    assert "computed from the raw 4D CTP" in text
+    out = tmp_path / "pred" / sub
+    for name in ("mask.nii.gz", "prob.nii.gz", "hypoperfusion.nii.gz", "maps/tmax.nii.gz"):
+        image = nib.load(out / name)
+        assert image.shape[:3] == ncct.shape and np.allclose(image.affine, ncct.affine, atol=1e-4), name
+    facts = json.loads((out / "maps" / "perfusion.json").read_text())
+    assert facts["frame_timing"]["source"] == "sidecar FrameTimesStart (uniform)" and facts["dt_s"] == 1.5

@@ -80,6 +80,7 @@ def test_check_summarises_the_clinical_tables_and_the_raw_layout_keeps_native_gr
     assert code == 0, out + err
     assert "layout    isles24" in out and "clinical tables: 3/3 subject(s)" in out
     assert "clinical ses-01 nihss_admission: n=3" in out and "clinical ses-02 tici: n=3" in out
+    assert "follow-up MRI (2-9 days after the CTP)" in out and "final infarct" in out
     # the phantom's raw_data holds the NCCT only (its scans share one space); a release's holds the
     # acute scans as acquired: copy them there under their raw names
     tree = tmp_path / "release"

@@ -210,6 +210,9 @@ def read(root: Path, meta: DatasetMeta, log: ProblemLog, *, tree: str = "derivat
     for key in sorted(taken):
         for where, count in sorted(taken[key].items()):
             log.note(key, f"taken from {where} ({count} subject(s))")
+    if {"dwi", "adc", "lesion"} & set(taken):
+        log.note("ses-02", "dwi, adc and lesion are the follow-up MRI (2-9 days after the CTP): the lesion mask "
+                           "is the final infarct, not the acute core")
     return cases
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-
 #: per-case metrics for which a lower value is better (distances, volume and count errors)
 LOWER_IS_BETTER = frozenset({"hd", "hd95", "assd", "avd_ml", "avd", "abs_volume_diff_ml", "lesion_count_diff",
                              "fp_ml", "anomaly_fp_px", "mae", "rmse"})

@@ -58,7 +58,9 @@ FINE_NOISE_HU = 3.0
 @dataclasses.dataclass(frozen=True)
 class Isles24Geometry:
     """The written grid: ``size`` x ``size`` x ``slices`` at ``slice_mm``, ``frames`` CTP frames at
-    ``dt`` s, simulated at ``1/factor`` of that resolution."""
+    ``dt`` s, simulated at ``1/factor`` of that resolution; ``oblique_deg`` tilts the whole grid about
+    the left-right axis (a gantry tilt: every image of the subject shares the oblique affine, as the
+    release's co-registered derivatives do)."""
 
     size: int = 512
     slices: int = 80
@@ -66,6 +68,7 @@ class Isles24Geometry:
     frames: int = 40
     dt: float = 1.5
     factor: int = 2
+    oblique_deg: float = 0.0
 
     def simulation(self, cfg: PhantomConfig) -> PhantomConfig:
         """The phantom config of the simulation: one slab per subject at the coarse grid, the field
@@ -121,6 +124,10 @@ def isles24_subject(cfg: PhantomConfig, geometry: Isles24Geometry, index: int, h
     coarse = case["ct"].spatial_shape
     shape = (coarse[0] * f, coarse[1] * f, coarse[2] * f)
     affine = _fine_affine(case["ct"].affine, f)
+    if geometry.oblique_deg:
+        a = np.deg2rad(geometry.oblique_deg)
+        tilt = np.array([[1, 0, 0, 0], [0, np.cos(a), -np.sin(a), 0], [0, np.sin(a), np.cos(a), 0], [0, 0, 0, 1.0]])
+        affine = tilt @ affine
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
     core = truth["core"].array > 0
     penumbra = truth["penumbra"].array > 0

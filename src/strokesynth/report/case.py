@@ -35,7 +35,10 @@ def write_case_page(folder: Path, row: dict[str, Any]) -> Path:
     if perf:
         inv = perf.get("invalid", {})
         bad = ", ".join(f"{k.upper()} {fmt(v.get('percent'), 2)} %" for k, v in inv.items() if isinstance(v, dict))
-        prow = [["method", str(perf["method"])], ["frames", f"{perf['frames']} at {perf['dt_s']:g} s"],
+        timing = perf.get("frame_timing") or {}
+        frames = f"{perf['frames']} at {perf['dt_s']:g} s" + (f" ({timing['source']}" if timing else "") + (
+            f"; resampled onto {timing['resampled_frames']} uniform frames)" if timing.get("uneven") else ")" if timing else "")
+        prow = [["method", str(perf["method"])], ["frames", frames],
                 ["bolus window (frames)", f"{perf['bolus_window'][0]}-{perf['bolus_window'][1]}"],
                 ["AIF peak", f"{fmt(perf['aif_peak_hu'], 0)} HU at {fmt(perf['aif_peak_time_s'], 1)} s"],
                 *([["AIF arrival (half-height of its rise)", f"{fmt(aif.get('arrival_s'), 2)} s"],
