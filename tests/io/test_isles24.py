@@ -113,3 +113,30 @@ def test_the_organisers_sample_lists_what_is_missing(capsys):
     code, out, err = run_cli(capsys, "check", str(sample))
     assert code == 1 and "Traceback" not in err
     assert "layout    isles24" in out and out.count("missing ncct") == 2
+
+
+def test_convert_writes_the_isles24_tree_and_reads_it_back(tmp_path, capsys, trained):
+    """plain -> isles24 -> plain keeps every voxel; the written tree has the release's names."""
+    import nibabel as nib
+
+    _, full, _ = trained
+    code, _, err = run_cli(capsys, "convert", str(full), str(tmp_path / "i24"), "--to", "isles24")
+    assert code == 2 and "no ISLES'24 file name for flair" in err  # the release has no FLAIR
+    assert not (tmp_path / "i24").exists()
+    code, _, err = run_cli(capsys, "convert", str(full), str(tmp_path / "i24"), "--to", "isles24",
+                           "--modalities", "ct,ctp,cbf,cbv,mtt,tmax,dwi")
+    assert code == 0, err
+    cases = sorted(p.name for p in full.iterdir() if p.is_dir())
+    subs = sorted(p.name for p in (tmp_path / "i24" / "derivatives").iterdir())
+    assert len(subs) == len(cases) and all(s.startswith("sub-") for s in subs)
+    first = tmp_path / "i24" / "derivatives" / subs[0]
+    assert (first / "ses-02" / f"{subs[0]}_ses-02_space-ncct_lesion-msk.nii.gz").is_file()
+    assert (first / "ses-01" / "perfusion-maps" / f"{subs[0]}_ses-01_space-ncct_cbf.nii.gz").is_file()
+    assert (tmp_path / "i24" / "raw_data" / subs[0] / "ses-01" / f"{subs[0]}_ses-01_ncct.nii.gz").is_file()
+    code, _, err = run_cli(capsys, "convert", str(tmp_path / "i24"), str(tmp_path / "back"), "--to", "plain")
+    assert code == 0, err
+    for case in cases:  # the case ids travel in strokesynth.json
+        for key in ("ct", "ctp", "lesion", "cbf"):
+            a = np.asanyarray(nib.load(str(tmp_path / "back" / case / f"{key}.nii.gz")).dataobj)
+            b = np.asanyarray(nib.load(str(full / case / f"{key}.nii.gz")).dataobj)
+            assert np.array_equal(a, b), (case, key)

@@ -224,16 +224,19 @@ KEY_TO_FILE = {"ct": ("ses-01", "", "ncct"), "cta": ("ses-01", "", "cta"), "ctp"
                "dwi": ("ses-02", "", "dwi"), "adc": ("ses-02", "", "adc"), "lesion": ("ses-02", "", "lesion-msk")}
 
 
-def subject_folder(case: Case) -> str:
-    """The ``sub-...`` folder name of a case (its subject when that is one, else ``sub-<id>``)."""
-    name = case.subject if case.subject.startswith("sub-") else f"sub-{case.subject}"
-    name = re.sub(r"[^A-Za-z0-9-]", "", name.replace("_", "-"))
-    if not _FILE.match(f"{name}_ses-01_ncct.nii.gz"):
-        raise OutputError(case.where or case.id, f"subject {case.subject!r} gives no ISLES'24 folder name")
+def subject_folder(case: Case, unique_subject: bool = True) -> str:
+    """The ``sub-...`` folder name of a case: its subject when that is already an ISLES'24 name and
+    holds only this case, else ``sub-`` and the letters and digits of the case id (the subject then
+    travels in ``strokesynth.json``)."""
+    if unique_subject and re.fullmatch(r"sub-[A-Za-z0-9]+", case.subject):
+        return case.subject
+    name = "sub-" + re.sub(r"[^A-Za-z0-9]", "", case.id.removeprefix("sub-"))
+    if name == "sub-":
+        raise OutputError(case.where or case.id, f"case id {case.id!r} gives no ISLES'24 folder name")
     return name
 
 
-def write_case(case: Case, root: Path) -> str:
+def write_case(case: Case, root: Path, sub: str | None = None) -> str:
     """Write one case as one subject of the tree: the NCCT under ``raw_data/`` (it is the reference of
     NCCT space), everything else under ``derivatives/`` with ``space-ncct`` names, sidecars beside
     their images, and ``phenotype/`` from ``case.meta["clinical"]``. Returns the subject folder."""
@@ -243,7 +246,7 @@ def write_case(case: Case, root: Path) -> str:
                                                  f"(it holds {', '.join(KEY_TO_FILE)})")
     if "ct" not in case:
         raise OutputError(case.where or case.id, "an ISLES'24 subject needs its NCCT ('ct')")
-    sub = subject_folder(case)
+    sub = sub or subject_folder(case)
     targets = {}
     for key in case.modalities:
         session, sub_dir, suffix = KEY_TO_FILE[key]
@@ -267,14 +270,18 @@ def write_case(case: Case, root: Path) -> str:
 
 
 def write(cases: list[Case], root: Path, meta: DatasetMeta) -> None:
-    """Write ``cases`` as an ISLES'24 tree, one subject per case (see :func:`write_case`)."""
+    """Write ``cases`` as an ISLES'24 tree, one subject folder per case (see :func:`write_case` and
+    :func:`subject_folder`)."""
+    per_subject: dict[str, int] = {}
+    for case in cases:
+        per_subject[case.subject] = per_subject.get(case.subject, 0) + 1
     used: set[str] = set()
     for case in cases:
-        sub = subject_folder(case)
+        sub = subject_folder(case, per_subject[case.subject] == 1)
         if sub in used:
-            raise OutputError(case.where or case.id, f"two cases map to subject {sub} (ISLES'24 holds one case per subject)")
+            raise OutputError(case.where or case.id, f"two cases map to the subject folder {sub}")
         used.add(sub)
-        write_case(case, root)
+        write_case(case, root, sub)
         if sub != case.id:
             meta.case_ids[sub] = case.id
         meta.subjects[case.id] = case.subject
