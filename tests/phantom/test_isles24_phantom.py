@@ -9,13 +9,12 @@ import shutil
 import numpy as np
 import pytest
 
-from strokesynth.cli import main
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.perfusion.case_maps import with_perfusion_maps
 from strokesynth.phantom.isles24 import Isles24Geometry, write_isles24_phantom
 
-from conftest import tiny_phantom_config
+from conftest import run_cli, tiny_phantom_config
 
 GEOMETRY = Isles24Geometry(size=96, slices=12, slice_mm=4.0, frames=30, dt=1.5, factor=2)
 
@@ -26,14 +25,6 @@ def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("isles24") / "release"
     write_isles24_phantom(cfg, root, GEOMETRY)
     return root
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
 
 
 def test_the_tree_reads_as_isles24_with_both_sessions_and_the_clinical_tables(release):

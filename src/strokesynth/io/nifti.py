@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
-from nibabel.volumeutils import apply_read_scaling, array_from_file
+from nibabel.volumeutils import apply_read_scaling
 
 from strokesynth._fs import atomic_file
 from strokesynth.data.volume import Kind, Volume, coerce_array
@@ -101,14 +101,33 @@ class NiftiSource:
     def _corrupt(self, exc: BaseException) -> DataError:
         return DataError(self.path, f"cannot read voxel data, file truncated or corrupt ({_why(exc)})")
 
+    def _read_gz_raw(self) -> np.ndarray:
+        """The stored array of a ``.nii.gz`` (disk dtype, Fortran order, native byte order), streamed
+        into one preallocated array in :data:`_CHUNK` pieces in a pass that also checks the gzip CRC
+        and length: the peak is the array itself (nibabel's reader holds the bytes and the array,
+        twice the size: 3.3 GB for a 1.7 GB CTP)."""
+        dtype = self._image.header.get_data_dtype()
+        raw = np.empty(self._image.shape, dtype=dtype, order="F")
+        flat = memoryview(raw.reshape(-1, order="F")).cast("B")
+        with gzip.open(self.path, "rb") as fh:
+            fh.seek(int(self._image.dataobj.offset))
+            pos = 0
+            while pos < len(flat):
+                got = fh.readinto(flat[pos:pos + _CHUNK])
+                if not got:
+                    raise EOFError(f"expected {len(flat)} bytes of voxel data, got {pos}")
+                pos += got
+            _drain(fh)
+        self._verified = True
+        if not dtype.isnative:
+            raw.byteswap(inplace=True)
+            raw = raw.view(dtype.newbyteorder("="))
+        return raw
+
     def _read_gz_verified(self) -> np.ndarray:
         """The whole array of a ``.nii.gz`` in one pass that also checks the gzip CRC and length."""
-        header = self._image.header
         try:
-            with gzip.open(self.path, "rb") as fh:
-                raw = array_from_file(self._image.shape, header.get_data_dtype(), fh,
-                                      offset=int(self._image.dataobj.offset), order="F", mmap=False)
-                _drain(fh)
+            raw = self._read_gz_raw()
             proxy = self._image.dataobj  # nibabel moves the file's scaling here (the header in memory says NaN)
             out = apply_read_scaling(raw, proxy.slope, proxy.inter)
         except _READ_ERRORS as exc:
@@ -144,14 +163,9 @@ class NiftiSource:
         """
         if self._image.dataobj.dtype.kind not in "iuf":
             return self.read(), 1.0, 0.0
-        header = self._image.header
         try:
             if not self._verified:
-                with gzip.open(self.path, "rb") as fh:
-                    raw = array_from_file(self._image.shape, header.get_data_dtype(), fh,
-                                          offset=int(self._image.dataobj.offset), order="F", mmap=False)
-                    _drain(fh)
-                self._verified = True
+                raw = self._read_gz_raw()
             else:
                 raw = np.asarray(self._image.dataobj.get_unscaled())
         except _READ_ERRORS as exc:
