@@ -837,6 +837,41 @@ def recipe_list() -> None:
         click.echo(f"{r.name:<22} {r.summary}")
 
 
+@cli.command("import")
+@click.argument("source", type=IN_PATH)
+@click.option("--out", type=OUT_PATH, required=True, help="Data set folder to write (plain layout).")
+@click.option("--case", "case_name", default=None, help="Case name [the patient ID and study date].")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def import_dicom(source: Path, out: Path, case_name: str | None, force: bool) -> None:
+    """Import one DICOM study (a folder tree of CT files, any names) as a plain-layout case.
+
+    Series are grouped by Series Instance UID and recognised by their tags: the CTP (several time
+    points per slice position, ordered by Temporal Position Identifier or Acquisition Time), perfusion
+    maps (CBF/CBV/MTT/Tmax in the description), the CTA (a contrast agent) and the non-contrast CT.
+    Slices are sorted by position; the affine comes from Image Position/Orientation (oblique stacks
+    included). Each image gets a JSON sidecar; the CTP's holds its frame times (FrameTimesStart), which
+    perfusion and predict use (uneven frames are resampled). Needs pydicom (pip install 'strokesynth[dicom]').
+    """
+    import re as _re
+
+    from strokesynth._fs import atomic_dir
+    from strokesynth.io.dicom import import_study, scan
+
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OutputError(out, "exists and is not empty (use --force to replace it)")
+    if case_name is None:
+        found, _ = scan(source)
+        facts = found[0].facts
+        case_name = _re.sub(r"[^A-Za-z0-9._-]", "_", f"{facts['PatientID']}_{facts['StudyDate']}".strip("_")) or "case_1"
+    elif not _re.fullmatch(r"[A-Za-z0-9._-]+", case_name):
+        raise ConfigError("--case", f"{case_name!r} cannot be a folder name (use letters, digits, . _ -)")
+    with atomic_dir(out, force=force) as tmp:
+        result = import_study(source, tmp / case_name)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"wrote case {case_name} ({', '.join(sorted(result.keys))}) to {out}")
+
+
 @cli.command("synth-db")
 @click.option("--healthy", "healthy", type=IN_PATH, required=True,
               help="Data set folder of healthy cases with an anatomy label map each.")

@@ -34,7 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 
@@ -43,7 +42,7 @@ from strokesynth.config import save_config
 from strokesynth.data.case import Case
 from strokesynth.data.volume import Volume
 from strokesynth.io import isles24
-from strokesynth.io.nifti import write_volume
+from strokesynth.io.nifti import write_array, write_volume
 from strokesynth.phantom.cohort import subject_scans
 from strokesynth.phantom.config import PhantomConfig
 
@@ -174,21 +173,6 @@ def isles24_subject(cfg: PhantomConfig, geometry: Isles24Geometry, index: int, h
     return out, ctp, float(case["ctp"].dt), masks, facts
 
 
-def write_ctp(path: Path, ctp: np.ndarray, affine: np.ndarray, dt: float) -> None:
-    """Write an int16 4D CTP and its JSON sidecar (``FrameTimesStart``, s) without a float copy."""
-    image = nib.Nifti1Image(ctp, affine)
-    image.header.set_data_dtype(np.int16)
-    image.header.set_xyzt_units("mm", "sec")
-    image.header.set_zooms((*np.sqrt((affine[:3, :3] ** 2).sum(axis=0)), dt))
-    image.header.set_slope_inter(1.0, 0.0)
-    image.set_sform(affine, 1)
-    image.set_qform(affine, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(image, str(path))
-    write_json_atomic(path.with_name(path.name.replace(".nii.gz", ".json")),
-                      {"FrameTimesStart": [round(k * dt, 4) for k in range(ctp.shape[-1])], "FrameTimesUnit": "s"})
-
-
 def write_isles24_phantom(cfg: PhantomConfig, dest: str | os.PathLike, geometry: Isles24Geometry | None = None, *,
                           force: bool = False, progress: Callable[[str], Any] | None = None) -> Path:
     """Simulate ``cfg.subjects`` stroke and ``cfg.healthy`` healthy subjects and write them to ``dest``
@@ -200,8 +184,9 @@ def write_isles24_phantom(cfg: PhantomConfig, dest: str | os.PathLike, geometry:
         for i in range(cfg.subjects + cfg.healthy):
             case, ctp, dt, masks, info = isles24_subject(cfg, geometry, i, healthy=i >= cfg.subjects)
             sub = isles24.write_case(case, tmp)
-            write_ctp(tmp / "derivatives" / sub / "ses-01" / f"{sub}_ses-01_space-ncct_ctp.nii.gz", ctp,
-                      case["ct"].affine, dt)
+            write_array(ctp, case["ct"].affine, tmp / "derivatives" / sub / "ses-01" / f"{sub}_ses-01_space-ncct_ctp.nii.gz",
+                        dt=dt, sidecar={"FrameTimesStart": [round(k * dt, 4) for k in range(ctp.shape[-1])],
+                                        "FrameTimesUnit": "s"})
             for key, mask in masks.items():
                 write_volume(Volume(mask, case["ct"].affine, kind="label"), tmp / "groundtruth" / sub / f"{key}.nii.gz")
             facts.append(info)

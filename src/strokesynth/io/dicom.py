@@ -1,0 +1,310 @@
+"""DICOM in: find the CT series of a folder tree, build NIfTI volumes from their tags, write a case.
+
+``strokesynth import DICOM_DIR --out DATASET`` reads every file of the tree (any names, any depth,
+mixed series) with pydicom (headers first, pixels only for the series kept), groups the images by
+Series Instance UID and recognises each series by its tags, not its file names:
+
+- **CTP**: a series whose slice positions each hold more than one image (time points). Images of
+  one position are ordered by Temporal Position Identifier, else Acquisition Time (Content Time),
+  else Instance Number; frame k is the k-th image of every position, its time the mean
+  Acquisition Time of those images, relative to the first frame. Every position must hold the same
+  number of images. The times go into the sidecar (``FrameTimesStart``); the analysis resamples
+  uneven frames onto a uniform grid (docs/perfusion.md, "Frame timing").
+- **perfusion maps**: a series whose description or Image Type names CBF, CBV, MTT or Tmax.
+- **CTA**: one time point with a Contrast/Bolus Agent; **NCCT**: one time point without one (the
+  series with most slices when there are several; the others are named in the notes).
+
+Geometry comes from Image Orientation/Position (Patient): slices sorted by their position along
+the slice normal (not by file name or instance number), the affine converted from DICOM's LPS to
+NIfTI's RAS, so oblique and gantry-tilted stacks keep their true orientation. Rescale slope and
+intercept are applied (HU). Enhanced (multi-frame) CT objects are refused with a line saying so.
+pydicom reads the files (no hand-written parsing); a compressed transfer syntax needs a decoder
+plugin (``pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg``), and the error says which.
+
+Each study (Study Instance UID) becomes one case of a ``plain`` data set: ``ct``, ``ctp``, ``cta``
+and maps as ``.nii.gz`` with a JSON sidecar each (series description and UID, manufacturer, kVp,
+slice count; for the CTP the frame times).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from strokesynth.errors import ConfigError, DataError
+from strokesynth.io.nifti import write_array
+
+#: positions closer than this (mm, along the slice normal) are the same slice
+POSITION_TOLERANCE_MM = 0.01
+_MAP_NAMES = {"cbf": r"\bcbf\b", "cbv": r"\bcbv\b", "mtt": r"\bmtt\b", "tmax": r"\bt[\s_-]?max\b"}
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def _pydicom():
+    try:
+        import pydicom
+    except ImportError:
+        raise ConfigError("dicom", "DICOM needs pydicom: pip install 'strokesynth[dicom]' (or pip install pydicom)") from None
+    return pydicom
+
+
+def _seconds(value: Any) -> float | None:
+    """A DICOM TM (HHMMSS.FFFFFF) as seconds since midnight, or None."""
+    text = str(value or "").strip()
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d+))?", text)
+    if not m:
+        return None
+    h, mi, s, frac = m.groups()
+    return int(h) * 3600 + int(mi or 0) * 60 + int(s or 0) + (float(f"0.{frac}") if frac else 0.0)
+
+
+@dataclass
+class Image:
+    """One DICOM image's header facts."""
+
+    path: Path
+    position: np.ndarray
+    orientation: np.ndarray
+    rows: int
+    columns: int
+    spacing: tuple[float, float]
+    time: float | None
+    temporal: int | None
+    number: int
+    syntax: str
+
+
+@dataclass
+class Series:
+    """The images of one Series Instance UID and what the series is."""
+
+    uid: str
+    study: str
+    description: str
+    image_type: str
+    contrast: bool
+    facts: dict[str, Any]
+    images: list[Image] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"series {self.uid} ({self.description or 'no description'})"
+
+
+def scan(root: str | Path) -> tuple[list[Series], list[str]]:
+    """Every CT image series under ``root`` (headers only) and notes on the files left out.
+
+    Raises:
+        DataError: the folder holds only a DICOMDIR, or no DICOM image at all.
+    """
+    pydicom = _pydicom()
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "not a folder of DICOM files")
+    series: dict[str, Series] = {}
+    notes: list[str] = []
+    dicomdir = skipped = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - pydicom raises many kinds for a file that is not DICOM
+            skipped += 1
+            continue
+        sop_class = str(getattr(ds, "SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+        if sop_class == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+            dicomdir += 1
+            continue
+        if sop_class == _ENHANCED_CT or "PerFrameFunctionalGroupsSequence" in ds:
+            raise DataError(path, "an enhanced (multi-frame) CT object: not read yet; export the series as classic "
+                                  "single-frame CT images")
+        if getattr(ds, "Modality", "") != "CT" or "ImagePositionPatient" not in ds or "PixelSpacing" not in ds:
+            skipped += 1
+            continue
+        uid = str(ds.SeriesInstanceUID)
+        if uid not in series:
+            image_type = "\\".join(str(v) for v in (ds.get("ImageType") or []))
+            series[uid] = Series(uid, str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesDescription", "")),
+                                 image_type, bool(str(ds.get("ContrastBolusAgent", "")).strip()),
+                                 {"SeriesDescription": str(ds.get("SeriesDescription", "")), "SeriesInstanceUID": uid,
+                                  "Manufacturer": str(ds.get("Manufacturer", "")),
+                                  "KVP": float(ds.KVP) if ds.get("KVP") not in (None, "") else None,
+                                  "PatientID": str(ds.get("PatientID", "")), "StudyDate": str(ds.get("StudyDate", ""))})
+        series[uid].images.append(Image(
+            path, np.array([float(v) for v in ds.ImagePositionPatient]),
+            np.array([float(v) for v in ds.ImageOrientationPatient]), int(ds.Rows), int(ds.Columns),
+            (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
+            _seconds(ds.get("AcquisitionTime")) if ds.get("AcquisitionTime") else _seconds(ds.get("ContentTime")),
+            int(ds.TemporalPositionIdentifier) if ds.get("TemporalPositionIdentifier") not in (None, "") else None,
+            int(ds.get("InstanceNumber") or 0), str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))))
+    if not series:
+        if dicomdir:
+            raise DataError(root, "holds a DICOMDIR index but no CT image files: copy the image files it lists "
+                                  "into the folder (or point at the folder that holds them)")
+        raise DataError(root, f"no CT image series found ({skipped} file(s) were not CT images)")
+    if skipped:
+        notes.append(f"{skipped} file(s) left out (not DICOM, not CT, or without a position)")
+    return list(series.values()), notes
+
+
+def kind(series: Series, n_positions: int) -> str:
+    """``ctp``, a map key, ``cta`` or ``ct``, from the series' tags."""
+    if len(series.images) > n_positions:
+        return "ctp"
+    text = f"{series.description} {series.image_type}".lower()
+    for key, pattern in _MAP_NAMES.items():
+        if re.search(pattern, text):
+            return key
+    return "cta" if series.contrast else "ct"
+
+
+def geometry(series: Series) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """``(normal, positions along it per image, sorted unique slice positions)``; checks that every
+    image shares rows, columns, pixel spacing and orientation (else two series share one UID)."""
+    first = series.images[0]
+    for im in series.images[1:]:
+        if (im.rows, im.columns) != (first.rows, first.columns) or not np.allclose(im.spacing, first.spacing, atol=1e-4) \
+                or not np.allclose(im.orientation, first.orientation, atol=1e-4):
+            raise DataError(im.path, f"{series.where} mixes images of another geometry ({im.rows}x{im.columns} at "
+                                     f"{im.spacing} vs {first.rows}x{first.columns} at {first.spacing}, or another "
+                                     "orientation): two series under one Series Instance UID")
+    row, col = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row, col)
+    along = np.array([float(im.position @ normal) for im in series.images])
+    unique: list[float] = []
+    for v in np.sort(along):
+        if not unique or v - unique[-1] > POSITION_TOLERANCE_MM:
+            unique.append(float(v))
+    return normal, along, unique
+
+
+def _affine(series: Series, slices: list[Image]) -> np.ndarray:
+    """RAS affine of a stack ``slices`` (sorted along the normal); x runs along the DICOM rows."""
+    first = slices[0]
+    row, col = first.orientation[:3], first.orientation[3:]
+    dy, dx = first.spacing  # PixelSpacing: between rows, between columns
+    lps = np.eye(4)
+    lps[:3, 0] = row * dx
+    lps[:3, 1] = col * dy
+    if len(slices) > 1:
+        lps[:3, 2] = (slices[-1].position - first.position) / (len(slices) - 1)
+    else:
+        lps[:3, 2] = np.cross(row, col)
+    lps[:3, 3] = first.position
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def _pixels(pydicom, image: Image, where: str) -> np.ndarray:
+    """``(columns, rows)`` float32 with rescale applied."""
+    ds = pydicom.dcmread(image.path)
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise RuntimeError/NotImplementedError/...
+        syntax = pydicom.uid.UID(image.syntax) if image.syntax else None
+        if syntax is not None and syntax.is_compressed:
+            try:
+                from pydicom.pixels import get_decoder
+
+                available = get_decoder(syntax).is_available
+            except Exception:  # noqa: BLE001 - a syntax pydicom has no decoder for at all
+                available = False
+            if not available:
+                raise DataError(image.path, f"{where}: compressed transfer syntax {syntax.name} and no decoder "
+                                            "installed (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
+                                            "or python-gdcm)") from None
+            raise DataError(image.path, f"{where}: compressed transfer syntax {syntax.name}: the pixel data cannot "
+                                        f"be decoded ({str(exc).splitlines()[0][:120]})") from None
+        raise DataError(image.path, f"{where}: pixel data cannot be read ({str(exc).splitlines()[0][:120]})") from None
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    inter = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    return (raw.astype(np.float32) * np.float32(slope) + np.float32(inter)).T
+
+
+def _frames(series: Series, along: np.ndarray, unique: list[float]) -> list[list[Image]]:
+    """The images grouped into time points ``[frame][slice]`` (see the module docstring)."""
+    slot = np.searchsorted(np.array(unique) + POSITION_TOLERANCE_MM, along)
+    per_position: list[list[Image]] = [[] for _ in unique]
+    for im, k in zip(series.images, slot, strict=True):
+        per_position[int(k)].append(im)
+    counts = [len(v) for v in per_position]
+    if len(set(counts)) > 1:
+        most = max(set(counts), key=counts.count)
+        odd = [f"{unique[k]:.2f} mm ({c})" for k, c in enumerate(counts) if c != most][:4]
+        raise DataError(series.where, f"slice positions hold different numbers of images (most {most}; "
+                                      f"{', '.join(odd)}): a slice missing at a time point, or time points at "
+                                      "different slice positions")
+
+    def order(im: Image) -> tuple:
+        return (im.temporal if im.temporal is not None else -1, im.time if im.time is not None else -1.0, im.number)
+
+    for images in per_position:
+        images.sort(key=order)
+    return [[images[t] for images in per_position] for t in range(counts[0])]
+
+
+@dataclass
+class ImportedStudy:
+    """What :func:`import_study` found and wrote."""
+
+    case: str
+    keys: dict[str, str]
+    notes: list[str]
+
+
+def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(key, array, affine, sidecar)`` of one series: ``(X, Y, Z)`` float32, or ``(X, Y, Z, T)``
+    int16 HU for a CTP (Fortran order: written without a copy)."""
+    pydicom = _pydicom()
+    normal, along, unique = geometry(series)
+    key = kind(series, len(unique))
+    frames = _frames(series, along, unique) if key == "ctp" else [sorted(series.images, key=lambda im: im.position @ normal)]
+    affine = _affine(series, frames[0])
+    nx, ny = series.images[0].columns, series.images[0].rows
+    sidecar = dict(series.facts, Slices=len(unique))
+    if key != "ctp":
+        array = np.stack([_pixels(pydicom, im, series.where) for im in frames[0]], axis=2)
+        return key, array, affine, sidecar
+    array = np.empty((nx, ny, len(unique), len(frames)), np.int16, order="F")
+    times = []
+    for t, frame in enumerate(frames):
+        for z, im in enumerate(frame):
+            array[:, :, z, t] = np.clip(np.rint(_pixels(pydicom, im, series.where)), -32768, 32767)
+        stamps = [im.time for im in frame if im.time is not None]
+        times.append(float(np.mean(stamps)) if len(stamps) == len(frame) else None)
+    if any(t is None for t in times):
+        raise DataError(series.where, "some CTP images have no Acquisition Time or Content Time: the frame times are unknown")
+    rel = np.array(times) - times[0]
+    if np.any(np.diff(rel) <= 0):
+        raise DataError(series.where, "the CTP time points are not strictly increasing in Acquisition Time")
+    sidecar.update({"FrameTimesStart": [round(float(v), 4) for v in rel], "FrameTimesUnit": "s",
+                    "Frames": len(frames)})
+    return key, array, affine, sidecar
+
+
+def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
+    """Read the one study under ``root`` and write it to the case folder ``out_case`` (plain layout)."""
+    found, notes = scan(root)
+    studies = sorted({s.study for s in found})
+    if len(studies) > 1:
+        raise DataError(root, f"holds {len(studies)} studies; import one study folder at a time")
+    by_key: dict[str, list[Series]] = {}
+    for series in found:
+        _, _, unique = geometry(series)
+        by_key.setdefault(kind(series, len(unique)), []).append(series)
+    if "ct" not in by_key and "ctp" not in by_key:
+        raise DataError(root, "no non-contrast CT and no CTP series among the CT series found")
+    out_case = Path(out_case)
+    written: dict[str, str] = {}
+    for key, group in sorted(by_key.items()):
+        group.sort(key=lambda s: -len(s.images))
+        for extra in group[1:]:
+            notes.append(f"{key}: {extra.where} left out ({len(extra.images)} images; {group[0].where} taken)")
+        k, array, affine, sidecar = read_series(group[0])
+        dt = float(np.median(np.diff(sidecar["FrameTimesStart"]))) if k == "ctp" and array.shape[3] > 1 else None
+        write_array(array, affine, out_case / f"{k}.nii.gz", dt=dt, sidecar=sidecar)
+        written[k] = group[0].uid
+    return ImportedStudy(out_case.name, written, notes)
