@@ -638,52 +638,62 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     A pseudo-DWI model needs the perfusion maps (or the raw CTP) and the raw 4D CTP, no DWI, and
     also writes the pseudo-DWI (dwi_pseudo.nii.gz). A pseudo-healthy model (a recipe's
     <contrast>/fold_k/<row> folder or its best.pt) writes pseudo_healthy.nii.gz and
-    pathology_map.nii.gz instead."""
+    pathology_map.nii.gz instead.
+
+    --input may also be a folder of DICOM files (one study): it is imported as by `strokesynth import`
+    (the CTP's frame times from its Acquisition Times) into a temporary case first."""
+    from contextlib import ExitStack
+
     from strokesynth.apps.predict import load_predictor, predict_cases
     from strokesynth.apps.predict_pseudo_healthy import predict_pseudo_healthy, pseudo_healthy_checkpoint
+    from strokesynth.io.dicom import imported, looks_like_dicom
     from strokesynth.report.case import write_case_page
 
-    device = _device(device)
-    if not 0 < tmax_threshold <= 60:
-        raise ConfigError("--tmax-threshold", f"a Tmax threshold is a number of seconds in (0, 60] (clinical: 6), "
-                                              f"got {tmax_threshold}")
-    if engine == "onnxruntime":
-        from strokesynth.apps.export import load_exported
+    with ExitStack() as stack:
+        if looks_like_dicom(source):  # a DICOM study: imported to a temporary plain case first
+            source = stack.enter_context(imported(source))
+            click.echo(f"imported the DICOM study to a temporary case ({', '.join(p.name for p in source.iterdir())})")
+        device = _device(device)
+        if not 0 < tmax_threshold <= 60:
+            raise ConfigError("--tmax-threshold", f"a Tmax threshold is a number of seconds in (0, 60] (clinical: 6), "
+                                                  f"got {tmax_threshold}")
+        if engine == "onnxruntime":
+            from strokesynth.apps.export import load_exported
 
-        if device not in (None, "cpu"):
-            raise ConfigError("--device", "--engine onnxruntime runs on the CPU; drop --device or use --engine torch")
-        if precision == "bf16":
-            raise ConfigError("--precision", "the ONNX export is fp32; bf16 needs --engine torch")
-        loaded = [(model, _run_settings(cfg, "cpu", "none")) for model, cfg in map(load_exported, models)]
+            if device not in (None, "cpu"):
+                raise ConfigError("--device", "--engine onnxruntime runs on the CPU; drop --device or use --engine torch")
+            if precision == "bf16":
+                raise ConfigError("--precision", "the ONNX export is fp32; bf16 needs --engine torch")
+            loaded = [(model, _run_settings(cfg, "cpu", "none")) for model, cfg in map(load_exported, models)]
+            if threshold is not None and not 0.0 < threshold < 1.0:
+                raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
+            predict_cases(loaded, source, out, force=force, threshold=threshold,
+                          perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
+                          case_page=write_case_page, resume=resume, echo=click.echo)
+            click.echo(f"wrote {out}")
+            return
+        healthy = [pseudo_healthy_checkpoint(m) for m in models]
+        if any(healthy):
+            if len(models) > 1 or threshold is not None:
+                raise ConfigError("--model", "a pseudo-healthy model is applied alone and without --threshold")
+            predict_pseudo_healthy(healthy[0], source, out, force=force, echo=click.echo)
+            click.echo(f"wrote {out}")
+            return
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
+        from strokesynth.engine.config import inference_amp
+
+        loaded = []
+        for model, cfg in map(load_predictor, models):
+            on = device or cfg.run.device
+            loaded.append((model.to(on) if device is not None else model,
+                           _run_settings(cfg, on, inference_amp(on, precision))))
+        click.echo(f"precision: {'bf16' if loaded[0][1].run.amp == 'bf16' else 'fp32'} on {loaded[0][1].run.device}"
+                   + (" (auto)" if precision == "auto" else ""))
         predict_cases(loaded, source, out, force=force, threshold=threshold,
                       perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
                       case_page=write_case_page, resume=resume, echo=click.echo)
         click.echo(f"wrote {out}")
-        return
-    healthy = [pseudo_healthy_checkpoint(m) for m in models]
-    if any(healthy):
-        if len(models) > 1 or threshold is not None:
-            raise ConfigError("--model", "a pseudo-healthy model is applied alone and without --threshold")
-        predict_pseudo_healthy(healthy[0], source, out, force=force, echo=click.echo)
-        click.echo(f"wrote {out}")
-        return
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise ConfigError("--threshold", f"a probability threshold lies strictly between 0 and 1, got {threshold}")
-    from strokesynth.engine.config import inference_amp
-
-    loaded = []
-    for model, cfg in map(load_predictor, models):
-        on = device or cfg.run.device
-        loaded.append((model.to(on) if device is not None else model,
-                       _run_settings(cfg, on, inference_amp(on, precision))))
-    click.echo(f"precision: {'bf16' if loaded[0][1].run.amp == 'bf16' else 'fp32'} on {loaded[0][1].run.device}"
-               + (" (auto)" if precision == "auto" else ""))
-    predict_cases(loaded, source, out, force=force, threshold=threshold,
-                  perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
-                  case_page=write_case_page, resume=resume, echo=click.echo)
-    click.echo(f"wrote {out}")
 
 
 @cli.command()
@@ -855,14 +865,13 @@ def import_dicom(source: Path, out: Path, case_name: str | None, force: bool) ->
     import re as _re
 
     from strokesynth._fs import atomic_dir
+    from strokesynth.io.dicom import case_name as dicom_case_name
     from strokesynth.io.dicom import import_study, scan
 
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError(out, "exists and is not empty (use --force to replace it)")
     if case_name is None:
-        found, _ = scan(source)
-        facts = found[0].facts
-        case_name = _re.sub(r"[^A-Za-z0-9._-]", "_", f"{facts['PatientID']}_{facts['StudyDate']}".strip("_")) or "case_1"
+        case_name = dicom_case_name(scan(source)[0])
     elif not _re.fullmatch(r"[A-Za-z0-9._-]+", case_name):
         raise ConfigError("--case", f"{case_name!r} cannot be a folder name (use letters, digits, . _ -)")
     with atomic_dir(out, force=force) as tmp:

@@ -149,3 +149,19 @@ def test_bad_dicom_folders_are_one_line_and_write_nothing(tiny_phantom, tmp_path
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert needle in lines[0], lines[0]
     assert not out.exists()
+
+
+def test_predict_takes_a_dicom_folder_directly(study, trained, tmp_path, capsys):
+    """predict --input DICOM_DIR: the study is imported to a temporary case; the maps the model takes
+    are computed from the CTP (uneven frames resampled) and the mask lands on the CT's grid."""
+    root, case, _ = study
+    run = trained[0] / "run"
+    code, out, err = run_cli(capsys, "predict", "--model", str(run), "--input", str(root), "--out", str(tmp_path / "pred"),
+                             "--precision", "fp32")
+    assert code == 0, err
+    assert "imported the DICOM study" in out and "computed from the raw 4D CTP" in out
+    mask = nib.load(tmp_path / "pred" / "PHANTOM01_20260101" / "mask.nii.gz")
+    assert mask.shape == case["ct"].spatial_shape
+    np.testing.assert_allclose(mask.affine, case["ct"].affine, atol=1e-4)
+    facts = json.loads((tmp_path / "pred" / "PHANTOM01_20260101" / "maps" / "perfusion.json").read_text())
+    assert facts["frame_timing"]["uneven"]

@@ -29,6 +29,10 @@ slice count; for the CTP the frame times).
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,3 +312,48 @@ def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
         write_array(array, affine, out_case / f"{k}.nii.gz", dt=dt, sidecar=sidecar)
         written[k] = group[0].uid
     return ImportedStudy(out_case.name, written, notes)
+
+
+def looks_like_dicom(folder: str | Path, probe: int = 50) -> bool:
+    """Whether ``folder`` holds DICOM files (the ``DICM`` preamble of Part 10 files, or a DICOMDIR)
+    among the first ``probe`` files of its tree, and no NIfTI file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    seen = 0
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.name.endswith((".nii", ".nii.gz")):
+            return False
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(132)
+        except OSError:
+            continue
+        if head[128:132] == b"DICM" or path.name.upper() == "DICOMDIR":
+            return True
+        seen += 1
+        if seen >= probe:
+            break
+    return False
+
+
+def case_name(found: list[Series]) -> str:
+    """A case name from the study's patient ID and date (``case_1`` when they are empty)."""
+    facts = found[0].facts
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{facts['PatientID']}_{facts['StudyDate']}").strip("_")
+    return name or "case_1"
+
+
+@contextmanager
+def imported(source: str | Path) -> Iterator[Path]:
+    """A temporary plain data set holding the DICOM study under ``source`` (removed afterwards):
+    how ``predict --input DICOM_DIR`` reads a study directly."""
+    found, _ = scan(source)
+    tmp = Path(tempfile.mkdtemp(prefix="strokesynth-dicom-"))
+    try:
+        import_study(source, tmp / case_name(found))
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
