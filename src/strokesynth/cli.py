@@ -590,6 +590,31 @@ def evaluate(run: Path | None, prediction_dirs: tuple[Path, ...], reference: Pat
     evaluate_run(run, echo=click.echo)
 
 
+def _dicom_outputs(study, out: Path, dicom_out: Path | None, force: bool) -> None:
+    """``predict --dicom-out``: the case's core (and Tmax > 6 s) as a DICOM SEG of its source CT series
+    and its overlay as a secondary capture, written atomically to ``dicom_out``."""
+    if dicom_out is None or study is None:
+        return
+    import nibabel as nib
+    import numpy as np
+
+    from strokesynth._fs import atomic_dir
+    from strokesynth.errors import DataError
+    from strokesynth.io.dicom_seg import write_secondary_capture, write_segmentation
+
+    if "ct" not in study.sources:
+        raise DataError(dicom_out, "the DICOM study has no non-contrast CT series for the SEG to reference")
+    folder = out / study.case
+    masks = {"core": np.asarray(nib.load(folder / "mask.nii.gz").dataobj) > 0}
+    if (folder / "hypoperfusion.nii.gz").exists():
+        masks["hypoperfusion"] = np.asarray(nib.load(folder / "hypoperfusion.nii.gz").dataobj) > 0
+    with atomic_dir(dicom_out, force=force) as tmp:
+        write_segmentation(study.sources["ct"], masks, tmp / f"{study.case}_seg.dcm", version=__version__)
+        write_secondary_capture(study.sources["ct"][0], folder / "overlay.png", tmp / f"{study.case}_report.dcm",
+                                version=__version__)
+    click.echo(f"wrote the DICOM SEG ({', '.join(masks)}) and the report figure to {dicom_out}")
+
+
 def _perfusion_config(method: str, frame_interval: float | None):
     from strokesynth.config import load_config
     from strokesynth.perfusion.maps import PerfusionConfig
@@ -620,10 +645,13 @@ def _perfusion_config(method: str, frame_interval: float | None):
               help="onnxruntime: every --model is a folder written by `strokesynth export` (CPU, no autograd).")
 @click.option("--resume", is_flag=True, help="Continue a batch that was killed or stopped by an error (finished "
               "cases are kept; same models, data and settings).")
+@click.option("--dicom-out", type=OUT_PATH, default=None,
+              help="With a DICOM --input: also write the core (and Tmax > 6 s) as a DICOM SEG of the source CT series "
+                   "and the report's overlay as a secondary capture to this folder (needs highdicom).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists and is not empty.")
 def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float | None, perfusion_method: str,
             frame_interval: float | None, tmax_threshold: float, device: str | None, precision: str, engine: str, resume: bool,
-            force: bool) -> None:
+            dicom_out: Path | None, force: bool) -> None:
     """Segment the core: mask and probability NIfTI (input affine), volumes in ml, overlay PNG,
     one HTML page per case, volumes.csv.
 
@@ -649,10 +677,16 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
     from strokesynth.io.dicom import imported, looks_like_dicom
     from strokesynth.report.case import write_case_page
 
+    study = None
+    if dicom_out is not None:
+        if not looks_like_dicom(source):
+            raise ConfigError("--dicom-out", "needs --input to be a folder of DICOM files (the SEG references its images)")
+        if dicom_out.exists() and any(dicom_out.iterdir()) and not force:
+            raise OutputError(dicom_out, "exists and is not empty (use --force to replace it)")
     with ExitStack() as stack:
         if looks_like_dicom(source):  # a DICOM study: imported to a temporary plain case first
-            source = stack.enter_context(imported(source))
-            click.echo(f"imported the DICOM study to a temporary case ({', '.join(p.name for p in source.iterdir())})")
+            source, study = stack.enter_context(imported(source))
+            click.echo(f"imported the DICOM study to a temporary case ({study.case}: {', '.join(sorted(study.keys))})")
         device = _device(device)
         if not 0 < tmax_threshold <= 60:
             raise ConfigError("--tmax-threshold", f"a Tmax threshold is a number of seconds in (0, 60] (clinical: 6), "
@@ -670,6 +704,7 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
             predict_cases(loaded, source, out, force=force, threshold=threshold,
                           perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
                           case_page=write_case_page, resume=resume, echo=click.echo)
+            _dicom_outputs(study, out, dicom_out, force)
             click.echo(f"wrote {out}")
             return
         healthy = [pseudo_healthy_checkpoint(m) for m in models]
@@ -693,6 +728,7 @@ def predict(models: tuple[Path, ...], source: Path, out: Path, threshold: float 
         predict_cases(loaded, source, out, force=force, threshold=threshold,
                       perfusion=_perfusion_config(perfusion_method, frame_interval), tmax_threshold_s=tmax_threshold,
                       case_page=write_case_page, resume=resume, echo=click.echo)
+        _dicom_outputs(study, out, dicom_out, force)
         click.echo(f"wrote {out}")
 
 

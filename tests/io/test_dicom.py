@@ -165,3 +165,38 @@ def test_predict_takes_a_dicom_folder_directly(study, trained, tmp_path, capsys)
     np.testing.assert_allclose(mask.affine, case["ct"].affine, atol=1e-4)
     facts = json.loads((tmp_path / "pred" / "PHANTOM01_20260101" / "maps" / "perfusion.json").read_text())
     assert facts["frame_timing"]["uneven"]
+
+
+def test_predict_writes_a_dicom_seg_that_lands_on_the_source_images(study, trained, tmp_path, capsys):
+    hd = pytest.importorskip("highdicom", reason="DICOM SEG output needs highdicom (the [dicom] extra)")
+    root, case, _ = study
+    run = trained[0] / "run"
+    code, out, err = run_cli(capsys, "predict", "--model", str(run), "--input", str(root), "--out", str(tmp_path / "pred"),
+                             "--precision", "fp32", "--dicom-out", str(tmp_path / "dcm_out"))
+    assert code == 0, err
+    assert "wrote the DICOM SEG (core, hypoperfusion)" in out
+    seg = hd.seg.segread(tmp_path / "dcm_out" / "PHANTOM01_20260101_seg.dcm")
+    # the source CT series, as written: SOP UID -> z (its images sorted by position)
+    sources = {}
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.SeriesDescription == "NCCT head":
+            sources[str(ds.SOPInstanceUID)] = float(ds.ImagePositionPatient[2])
+    order = sorted(sources, key=lambda uid: sources[uid])
+    referenced = {str(item.ReferencedSOPInstanceUID) for f in seg.PerFrameFunctionalGroupsSequence
+                  for item in f.DerivationImageSequence[0].SourceImageSequence}
+    assert referenced <= set(sources) and len(referenced) == len(sources)  # every frame on an existing CT image
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=order, segment_numbers=[1, 2])
+    mask = np.asarray(nib.load(tmp_path / "pred" / "PHANTOM01_20260101" / "mask.nii.gz").dataobj) > 0
+    hypo = np.asarray(nib.load(tmp_path / "pred" / "PHANTOM01_20260101" / "hypoperfusion.nii.gz").dataobj) > 0
+    np.testing.assert_array_equal(np.transpose(pixels[..., 0], (2, 1, 0)) > 0, mask)
+    np.testing.assert_array_equal(np.transpose(pixels[..., 1], (2, 1, 0)) > 0, hypo)
+    assert seg.FrameOfReferenceUID == pydicom.dcmread(next(p for p in root.rglob("*") if p.is_file())).FrameOfReferenceUID
+    sc = pydicom.dcmread(tmp_path / "dcm_out" / "PHANTOM01_20260101_report.dcm")
+    assert sc.Modality == "OT" or sc.SOPClassUID.name.startswith("Secondary Capture")
+    assert sc.StudyInstanceUID == seg.StudyInstanceUID
+    # without a DICOM input there is nothing for a SEG to reference
+    code, _, err = run_cli(capsys, "predict", "--model", str(run), "--input", str(trained[1]), "--out",
+                           str(tmp_path / "p2"), "--dicom-out", str(tmp_path / "d2"))
+    assert code == 2 and "needs --input to be a folder of DICOM files" in err
+    assert not (tmp_path / "p2").exists() and not (tmp_path / "d2").exists()

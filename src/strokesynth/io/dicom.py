@@ -81,6 +81,7 @@ class Image:
     temporal: int | None
     number: int
     syntax: str
+    sop: str = ""
 
 
 @dataclass
@@ -144,7 +145,8 @@ def scan(root: str | Path) -> tuple[list[Series], list[str]]:
             (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])),
             _seconds(ds.get("AcquisitionTime")) if ds.get("AcquisitionTime") else _seconds(ds.get("ContentTime")),
             int(ds.TemporalPositionIdentifier) if ds.get("TemporalPositionIdentifier") not in (None, "") else None,
-            int(ds.get("InstanceNumber") or 0), str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))))
+            int(ds.get("InstanceNumber") or 0), str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+            str(ds.get("SOPInstanceUID", ""))))
     if not series:
         if dicomdir:
             raise DataError(root, "holds a DICOMDIR index but no CT image files: copy the image files it lists "
@@ -257,11 +259,13 @@ class ImportedStudy:
     case: str
     keys: dict[str, str]
     notes: list[str]
+    sources: dict[str, list[Path]] = field(default_factory=dict)
 
 
-def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(key, array, affine, sidecar)`` of one series: ``(X, Y, Z)`` float32, or ``(X, Y, Z, T)``
-    int16 HU for a CTP (Fortran order: written without a copy)."""
+def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, Any], list[Image]]:
+    """``(key, array, affine, sidecar, slices)`` of one series: ``(X, Y, Z)`` float32, or ``(X, Y, Z,
+    T)`` int16 HU for a CTP (Fortran order: written without a copy); ``slices`` are the images of
+    the (first) time point in z order."""
     pydicom = _pydicom()
     normal, along, unique = geometry(series)
     key = kind(series, len(unique))
@@ -271,7 +275,8 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
     sidecar = dict(series.facts, Slices=len(unique))
     if key != "ctp":
         array = np.stack([_pixels(pydicom, im, series.where) for im in frames[0]], axis=2)
-        return key, array, affine, sidecar
+        sidecar["SourceSOPInstanceUIDs"] = [im.sop for im in frames[0]]
+        return key, array, affine, sidecar, frames[0]
     array = np.empty((nx, ny, len(unique), len(frames)), np.int16, order="F")
     times = []
     for t, frame in enumerate(frames):
@@ -286,7 +291,7 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
         raise DataError(series.where, "the CTP time points are not strictly increasing in Acquisition Time")
     sidecar.update({"FrameTimesStart": [round(float(v), 4) for v in rel], "FrameTimesUnit": "s",
                     "Frames": len(frames)})
-    return key, array, affine, sidecar
+    return key, array, affine, sidecar, frames[0]
 
 
 def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
@@ -303,15 +308,17 @@ def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
         raise DataError(root, "no non-contrast CT and no CTP series among the CT series found")
     out_case = Path(out_case)
     written: dict[str, str] = {}
+    sources: dict[str, list[Path]] = {}
     for key, group in sorted(by_key.items()):
         group.sort(key=lambda s: -len(s.images))
         for extra in group[1:]:
             notes.append(f"{key}: {extra.where} left out ({len(extra.images)} images; {group[0].where} taken)")
-        k, array, affine, sidecar = read_series(group[0])
+        k, array, affine, sidecar, slices = read_series(group[0])
         dt = float(np.median(np.diff(sidecar["FrameTimesStart"]))) if k == "ctp" and array.shape[3] > 1 else None
         write_array(array, affine, out_case / f"{k}.nii.gz", dt=dt, sidecar=sidecar)
         written[k] = group[0].uid
-    return ImportedStudy(out_case.name, written, notes)
+        sources[k] = [im.path for im in slices]
+    return ImportedStudy(out_case.name, written, notes, sources)
 
 
 def looks_like_dicom(folder: str | Path, probe: int = 50) -> bool:
@@ -347,13 +354,13 @@ def case_name(found: list[Series]) -> str:
 
 
 @contextmanager
-def imported(source: str | Path) -> Iterator[Path]:
-    """A temporary plain data set holding the DICOM study under ``source`` (removed afterwards):
-    how ``predict --input DICOM_DIR`` reads a study directly."""
+def imported(source: str | Path) -> Iterator[tuple[Path, ImportedStudy]]:
+    """A temporary plain data set holding the DICOM study under ``source`` (removed afterwards) and
+    what the import found: how ``predict --input DICOM_DIR`` reads a study directly."""
     found, _ = scan(source)
     tmp = Path(tempfile.mkdtemp(prefix="strokesynth-dicom-"))
     try:
-        import_study(source, tmp / case_name(found))
-        yield tmp
+        study = import_study(source, tmp / case_name(found))
+        yield tmp, study
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

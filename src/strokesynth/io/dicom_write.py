@@ -56,6 +56,7 @@ def _base(pydicom, study: dict, series_uid: str, number: int, description: str) 
     ds.Modality = "CT"
     ds.PatientID, ds.PatientName = study["patient"], study["patient"]
     ds.StudyInstanceUID, ds.StudyDate, ds.StudyTime = study["uid"], study["date"], "120000"
+    ds.PatientBirthDate, ds.PatientSex, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "", "O", "1", "", ""
     ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = series_uid, number, description
     ds.FrameOfReferenceUID = study["frame_of_reference"]
     ds.Manufacturer, ds.KVP = "strokesynth phantom", 80 if description.startswith("CTP") else 120
