@@ -178,7 +178,7 @@ def test_predict_writes_a_dicom_seg_that_lands_on_the_source_images(study, train
     seg = hd.seg.segread(tmp_path / "dcm_out" / "PHANTOM01_20260101_seg.dcm")
     # the source CT series, as written: SOP UID -> z (its images sorted by position)
     sources = {}
-    for path in (p for p in root.rglob("*") if p.is_file()):
+    for path in (p for p in root.rglob("*") if p.is_file() and p.suffix != ".txt"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         if ds.SeriesDescription == "NCCT head":
             sources[str(ds.SOPInstanceUID)] = float(ds.ImagePositionPatient[2])
@@ -191,7 +191,8 @@ def test_predict_writes_a_dicom_seg_that_lands_on_the_source_images(study, train
     hypo = np.asarray(nib.load(tmp_path / "pred" / "PHANTOM01_20260101" / "hypoperfusion.nii.gz").dataobj) > 0
     np.testing.assert_array_equal(np.transpose(pixels[..., 0], (2, 1, 0)) > 0, mask)
     np.testing.assert_array_equal(np.transpose(pixels[..., 1], (2, 1, 0)) > 0, hypo)
-    assert seg.FrameOfReferenceUID == pydicom.dcmread(next(p for p in root.rglob("*") if p.is_file())).FrameOfReferenceUID
+    first = next(p for p in root.rglob("*") if p.is_file() and p.suffix != ".txt")
+    assert seg.FrameOfReferenceUID == pydicom.dcmread(first).FrameOfReferenceUID
     sc = pydicom.dcmread(tmp_path / "dcm_out" / "PHANTOM01_20260101_report.dcm")
     assert sc.Modality == "OT" or sc.SOPClassUID.name.startswith("Secondary Capture")
     assert sc.StudyInstanceUID == seg.StudyInstanceUID
