@@ -119,9 +119,9 @@ def test_bad_dicom_folders_are_one_line_and_write_nothing(tiny_phantom, tmp_path
     elif how in ("compressed", "no_decoder"):
         from pydicom.pixels import get_decoder
 
-        syntax = pydicom.uid.JPEG2000Lossless if how == "compressed" else pydicom.uid.JPEGLSLossless
+        syntax = pydicom.uid.JPEG2000Lossless if how == "compressed" else pydicom.uid.HTJ2KLossless
         if how == "no_decoder" and get_decoder(syntax).is_available:
-            pytest.skip("a JPEG-LS decoder is installed here: the missing-decoder line cannot be shown")
+            pytest.skip("an HTJ2K decoder is installed here: the missing-decoder line cannot be shown")
         ds = pydicom.dcmread(files[0])
         ds.file_meta.TransferSyntaxUID = syntax
         ds.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f\xff\x51" + bytes(64)])
