@@ -201,3 +201,39 @@ def test_predict_writes_a_dicom_seg_that_lands_on_the_source_images(study, train
                            str(tmp_path / "p2"), "--dicom-out", str(tmp_path / "d2"))
     assert code == 2 and "needs --input to be a folder of DICOM files" in err
     assert not (tmp_path / "p2").exists() and not (tmp_path / "d2").exists()
+
+
+def test_dcm2niix_reads_the_same_frames_times_and_geometry(tiny_phantom, tmp_path, capsys):
+    """The reference converter on the same oblique, unevenly sampled series: the same number of
+    frames, the same frame times, and the same voxels at the same scanner positions (dcm2niix stores
+    the rows flipped, so the affines differ by that flip, not in geometry)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        pytest.skip("dcm2niix is not installed (pip install dcm2niix)")
+    src = tiny_phantom[0].case
+    affine = _tilted(src["ct"].affine, 15.0)
+    keep = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 19, 22])
+    case = Case("o", "o", {"ct": Volume(src["ct"].array, affine, disk_dtype=np.int16),
+                           "ctp": Volume(src["ctp"].array[..., keep], affine, dt=src["ctp"].dt)})
+    write_dicom_study(case, tmp_path / "dcm", frame_times=keep * src["ctp"].dt)
+    (tmp_path / "ref").mkdir()
+    subprocess.run([exe, "-z", "y", "-b", "y", "-f", "%d", "-o", str(tmp_path / "ref"), str(tmp_path / "dcm")],
+                   check=True, capture_output=True)
+    code, _, err = run_cli(capsys, "import", str(tmp_path / "dcm"), "--out", str(tmp_path / "ours"), "--case", "o")
+    assert code == 0, err
+    for ours_name, ref_name in (("ct", "NCCT_head"), ("ctp", "CTP_brain_perfusion")):
+        ours, ref = nib.load(tmp_path / "ours" / "o" / f"{ours_name}.nii.gz"), nib.load(tmp_path / "ref" / f"{ref_name}.nii.gz")
+        assert ours.shape == ref.shape, ours_name
+        voxel_map = np.linalg.inv(ref.affine) @ ours.affine  # our voxel index -> dcm2niix's
+        np.testing.assert_allclose(voxel_map, np.round(voxel_map), atol=1e-3)
+        ijk = np.indices(ours.shape[:3]).reshape(3, -1)
+        mapped = np.rint(voxel_map[:3, :3] @ ijk + voxel_map[:3, 3:]).astype(int)
+        a = np.asarray(ours.dataobj).reshape(int(np.prod(ours.shape[:3])), -1)
+        b = np.asarray(ref.dataobj)[mapped[0], mapped[1], mapped[2]].reshape(a.shape)
+        np.testing.assert_array_equal(a, b, err_msg=ours_name)
+    ours_times = json.loads((tmp_path / "ours" / "o" / "ctp.json").read_text())["FrameTimesStart"]
+    ref_times = json.loads((tmp_path / "ref" / "CTP_brain_perfusion.json").read_text())["FrameTimesStart"]
+    np.testing.assert_allclose(ours_times, ref_times, atol=1e-3)
