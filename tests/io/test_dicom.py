@@ -237,3 +237,18 @@ def test_dcm2niix_reads_the_same_frames_times_and_geometry(tiny_phantom, tmp_pat
     ours_times = json.loads((tmp_path / "ours" / "o" / "ctp.json").read_text())["FrameTimesStart"]
     ref_times = json.loads((tmp_path / "ref" / "CTP_brain_perfusion.json").read_text())["FrameTimesStart"]
     np.testing.assert_allclose(ours_times, ref_times, atol=1e-3)
+
+
+def test_an_enhanced_multiframe_ctp_is_split_by_its_functional_groups(study, tmp_path, capsys):
+    """The same uneven CTP as one Enhanced CT object: frames placed by their per-frame plane
+    positions and times (Frame Content), the same volume and frame times as the classic series."""
+    _, case, times = study
+    write_dicom_study(case, tmp_path / "dcm", frame_times=times, enhanced=True)
+    assert sum(1 for p in (tmp_path / "dcm").rglob("*") if p.is_file()) == case["ct"].shape[2] * 2 + 1
+    code, _, err = run_cli(capsys, "import", str(tmp_path / "dcm"), "--out", str(tmp_path / "ds"), "--case", "e")
+    assert code == 0, err
+    ctp = nib.load(tmp_path / "ds" / "e" / "ctp.nii.gz")
+    np.testing.assert_array_equal(np.asarray(ctp.dataobj), case["ctp"].array)
+    np.testing.assert_allclose(ctp.affine, case["ctp"].affine, atol=1e-4)
+    side = json.loads((tmp_path / "ds" / "e" / "ctp.json").read_text())
+    np.testing.assert_allclose(side["FrameTimesStart"], times - times[0], atol=1e-4)

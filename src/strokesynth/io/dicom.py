@@ -17,7 +17,9 @@ Series Instance UID and recognises each series by its tags, not its file names:
 Geometry comes from Image Orientation/Position (Patient): slices sorted by their position along
 the slice normal (not by file name or instance number), the affine converted from DICOM's LPS to
 NIfTI's RAS, so oblique and gantry-tilted stacks keep their true orientation. Rescale slope and
-intercept are applied (HU). Enhanced (multi-frame) CT objects are refused with a line saying so.
+intercept are applied (HU). An Enhanced (multi-frame) CT object is split into its frames by its
+functional groups (plane position and orientation, pixel measures, rescale, frame content's time
+and temporal index).
 pydicom reads the files (no hand-written parsing); a compressed transfer syntax needs a decoder
 plugin (``pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg``), and the error says which.
 
@@ -82,6 +84,8 @@ class Image:
     number: int
     syntax: str
     sop: str = ""
+    frame: int | None = None  # the frame of an enhanced (multi-frame) object, else None
+    rescale: tuple[float, float] | None = None  # per-frame (slope, intercept) of an enhanced object
 
 
 @dataclass
@@ -124,10 +128,9 @@ def scan(root: str | Path) -> tuple[list[Series], list[str]]:
         if sop_class == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
             dicomdir += 1
             continue
-        if sop_class == _ENHANCED_CT or "PerFrameFunctionalGroupsSequence" in ds:
-            raise DataError(path, "an enhanced (multi-frame) CT object: not read yet; export the series as classic "
-                                  "single-frame CT images")
-        if getattr(ds, "Modality", "") != "CT" or "ImagePositionPatient" not in ds or "PixelSpacing" not in ds:
+        enhanced = sop_class == _ENHANCED_CT or "PerFrameFunctionalGroupsSequence" in ds
+        if getattr(ds, "Modality", "") != "CT" or not enhanced and ("ImagePositionPatient" not in ds
+                                                                    or "PixelSpacing" not in ds):
             skipped += 1
             continue
         uid = str(ds.SeriesInstanceUID)
@@ -139,6 +142,9 @@ def scan(root: str | Path) -> tuple[list[Series], list[str]]:
                                   "Manufacturer": str(ds.get("Manufacturer", "")),
                                   "KVP": float(ds.KVP) if ds.get("KVP") not in (None, "") else None,
                                   "PatientID": str(ds.get("PatientID", "")), "StudyDate": str(ds.get("StudyDate", ""))})
+        if enhanced:
+            series[uid].images.extend(_enhanced_frames(ds, path))
+            continue
         series[uid].images.append(Image(
             path, np.array([float(v) for v in ds.ImagePositionPatient]),
             np.array([float(v) for v in ds.ImageOrientationPatient]), int(ds.Rows), int(ds.Columns),
@@ -155,6 +161,46 @@ def scan(root: str | Path) -> tuple[list[Series], list[str]]:
     if skipped:
         notes.append(f"{skipped} file(s) left out (not DICOM, not CT, or without a position)")
     return list(series.values()), notes
+
+
+def _group(ds: Any, index: int, name: str) -> Any:
+    """Item ``name`` of frame ``index``'s functional groups (per-frame first, then shared), or None."""
+    for groups in (ds.PerFrameFunctionalGroupsSequence[index], (ds.get("SharedFunctionalGroupsSequence") or [None])[0]):
+        if groups is not None and name in groups:
+            return groups[name][0]
+    return None
+
+
+def _datetime_seconds(value: Any) -> float | None:
+    """The time of day (s) of a DICOM DT (YYYYMMDDHHMMSS.FFFFFF), or None."""
+    text = str(value or "").strip()
+    return _seconds(text[8:].split("+")[0].split("-")[0]) if len(text) > 8 else None
+
+
+def _enhanced_frames(ds: Any, path: Path) -> list[Image]:
+    """The frames of an enhanced (multi-frame) CT object as images: position, orientation and pixel
+    spacing from the (per-frame or shared) functional groups, the time from Frame Content's
+    Frame Acquisition DateTime, the temporal index from its Temporal Position Index."""
+    frames = []
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    for i in range(int(ds.NumberOfFrames)):
+        position = _group(ds, i, "PlanePositionSequence")
+        orientation = _group(ds, i, "PlaneOrientationSequence")
+        measures = _group(ds, i, "PixelMeasuresSequence")
+        if position is None or orientation is None or measures is None:
+            raise DataError(path, f"enhanced CT frame {i + 1} has no plane position, orientation or pixel measures")
+        content = _group(ds, i, "FrameContentSequence")
+        transform = _group(ds, i, "PixelValueTransformationSequence")
+        when = _datetime_seconds(content.get("FrameAcquisitionDateTime")) if content is not None else None
+        temporal = content.get("TemporalPositionIndex") if content is not None else None
+        frames.append(Image(
+            path, np.array([float(v) for v in position.ImagePositionPatient]),
+            np.array([float(v) for v in orientation.ImageOrientationPatient]), int(ds.Rows), int(ds.Columns),
+            (float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])), when,
+            int(temporal) if temporal not in (None, "") else None, i + 1, syntax, str(ds.SOPInstanceUID), i,
+            (float(transform.get("RescaleSlope", 1.0)), float(transform.get("RescaleIntercept", 0.0)))
+            if transform is not None else None))
+    return frames
 
 
 def kind(series: Series, n_positions: int) -> str:
@@ -204,11 +250,26 @@ def _affine(series: Series, slices: list[Image]) -> np.ndarray:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
+_DECODED: dict[Path, tuple[Any, np.ndarray]] = {}
+
+
+def _decoded(pydicom, path: Path) -> tuple[Any, np.ndarray]:
+    """The dataset and decoded pixels of a file; the last multi-frame file is kept (its frames are
+    read one after another)."""
+    if path in _DECODED:
+        return _DECODED[path]
+    ds = pydicom.dcmread(path)
+    out = (ds, ds.pixel_array)
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        _DECODED.clear()
+        _DECODED[path] = out
+    return out
+
+
 def _pixels(pydicom, image: Image, where: str) -> np.ndarray:
     """``(columns, rows)`` float32 with rescale applied."""
-    ds = pydicom.dcmread(image.path)
     try:
-        raw = ds.pixel_array
+        ds, raw = _decoded(pydicom, image.path)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise RuntimeError/NotImplementedError/...
         syntax = pydicom.uid.UID(image.syntax) if image.syntax else None
         if syntax is not None and syntax.is_compressed:
@@ -225,8 +286,12 @@ def _pixels(pydicom, image: Image, where: str) -> np.ndarray:
             raise DataError(image.path, f"{where}: compressed transfer syntax {syntax.name}: the pixel data cannot "
                                         f"be decoded ({str(exc).splitlines()[0][:120]})") from None
         raise DataError(image.path, f"{where}: pixel data cannot be read ({str(exc).splitlines()[0][:120]})") from None
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    inter = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    if image.frame is not None:
+        raw = raw[image.frame] if raw.ndim == 3 else raw
+        slope, inter = image.rescale or (1.0, 0.0)
+    else:
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        inter = float(ds.get("RescaleIntercept", 0.0) or 0.0)
     return (raw.astype(np.float32) * np.float32(slope) + np.float32(inter)).T
 
 
@@ -309,6 +374,16 @@ def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
     out_case = Path(out_case)
     written: dict[str, str] = {}
     sources: dict[str, list[Path]] = {}
+    try:
+        _write_series_of(by_key, out_case, notes, written, sources)
+    finally:
+        _DECODED.clear()
+    return ImportedStudy(out_case.name, written, notes, sources)
+
+
+def _write_series_of(by_key: dict[str, list[Series]], out_case: Path, notes: list[str], written: dict[str, str],
+                     sources: dict[str, list[Path]]) -> None:
+    """Write the series taken for each key (the one with most images) to ``out_case``."""
     for key, group in sorted(by_key.items()):
         group.sort(key=lambda s: -len(s.images))
         for extra in group[1:]:
@@ -318,7 +393,6 @@ def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
         write_array(array, affine, out_case / f"{k}.nii.gz", dt=dt, sidecar=sidecar)
         written[k] = group[0].uid
         sources[k] = [im.path for im in slices]
-    return ImportedStudy(out_case.name, written, notes, sources)
 
 
 def looks_like_dicom(folder: str | Path, probe: int = 50) -> bool:

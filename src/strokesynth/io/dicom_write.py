@@ -26,6 +26,8 @@ from strokesynth.errors import ConfigError
 
 #: CT Image Storage
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+#: Enhanced CT Image Storage (one multi-frame object per series)
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 #: finest slope of the derived map series (maps are stored as integers of 1/100 unit, coarser when
 #: a map's largest value would not fit a signed 16-bit integer)
 MAP_SLOPE = 0.01
@@ -113,14 +115,58 @@ def _write_series(pydicom, study: dict, folder: Path, array: np.ndarray, affine:
     return series_uid
 
 
+def _write_enhanced(pydicom, study: dict, folder: Path, array: np.ndarray, affine: np.ndarray, number: int,
+                    description: str, times: np.ndarray) -> str:
+    """The 4D ``array`` ``(X, Y, Z, T)`` as one Enhanced CT object: frames time point after time
+    point, position per frame, orientation, pixel measures and rescale shared, the time and temporal
+    index of every frame in its Frame Content."""
+    Dataset = pydicom.Dataset
+    iop, spacing, origin, step = lps_geometry(affine)
+    series_uid = pydicom.uid.generate_uid()
+    ds = _base(pydicom, study, series_uid, number, description)
+    ds.SOPClassUID = ENHANCED_CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.InstanceNumber, ds.ContrastBolusAgent = 1, "iodinated contrast"
+    nx, ny, nz, nt = array.shape
+    ds.Rows, ds.Columns, ds.NumberOfFrames = ny, nx, nz * nt
+    measures = Dataset()
+    measures.PixelSpacing, measures.SliceThickness = [float(v) for v in spacing], float(np.linalg.norm(step))
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [float(v) for v in iop]
+    transform = Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1.0, 0.0, "HU"
+    shared = Dataset()
+    shared.PixelMeasuresSequence = pydicom.Sequence([measures])
+    shared.PlaneOrientationSequence = pydicom.Sequence([orientation])
+    shared.PixelValueTransformationSequence = pydicom.Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = pydicom.Sequence([shared])
+    per_frame, pixels = [], []
+    for t in range(nt):
+        for z in range(nz):
+            position, content, groups = Dataset(), Dataset(), Dataset()
+            position.ImagePositionPatient = [float(v) for v in origin + z * step]
+            content.FrameAcquisitionDateTime = study["date"] + _clock(float(times[t]))
+            content.TemporalPositionIndex = t + 1
+            groups.PlanePositionSequence = pydicom.Sequence([position])
+            groups.FrameContentSequence = pydicom.Sequence([content])
+            per_frame.append(groups)
+            pixels.append(np.round(array[:, :, z, t]).astype(np.int16).T)
+    ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence(per_frame)
+    ds.PixelData = np.ascontiguousarray(np.stack(pixels)).tobytes()
+    _save(pydicom, ds, folder)
+    return series_uid
+
+
 def write_dicom_study(case: Case, folder: str | os.PathLike, *, frame_times: np.ndarray | None = None,
-                      patient: str = "PHANTOM01") -> dict[str, str]:
+                      patient: str = "PHANTOM01", enhanced: bool = False) -> dict[str, str]:
     """Write ``case``'s ``ct``, ``cta``, maps and ``ctp`` (those it has) as DICOM series under
     ``folder``; returns key -> SeriesInstanceUID.
 
     Args:
         frame_times: acquisition time (s) of every CTP frame, increasing (default: ``k * dt``);
             uneven times make an unevenly sampled series.
+        enhanced: write the CTP as one Enhanced CT (multi-frame) object instead of one file per image.
     """
     pydicom = _pydicom()
     folder = Path(folder)
@@ -145,6 +191,10 @@ def write_dicom_study(case: Case, folder: str | os.PathLike, *, frame_times: np.
         times = np.asarray(frame_times if frame_times is not None else np.arange(ctp.shape[3]) * ctp.dt, np.float64)
         if times.shape != (ctp.shape[3],):
             raise ConfigError("frame_times", f"{times.size} times for {ctp.shape[3]} frames")
-        uids["ctp"] = _write_series(pydicom, study, folder, ctp.array, ctp.affine, number, "CTP brain perfusion",
-                                    contrast=True, times=times)
+        if enhanced:
+            uids["ctp"] = _write_enhanced(pydicom, study, folder, ctp.array, ctp.affine, number, "CTP brain perfusion",
+                                          times)
+        else:
+            uids["ctp"] = _write_series(pydicom, study, folder, ctp.array, ctp.affine, number, "CTP brain perfusion",
+                                        contrast=True, times=times)
     return uids
