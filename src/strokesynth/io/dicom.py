@@ -341,6 +341,9 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
     if key != "ctp":
         array = np.stack([_pixels(pydicom, im, series.where) for im in frames[0]], axis=2)
         sidecar["SourceSOPInstanceUIDs"] = [im.sop for im in frames[0]]
+        stamps = [im.time for im in frames[0] if im.time is not None]
+        if stamps:
+            sidecar["AcquisitionTimeOfDay_s"] = round(float(min(stamps)), 4)
         return key, array, affine, sidecar, frames[0]
     array = np.empty((nx, ny, len(unique), len(frames)), np.int16, order="F")
     times = []
@@ -355,7 +358,7 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
     if np.any(np.diff(rel) <= 0):
         raise DataError(series.where, "the CTP time points are not strictly increasing in Acquisition Time")
     sidecar.update({"FrameTimesStart": [round(float(v), 4) for v in rel], "FrameTimesUnit": "s",
-                    "Frames": len(frames)})
+                    "Frames": len(frames), "AcquisitionTimeOfDay_s": round(float(times[0]), 4)})
     return key, array, affine, sidecar, frames[0]
 
 
