@@ -23,6 +23,17 @@ at ``d``. ``tmax_rule="onset"`` (default) therefore reads Tmax where the rising 
 maximum crosses half of it (linear interpolation between frames); ``"peak"`` is the argmax with
 parabolic sub-frame interpolation, as vendor software reports it (``docs/perfusion.md``).
 
+The half-height of a *decaying* residue is still read early: the filter lowers the maximum of
+``exp(-t / MTT)`` more than its edge, so half of it is reached before ``d``, the more so the
+shorter the MTT and the heavier the truncation (oSVD under noise keeps few singular values).
+``"onset_corrected"`` removes that part: for a block-circulant method the regularised estimate is
+the true residue seen through a fixed, shift-invariant filter (``V diag(f) V^T``, ``f`` the kept
+singular values), so the onset a reference residue ``exp(-t / MTT)`` at delay 0 gets through the
+same filter is the bias of every delayed residue of that MTT. A table of that onset over the number
+of kept values (oSVD) and 48 MTTs is built once per AIF, and each voxel's onset Tmax is reduced by
+the entry of its truncation and its measured MTT (CBV / CBF); ``"ssvd"`` (not circulant) is left as
+it is.
+
 CBV comes from the area ratio, independent of the method. ``kh=1, rho=1`` gives the pure
 tracer-kinetic model (CBV = 100 ∫C_t / ∫C_a).
 """
@@ -38,7 +49,9 @@ from scipy.integrate import trapezoid
 from strokesynth.errors import DataError
 
 METHODS = ("ssvd", "csvd", "osvd", "tikhonov")
-TMAX_RULES = ("onset", "peak")
+TMAX_RULES = ("onset", "peak", "onset_corrected")
+#: MTTs (s) of the reference residues of the ``onset_corrected`` rule (log-spaced)
+_BIAS_MTT_S = np.geomspace(0.5, 40.0, 48)
 #: default regularisation per method: P (fraction of the largest singular value) or λ.
 DEFAULT_THRESHOLD = {"ssvd": 0.2, "csvd": 0.1, "osvd": 0.005, "tikhonov": 0.1}
 DEFAULT_OI = 0.1
@@ -163,6 +176,44 @@ def _onset_time(residue: torch.Tensor, dt: float, circulant: bool, n_frames: int
     return (t * dt).float()
 
 
+def _onset_bias(aif: np.ndarray, u: np.ndarray, s: np.ndarray, vt: np.ndarray, filters: np.ndarray, dt: float,
+                n_frames: int) -> np.ndarray:
+    """Onset time (s) read from reference tissue curves whose true delay is 0, deconvolved through
+    each filter: ``(F, M)`` for filters ``(F, L)`` (weights of the singular values: 1 kept, 0 cut)
+    and the MTTs of :data:`_BIAS_MTT_S`.
+
+    The references go through what a measured curve goes through: the AIF, linearly interpolated
+    between its samples, convolved on a grid 20 times finer with ``exp(-t / MTT)``, sampled at the
+    frames, zero-padded, deconvolved with the filter and read by the onset rule."""
+    sub = 20
+    fine_dt = dt / sub
+    t_fine = np.arange(n_frames * sub) * fine_dt
+    a_fine = np.interp(t_fine, np.arange(n_frames) * dt, aif)
+    length = vt.shape[1]
+    refs = np.zeros((len(_BIAS_MTT_S), length))
+    for j, mtt in enumerate(_BIAS_MTT_S):
+        tissue = np.convolve(a_fine, np.exp(-t_fine / mtt))[: len(t_fine)] * fine_dt
+        refs[j, :n_frames] = tissue[::sub]
+    coef = refs @ u  # U^T c per reference (the padded half is zero)
+    out = np.empty((len(filters), len(_BIAS_MTT_S)), np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(s > 0, 1.0 / s, 0.0)
+    for i, f in enumerate(filters):
+        residue = torch.from_numpy(((coef * (f * inv)[None, :]) @ vt).astype(np.float32))
+        out[i] = _onset_time(residue, dt, True, n_frames).numpy()
+    return out
+
+
+def _correct_onset(tmax: np.ndarray, mtt: np.ndarray, row: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``tmax`` minus the bias of each curve's filter (``row`` into ``table``) at its MTT (s)."""
+    x = np.log(np.clip(mtt, _BIAS_MTT_S[0], _BIAS_MTT_S[-1]))
+    grid = np.log(_BIAS_MTT_S)
+    j = np.clip(np.searchsorted(grid, x) - 1, 0, len(grid) - 2)
+    w = (x - grid[j]) / (grid[j + 1] - grid[j])
+    bias = table[row, j] * (1 - w) + table[row, j + 1] * w
+    return (tmax - bias).astype(np.float32)
+
+
 def deconvolve(
     tissue: np.ndarray,
     aif: np.ndarray,
@@ -190,7 +241,9 @@ def deconvolve(
             (both relative to the largest singular value); default per method.
         oi: oscillation-index target of ``"osvd"``.
         return_residue: also return ``F·R(t)`` per curve.
-        tmax_rule: ``"onset"`` (half-height of the residue's rise) or ``"peak"`` (its argmax).
+        tmax_rule: ``"onset"`` (half-height of the residue's rise), ``"peak"`` (its argmax) or
+            ``"onset_corrected"`` (the onset less the bias of the method's filter at the curve's MTT;
+            block-circulant methods only, see the module docstring).
         chunk: curves per matrix product (bounds memory).
 
     Returns:
@@ -234,7 +287,8 @@ def deconvolve(
         kept_value = s[s > p * s[0]][-1] / s[0]
     else:
         w = None
-    timing = _onset_time if tmax_rule == "onset" else _peak_time
+    timing = _peak_time if tmax_rule == "peak" else _onset_time
+    kept_n = np.empty(len(curves), np.int64) if tmax_rule == "onset_corrected" else None
 
     cbf = np.empty(len(curves), np.float32)
     tmax = np.empty(len(curves), np.float32)
@@ -253,6 +307,8 @@ def deconvolve(
             else:
                 r, k = osvd(coef)
                 kept[lo:lo + len(c)] = (s[k.numpy() - 1] / s[0])
+                if kept_n is not None:
+                    kept_n[lo:lo + len(c)] = k.numpy()
             cbf[lo:lo + len(c)] = (scale * 6000.0 * r.amax(dim=1)).numpy()
             tmax[lo:lo + len(c)] = timing(r, dt, circulant, n).numpy()
             area[lo:lo + len(c)] = (c @ trap_t).numpy()
@@ -261,6 +317,14 @@ def deconvolve(
     cbv = (scale * 100.0 * area.astype(np.float64) / area_a).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         mtt = np.where(cbf > 1e-6, 60.0 * cbv / cbf, 0.0).astype(np.float32)
+    if kept_n is not None and circulant:
+        if osvd is not None:  # one filter per number of kept values
+            filters = (np.arange(len(s))[None, :] < np.arange(osvd.n_max + 1)[:, None]).astype(np.float64)
+            row = kept_n
+        else:
+            filters = (w * s)[None, :]
+            row = np.zeros(len(curves), np.int64)
+        tmax = _correct_onset(tmax, mtt, row, _onset_bias(aif, u, s, vt, filters, dt, n))
     return PerfusionMaps(
         cbf=cbf.reshape(lead),
         cbv=cbv.reshape(lead),
