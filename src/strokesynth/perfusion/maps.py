@@ -36,8 +36,10 @@ class PerfusionConfig:
         threshold: regularisation (default per method), see :func:`deconvolve`.
         oi: oscillation-index target of oSVD.
         tmax_rule: ``onset`` (half-height of the residue's rise, unbiased by the regularisation
-            filter) or ``peak`` (the residue's argmax, as vendor software reports it; on the
-            phantom's noise-free curves 1.4 s late for oSVD), see :func:`deconvolve`.
+            filter for a step, early for a decaying residue under heavy truncation), ``peak`` (the
+            residue's argmax, as vendor software reports it; on the phantom's noise-free curves
+            1.4 s late for oSVD) or ``onset_corrected`` (the onset less the bias of the filter at
+            the voxel's truncation and MTT), see :func:`deconvolve`.
         smooth_mm: in-plane Gaussian sigma applied to every frame before deconvolution, mm.
         bone_hu: baseline HU above which a voxel is bone.
         tissue_hu: (low, high) baseline HU range of brain tissue.

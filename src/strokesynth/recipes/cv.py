@@ -63,6 +63,27 @@ def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
                           "data.cache_dir": str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir})
 
 
+#: cases above this many bytes of preprocessed channels each are cached on disk when the config names no cache
+#: and the in-memory LRU (:class:`~strokesynth.data.arrays.ArrayStore`, 8 cases) cannot hold the data set
+AUTO_CACHE_BYTES = 64 * 2**20
+
+
+def with_cache_for_large_cases(cfg: TrainConfig, cases: list[Case], out: str | os.PathLike) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``data.cache_dir = OUT/cache`` when it names none and the data set would thrash
+    the in-memory LRU: more than 8 cases of more than :data:`AUTO_CACHE_BYTES` each (an ISLES'24
+    case: 5 channels of 512 x 512 x 80 float32, 420 MB; shuffled slices then re-read whole volumes
+    for almost every slice). Returns the config and a note for the console ("" when unchanged)."""
+    if cfg.data.cache_dir or len(cases) <= 8:
+        return cfg, ""
+    per_case = max(int(np.prod(c.reference.spatial_shape)) for c in cases) * 4 * len(cfg.data.modalities)
+    if per_case <= AUTO_CACHE_BYTES:
+        return cfg, ""
+    folder = str((Path(out) / "cache").resolve())
+    return replaced(cfg, {"data.cache_dir": folder}), (
+        f"note: {len(cases)} cases of up to {per_case / 2**20:.0f} MB of channels each do not fit the in-memory "
+        f"cache; preprocessed arrays are cached on disk in {folder} (data.cache_dir)")
+
+
 #: the run's record of what was measured from its data (beside ``config.yaml``, which stays as resolved)
 MEASURED = "measured.json"
 
@@ -106,6 +127,9 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     # a run killed before its record was written (or older than it) measures again: same cases, same values
     measured = run.load_json(MEASURED) if resume and run.file(MEASURED).is_file() else measure_training_data(cases)
     if not resume:
+        cfg, note = with_cache_for_large_cases(cfg, cases, out)
+        if note:
+            echo(note)
         if dist.main:
             run = RunDir.create(out, force=force)
             run.save_config(cfg)
