@@ -98,9 +98,13 @@ def _validated_as_options(cfg, options: dict[str, str]):  # noqa: ANN001, ANN202
 
 
 def _run_settings(cfg, device: str, amp: str):  # noqa: ANN001, ANN202 - a model's config dataclass
-    """A copy of a trained model's config that runs on ``device`` with autocast ``amp``; the
-    loaded config itself is never changed."""
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device=device, amp=amp))
+    """A copy of a trained model's config that runs on ``device`` with autocast ``amp`` and caches
+    nothing on disk (a training run's ``data.cache_dir`` lies inside the model's folder; new cases
+    are read once each); the loaded config itself is never changed."""
+    out = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device=device, amp=amp))
+    if getattr(out, "data", None) is not None and out.data.cache_dir:
+        out = dataclasses.replace(out, data=dataclasses.replace(out.data, cache_dir=""))
+    return out
 
 
 def _split_list(text: str | None) -> list[str] | None:
