@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--healthy", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="Folder for runs and predictions [a temporary one].")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--skip", default="", help="Comma-separated stages to skip (reference, check, perfusion), "
+    ap.add_argument("--skip", default="", help="Comma-separated stages to skip (reference, check, perfusion, train), "
                                                "e.g. when they were measured in an earlier run.")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_isles24_"))
@@ -82,11 +82,12 @@ def main() -> None:
         stage("perfusion of one 512x512x80x40 CTP", ["perfusion", str(ctp), "--out", str(work / "maps"), "--force"],
               rows)
     run = work / "run"
-    stage(f"train unet2d_focal_tiny at 128x128 (resampled), fold 0 of 5, {args.epochs} epochs",
-          ["train", "--config", str(Path(__file__).resolve().parents[1] / "configs/seg/unet2d_focal_tiny.yaml"),
-           "--set", f"data.dataset={args.data}", "--set", "data.size=[128,128]", "--set", "data.mode=resample",
-           "--set", f"run.epochs={args.epochs}", "--set", "run.folds=5", "--set", "run.folds_to_run=[0]",
-           "--out", str(run), "--force"], rows)
+    if "train" not in skip:
+        stage(f"train unet2d_focal_tiny at 128x128 (resampled), fold 0 of 5, {args.epochs} epochs",
+              ["train", "--config", str(Path(__file__).resolve().parents[1] / "configs/seg/unet2d_focal_tiny.yaml"),
+               "--set", f"data.dataset={args.data}", "--set", "data.size=[128,128]", "--set", "data.mode=resample",
+               "--set", f"run.epochs={args.epochs}", "--set", "run.folds=5", "--set", "run.folds_to_run=[0]",
+               "--out", str(run), "--force"], rows)
     stage(f"predict {len(subjects)} subjects (vendor maps)",
           ["predict", "--model", str(run), "--input", str(args.data), "--out", str(work / "pred"), "--force"], rows)
     # one subject with its NCCT and raw CTP only: the maps are computed
