@@ -4,6 +4,9 @@ subject (vendor maps) and on one subject from its raw CTP alone, `evaluate` with
 metrics. Every stage runs as the CLI in a fresh process; its wall time and peak resident memory
 (the child's ``ru_maxrss``) are recorded.
 
+The ``evaluate`` stage scores every subject, training subjects included: it is there for its time
+and memory; the model's held-out result is in the run's own ``metrics/``.
+
 Reference, measured in the same run: reading every image of one subject whole with nibabel
 (``get_fdata``, float64: what a user's own script holds before computing anything); each stage's
 peak memory is also given as a ratio to it.
