@@ -51,7 +51,8 @@ _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 
 
-def _pydicom():
+def pydicom_module():
+    """pydicom, or a one-line error saying how to install it."""
     try:
         import pydicom
     except ImportError:
@@ -111,7 +112,7 @@ def scan(root: str | Path) -> tuple[list[Series], list[str]]:
     Raises:
         DataError: the folder holds only a DICOMDIR, or no DICOM image at all.
     """
-    pydicom = _pydicom()
+    pydicom = pydicom_module()
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "not a folder of DICOM files")
@@ -331,7 +332,7 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
     """``(key, array, affine, sidecar, slices)`` of one series: ``(X, Y, Z)`` float32, or ``(X, Y, Z,
     T)`` int16 HU for a CTP (Fortran order: written without a copy); ``slices`` are the images of
     the (first) time point in z order."""
-    pydicom = _pydicom()
+    pydicom = pydicom_module()
     normal, along, unique = geometry(series)
     key = kind(series, len(unique))
     frames = _frames(series, along, unique) if key == "ctp" else [sorted(series.images, key=lambda im: im.position @ normal)]

@@ -23,6 +23,7 @@ import numpy as np
 
 from strokesynth.data.case import Case
 from strokesynth.errors import ConfigError
+from strokesynth.io.dicom import pydicom_module as _pydicom
 
 #: CT Image Storage
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -32,14 +33,6 @@ ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 #: a map's largest value would not fit a signed 16-bit integer)
 MAP_SLOPE = 0.01
 MAP_KEYS = ("cbf", "cbv", "mtt", "tmax")
-
-
-def _pydicom():
-    try:
-        import pydicom
-    except ImportError:
-        raise ConfigError("dicom", "DICOM needs pydicom: pip install 'strokesynth[dicom]' (or pip install pydicom)") from None
-    return pydicom
 
 
 def lps_geometry(affine: np.ndarray) -> tuple[list[float], list[float], np.ndarray, np.ndarray]:
