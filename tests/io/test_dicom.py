@@ -210,7 +210,12 @@ def test_dcm2niix_reads_the_same_frames_times_and_geometry(tiny_phantom, tmp_pat
     import shutil
     import subprocess
 
-    exe = shutil.which("dcm2niix")
+    try:  # the PyPI wheel ships the binary inside the package (not always on PATH: .venv/bin/python -m pytest)
+        import dcm2niix
+
+        exe = str(dcm2niix.bin)
+    except ImportError:
+        exe = shutil.which("dcm2niix")
     if exe is None:
         pytest.skip("dcm2niix is not installed (pip install dcm2niix)")
     src = tiny_phantom[0].case
