@@ -910,12 +910,13 @@ def import_dicom(source: Path, out: Path, case_name: str | None, force: bool) ->
 
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError(out, "exists and is not empty (use --force to replace it)")
+    scanned = scan(source)  # the headers, read once
     if case_name is None:
-        case_name = dicom_case_name(scan(source)[0])
+        case_name = dicom_case_name(scanned[0])
     elif not _re.fullmatch(r"[A-Za-z0-9._-]+", case_name):
         raise ConfigError("--case", f"{case_name!r} cannot be a folder name (use letters, digits, . _ -)")
     with atomic_dir(out, force=force) as tmp:
-        result = import_study(source, tmp / case_name)
+        result = import_study(source, tmp / case_name, scanned)
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote case {case_name} ({', '.join(sorted(result.keys))}) to {out}")

@@ -363,9 +363,12 @@ def read_series(series: Series) -> tuple[str, np.ndarray, np.ndarray, dict[str, 
     return key, array, affine, sidecar, frames[0]
 
 
-def import_study(root: str | Path, out_case: str | Path) -> ImportedStudy:
-    """Read the one study under ``root`` and write it to the case folder ``out_case`` (plain layout)."""
-    found, notes = scan(root)
+def import_study(root: str | Path, out_case: str | Path,
+                 scanned: tuple[list[Series], list[str]] | None = None) -> ImportedStudy:
+    """Read the one study under ``root`` and write it to the case folder ``out_case`` (plain layout);
+    ``scanned`` is :func:`scan`'s result when the caller already has it (headers are read once)."""
+    found, notes = scanned if scanned is not None else scan(root)
+    notes = list(notes)
     studies = sorted({s.study for s in found})
     if len(studies) > 1:
         raise DataError(root, f"holds {len(studies)} studies; import one study folder at a time")
@@ -435,10 +438,10 @@ def case_name(found: list[Series]) -> str:
 def imported(source: str | Path) -> Iterator[tuple[Path, ImportedStudy]]:
     """A temporary plain data set holding the DICOM study under ``source`` (removed afterwards) and
     what the import found: how ``predict --input DICOM_DIR`` reads a study directly."""
-    found, _ = scan(source)
+    scanned = scan(source)
     tmp = Path(tempfile.mkdtemp(prefix="strokesynth-dicom-"))
     try:
-        study = import_study(source, tmp / case_name(found))
+        study = import_study(source, tmp / case_name(scanned[0]), scanned)
         yield tmp, study
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
