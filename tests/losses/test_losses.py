@@ -82,3 +82,28 @@ def test_losses_train_a_pixel_classifier():
             loss.backward()
             opt.step()
         assert float(loss.detach()) < 0.7 * first, name
+
+
+def test_weighted_ce_of_the_pseudo_dwi_paper_divides_by_the_sum_of_the_weight_map(batch):
+    # L_WCE = Σ A·CE / Σ A (Wang et al., Eq. 12), not the plain mean of A·CE
+    from strokesynth.losses.synthesis import WeightedCrossEntropy, lesion_weight_map
+
+    logits, target = batch
+    a = lesion_weight_map(target, 3.0, 20.0)
+    ce = F.cross_entropy(logits, target[:, 0], reduction="none")
+    expected = float((a[:, 0] * ce).sum() / a.sum())
+    assert float(WeightedCrossEntropy(3.0, 20.0)(logits, target)) == pytest.approx(expected, rel=1e-5)
+    assert float(WeightedCrossEntropy(3.0, 20.0)(logits, target)) != pytest.approx(float((a[:, 0] * ce).mean()),
+                                                                                     rel=1e-3)
+
+
+def test_wce_hgd_takes_the_configured_lesion_weight_and_distance(batch):
+    from strokesynth.losses.synthesis import HardnessGeneralizedDice, WeightedCrossEntropy
+
+    logits, target = batch
+    hgd = float(HardnessGeneralizedDice()(logits, target))
+    for w, d in ((1.5, 50.0), (4.0, 5.0)):
+        got = float(make_loss("wce_hgd", lesion_weight=w, distance=d)(logits, target))
+        assert got == pytest.approx(float(WeightedCrossEntropy(w, d)(logits, target)) + hgd, rel=1e-5)
+    assert float(make_loss("wce_hgd", lesion_weight=4.0, distance=5.0)(logits, target)) != pytest.approx(
+        float(make_loss("wce_hgd")(logits, target)), rel=1e-3)

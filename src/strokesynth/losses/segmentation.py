@@ -110,11 +110,12 @@ def _ce_hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None)
 
 
 @LOSSES.register("wce_hgd")
-def _wce_hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None) -> nn.Module:
-    # the pseudo-DWI paper's L_s: CE weighted per voxel by the lesion weight map A + L_HGD
+def _wce_hgd(*, gamma: float = 1.0, class_weights: Sequence[float] | None = None, lesion_weight: float = 1.5,
+             distance: float = 50.0) -> nn.Module:
+    # the pseudo-DWI paper's L_s: CE weighted per voxel by the lesion weight map A (w, D) + L_HGD
     from strokesynth.losses.synthesis import HardnessGeneralizedDice, Sum, WeightedCrossEntropy
 
-    return Sum(WeightedCrossEntropy(), HardnessGeneralizedDice())
+    return Sum(WeightedCrossEntropy(lesion_weight, distance), HardnessGeneralizedDice())
 
 
 @LOSSES.register("weighted_ce")
@@ -143,8 +144,10 @@ class Compound(nn.Module):
 
 
 def make_loss(name: str, *, gamma: float = 1.0, class_weights: Sequence[float] | None = None,
-              dice_weight: float = 0.0) -> nn.Module:
+              dice_weight: float = 0.0, lesion_weight: float = 1.5, distance: float = 50.0) -> nn.Module:
     """A loss by name (``LOSSES.names()``), plus ``dice_weight`` x soft lesion Dice when > 0;
-    ``weighted_ce`` needs ``class_weights``."""
-    main = LOSSES.build(name, gamma=gamma, class_weights=class_weights)
+    ``weighted_ce`` needs ``class_weights``; ``wce_hgd`` takes the weight map's ``lesion_weight``
+    w and ``distance`` D (pixels)."""
+    extra = {"lesion_weight": lesion_weight, "distance": distance} if name == "wce_hgd" else {}
+    main = LOSSES.build(name, gamma=gamma, class_weights=class_weights, **extra)
     return Compound(main, dice_weight) if dice_weight > 0 else main

@@ -105,7 +105,9 @@ class HardnessGeneralizedDice(nn.Module):
 
 
 class WeightedCrossEntropy(nn.Module):
-    """Cross entropy weighted per voxel by the lesion weight map A of the target (L_WCE)."""
+    """Cross entropy weighted per voxel by the lesion weight map A of the target: the paper's L_WCE
+    (Wang et al., Eq. 12), Σ A·CE / Σ A over the batch's pixels (a weighted mean, so the loss
+    keeps the scale of plain CE whatever w and D are)."""
 
     def __init__(self, w: float = 1.5, d0: float = 50.0) -> None:
         super().__init__()
@@ -116,7 +118,8 @@ class WeightedCrossEntropy(nn.Module):
         labels = target[:, 0] if target.dim() == logits.dim() else target
         a = lesion_weight_map(labels, self.w, self.d0) if weight is None else weight
         ce = F.cross_entropy(logits.float(), labels.long(), reduction="none")
-        return (a[:, 0] * ce).mean()
+        a = a[:, 0].to(ce.dtype)
+        return (a * ce).sum() / a.sum().clamp_min(1e-12)
 
 
 class Sum(nn.Module):

@@ -93,8 +93,10 @@ def init_weights(net: nn.Module, *, kind: str = "normal", gain: float = 0.02) ->
     """pix2pix-style init of every conv, transposed conv and linear layer (1D/2D/3D) and norm.
 
     Conv/linear weights ~ N(0, gain) (``normal``), Xavier-normal or Kaiming-normal with this
-    gain; biases 0. Norm layers with affine parameters (batch, instance, group): weight ~
-    N(1, gain), bias 0.
+    gain; biases 0. Norm layers with affine parameters (batch, instance, group): bias 0, weight
+    ~ N(1, gain) for ``normal`` (pix2pix's reference code: N(1, 0.02)) and exactly 1 for
+    ``xavier``/``kaiming``, whose gain (1.0 for the pseudo-DWI U-Nets) is a conv gain, not a norm
+    spread: N(1, 1) would start about 16 % of the norm weights negative.
     """
     for m in net.modules():
         if isinstance(m, (nn.Linear, *_CONV.values(), *_CONVT.values())):
@@ -109,6 +111,9 @@ def init_weights(net: nn.Module, *, kind: str = "normal", gain: float = 0.02) ->
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.GroupNorm, *_BATCH.values(), *_INSTANCE.values())) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
+            if kind == "normal":
+                nn.init.normal_(m.weight, 1.0, gain)
+            else:
+                nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return net

@@ -271,7 +271,7 @@ class PseudoDwi(System[PseudoDwiConfig]):
             seg = cfg.segmenter
             self.networks["segmenter"] = init_weights(NETWORKS.build(seg.name, seg, self._segmenter_in()),
                                                       kind="xavier", gain=1.0)
-            self.seg_loss = make_loss(seg.loss)
+            self.seg_loss = make_loss(seg.loss, lesion_weight=cfg.lesion_weight, distance=cfg.distance)
         if not cfg.segments:
             self.monitor = None  # a synthesis keeps its last epoch, as pix2pix
         self.adversarial = Adversarial("lsgan")
