@@ -110,9 +110,21 @@ def test_rows_are_valid_and_shared_rows_train_once():
     assert {r.table for r in ROWS} == {1, 2, 3, 4, 5}
     assert all(sum(r.reference for r in ROWS if r.table == t) == 1 for t in range(1, 6))
     ref = {r.table: keys[r] for r in ROWS if r.reference}
-    assert ref[3] == ref[4] == ref[5]  # SLNet + WCE+HGD end to end on DWI^(o,l,h)
-    assert ref[1] == ref[2]  # w-L2 + l_h on F_o+F_l+F_h, U-Net (CE) segmenting
-    assert len(set(keys.values())) == 27  # 30 rows, three of them shared
+    by_label = {(r.table, r.label): keys[r] for r in ROWS}
+    assert ref[1] == by_label[2, "F_o"]  # w-L2 + l_h on F_o, U-Net (CE) segmenting
+    assert ref[3] == by_label[4, "CE"]  # SLNet + CE on F_o
+    assert ref[4] == by_label[5, "F_o"]  # SLNet + WCE+HGD on F_o
+    assert ref[5] == next(k for (t, label), k in by_label.items() if t == 3 and "end to end" in label)
+    assert len(set(keys.values())) == 28  # 32 rows, four of them shared
+    # the paper's Tables 1, 3 and 4: the generator on F_o; the segmenters on F_o (3: CE; 4: each loss)
+    for r in ROWS:
+        c = row_config(base, r)
+        if r.table == 1:
+            assert c.generator_inputs == ["maps"] and c.segmenter.loss == "ce"
+        if r.table in (3, 4) and "not in the paper" not in r.label:
+            assert (c.mode, c.seg_input) == ("segmentation", "maps")
+            assert r.table == 4 or c.segmenter.loss == "ce"
+            assert r.table == 3 or c.segmenter.name == "slnet"
 
 
 def test_shipped_configs_match_the_code():
@@ -123,6 +135,10 @@ def test_shipped_configs_match_the_code():
         "rmsprop", 2e-3, 0.2, [180], 300, 5)
     assert (p.lesion_weight, p.distance, p.gamma, p.alpha, p.beta, p.cta.k, p.cta.frames) == (1.5, 50.0, 1.2, 1, 1,
                                                                                             5, 6)
+    # the paper reports no augmentation and samples uniformly; tiny draws half of each batch from lesion slices
+    assert (p.data.augment_enabled, p.run.lesion_fraction) == (False, 0.0)
+    t = tiny_config().system
+    assert (t.data.augment_enabled, t.run.lesion_fraction) == (False, 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -179,10 +195,12 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
                               "--set", "system.run.steps_per_epoch=2")
     assert code == 0, err
     t3 = (out / "table3.txt").read_text()
-    for name in ("U-Net", "SLNet", "SLNet w/o SE", "SLNet w/o SN", "baseline", "Wilcoxon", "params (M)"):
+    for name in ("U-Net", "ResUNet", "SLNet", "SLNet w/o SE", "SLNet w/o SN", "baseline", "Wilcoxon", "params (M)"):
         assert name in t3
     tables = json.loads((out / "tables.json").read_text())
-    assert [r["row"] for r in tables["3"]["rows"]] == ["U-Net", "SLNet", "SLNet w/o SE", "SLNet w/o SN"]
+    e2e = "SLNet on DWI^(o,l,h), end to end, WCE+HGD (not in the paper's Table 3)"
+    assert [r["row"] for r in tables["3"]["rows"]] == ["U-Net", "ResUNet", "SLNet", "SLNet w/o SE", "SLNet w/o SN",
+                                                       e2e]
     assert (out / "report.html").exists() and (out / "figures" / "bolus_window.png").exists()
     assert any((out / "rows").glob("*/dwi_pseudo/*/dwi_pseudo.nii.gz"))
     # predict: a new case with maps and the raw CTP, no DWI -> mask, probability and the pseudo-DWI
@@ -190,7 +208,7 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
 
     new = write_cohort([c.select(["ct", "ctp", "cbf", "cbv", "mtt", "tmax"]) for c in open_cohort(pdwi_data).cases[:1]],
                        tmp_path / "new", layout="isles2018")
-    slnet = next(r["run"] for r in tables["3"]["rows"] if r["row"] == "SLNet")
+    slnet = next(r["run"] for r in tables["3"]["rows"] if r["row"] == e2e)
     code, text, err = run_cli(capsys, "predict", "--model", str(out / slnet), "--input", str(new),
                               "--out", str(tmp_path / "pred"))
     assert code == 0, err
@@ -220,3 +238,12 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
 def test_describe_pseudo_dwi_prints_the_paper_counts(capsys):
     code, out, _ = run_cli(capsys, "describe", "--recipe", "pseudo-dwi", "--size", "64")
     assert code == 0 and "31,037,698" in out and "33,835,246" in out
+
+
+def test_tables_report_wangs_unsigned_relative_volume_error():
+    # |V_s - V_g| / V_g: an over- and an under-segmentation by half are both 0.5, not a mean of 0
+    from strokesynth.recipes.pseudo_dwi import _unsigned_rve
+
+    rows = [{"method": "a", "rve": 0.5}, {"method": "a", "rve": -0.5}, {"method": "a", "rve": float("nan")}]
+    out = _unsigned_rve(rows)
+    assert [r["rve"] for r in out[:2]] == [0.5, 0.5] and np.isnan(out[2]["rve"]) and rows[1]["rve"] == -0.5

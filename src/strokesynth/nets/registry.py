@@ -69,6 +69,18 @@ def build_slnet_no_sn(cfg: Any, in_channels: int, *, pretrained: bool = True) ->
     return UNet(2, in_channels, cfg.num_classes, cfg.channels, norm="batch", se_ratio=1)
 
 
+@NETWORKS.register("resunet", dims=2, role="segmenter")
+def build_resunet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """The residual U-Net of the pseudo-DWI paper's Table 3 (ResUNet): MONAI's ``UNet`` with two
+    residual units per level (strided-conv down-sampling, batch norm, PReLU), ``cfg.channels``
+    per level."""
+    from monai.networks.nets import UNet as MonaiUNet
+
+    return MonaiUNet(spatial_dims=2, in_channels=in_channels, out_channels=cfg.num_classes,
+                     channels=tuple(cfg.channels), strides=(2,) * (len(cfg.channels) - 1), num_res_units=2,
+                     norm="batch")
+
+
 @NETWORKS.register("unet3d", dims=3, role="segmenter")
 def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""

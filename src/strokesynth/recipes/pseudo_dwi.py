@@ -69,38 +69,43 @@ class Row:
 
 _SUB_UNET_CE = (("mode", "subsequent"), ("segmenter.name", "unet"), ("segmenter.loss", "ce"))
 _FULL = ("generator_inputs", ("maps", "mip", "features"))
+_T1 = (*_SUB_UNET_CE, ("generator_inputs", ("maps",)))
+_ON_MAPS = (("mode", "segmentation"), ("seg_input", "maps"))
+_T3 = (*_ON_MAPS, ("segmenter.loss", "ce"))
 
 ROWS: tuple[Row, ...] = (
-    # Table 1: synthesis losses (generator on F_o+F_l+F_h); a U-Net (CE) segments each pseudo-DWI
-    Row(1, "L1", (*_SUB_UNET_CE, ("synthesis_loss", "l1"))),
-    Row(1, "L2", (*_SUB_UNET_CE, ("synthesis_loss", "l2"))),
-    Row(1, "w-L2", (*_SUB_UNET_CE, ("synthesis_loss", "wl2"))),
-    Row(1, "w-L2+l_h1 (trained Phi_c)", (*_SUB_UNET_CE, ("synthesis_loss", "wl2_ctx")), reference=True),
-    Row(1, "w-L2+l_h2 (gamma 2.4)", (*_SUB_UNET_CE, ("synthesis_loss", "wl2_ctx"), ("gamma", 2.4))),
-    Row(1, "LSGAN (multi-scale D)", (*_SUB_UNET_CE, ("synthesis_loss", "none"), ("gan_weight", 1.0))),
-    Row(1, "L2+GAN", (*_SUB_UNET_CE, ("synthesis_loss", "l2"), ("gan_weight", 0.05))),
-    # Table 2: generator inputs
-    Row(2, "F_o", (*_SUB_UNET_CE, ("generator_inputs", ("maps",)))),
+    # Table 1: synthesis losses, the generator on F_o (the paper's Table 1); a U-Net (CE) segments each pseudo-DWI
+    Row(1, "L1", (*_T1, ("synthesis_loss", "l1"))),
+    Row(1, "L2", (*_T1, ("synthesis_loss", "l2"))),
+    Row(1, "w-L2", (*_T1, ("synthesis_loss", "wl2"))),
+    Row(1, "w-L2+l_h1 (trained Phi_c)", (*_T1, ("synthesis_loss", "wl2_ctx")), reference=True),
+    Row(1, "w-L2+l_h2 (gamma 2.4)", (*_T1, ("synthesis_loss", "wl2_ctx"), ("gamma", 2.4))),
+    Row(1, "LSGAN (multi-scale D)", (*_T1, ("synthesis_loss", "none"), ("gan_weight", 1.0))),
+    Row(1, "L2+GAN", (*_T1, ("synthesis_loss", "l2"), ("gan_weight", 0.05))),
+    # Table 2: generator inputs (w-L2 + l_h; a U-Net (CE) segments each pseudo-DWI)
+    Row(2, "F_o", _T1),
     Row(2, "F_o+F_l", (*_SUB_UNET_CE, ("generator_inputs", ("maps", "mip")))),
     Row(2, "F_o+F_l+F_h* (no L_e)", (*_SUB_UNET_CE, _FULL, ("beta", 0.0))),
     Row(2, "F_o+F_l+F_h", (*_SUB_UNET_CE, _FULL), reference=True),
     Row(2, "real DWI", (("mode", "segmentation"), ("seg_input", "real_dwi"), ("segmenter.name", "unet"),
                         ("segmenter.loss", "ce"))),
-    # Table 3: segmentation networks, end to end on DWI^(o,l,h), WCE + HGD
-    Row(3, "U-Net", (("segmenter.name", "unet"),)),
-    Row(3, "SLNet", (), reference=True),
-    Row(3, "SLNet w/o SE", (("segmenter.name", "slnet_no_se"),)),
-    Row(3, "SLNet w/o SN", (("segmenter.name", "slnet_no_sn"),)),
-    # Table 4: segmentation losses (SLNet, end to end)
-    Row(4, "CE", (("segmenter.loss", "ce"),)),
-    Row(4, "Dice", (("segmenter.loss", "dice"),)),
-    Row(4, "GD", (("segmenter.loss", "generalized_dice"),)),
-    Row(4, "HGD", (("segmenter.loss", "hgd"),)),
-    Row(4, "CE+HGD", (("segmenter.loss", "ce_hgd"),)),
-    Row(4, "WCE+HGD", (), reference=True),
+    # Table 3: segmentation networks on the perfusion maps F_o, cross entropy (the paper's Table 3)
+    Row(3, "U-Net", (*_T3, ("segmenter.name", "unet"))),
+    Row(3, "ResUNet", (*_T3, ("segmenter.name", "resunet"))),
+    Row(3, "SLNet", _T3, reference=True),
+    Row(3, "SLNet w/o SE", (*_T3, ("segmenter.name", "slnet_no_se"))),
+    Row(3, "SLNet w/o SN", (*_T3, ("segmenter.name", "slnet_no_sn"))),
+    Row(3, "SLNet on DWI^(o,l,h), end to end, WCE+HGD (not in the paper's Table 3)", ()),
+    # Table 4: segmentation losses, SLNet on F_o (the paper's Table 4)
+    Row(4, "CE", _T3),
+    Row(4, "Dice", (*_ON_MAPS, ("segmenter.loss", "dice"))),
+    Row(4, "GD", (*_ON_MAPS, ("segmenter.loss", "generalized_dice"))),
+    Row(4, "HGD", (*_ON_MAPS, ("segmenter.loss", "hgd"))),
+    Row(4, "CE+HGD", (*_ON_MAPS, ("segmenter.loss", "ce_hgd"))),
+    Row(4, "WCE+HGD", _ON_MAPS, reference=True),
     # Table 5: segmentation inputs (SLNet, WCE + HGD)
     Row(5, "CTA (I*)", (("mode", "segmentation"), ("seg_input", "cta"))),
-    Row(5, "F_o", (("mode", "segmentation"), ("seg_input", "maps"))),
+    Row(5, "F_o", _ON_MAPS),
     Row(5, "DWI^o", (("generator_inputs", ("maps",)),)),
     Row(5, "DWI^(o,l)", (("generator_inputs", ("maps", "mip")),)),
     Row(5, "DWI^(o,l,h) end to end", (), reference=True),
@@ -110,10 +115,10 @@ ROWS: tuple[Row, ...] = (
 )
 
 TABLE_TITLES = {
-    1: "Table 1: synthesis losses (pseudo-DWI quality on held-out scans; Dice of a U-Net (CE) on it)",
+    1: "Table 1: synthesis losses, generator on F_o (pseudo-DWI quality on held-out scans; Dice of a U-Net (CE) on it)",
     2: "Table 2: generator inputs",
-    3: "Table 3: segmentation networks (end to end, WCE+HGD)",
-    4: "Table 4: segmentation losses (SLNet, end to end)",
+    3: "Table 3: segmentation networks on the perfusion maps F_o, cross entropy",
+    4: "Table 4: segmentation losses (SLNet on the perfusion maps F_o)",
     5: "Table 5: segmentation inputs (SLNet, WCE+HGD)",
 }
 
@@ -148,14 +153,15 @@ def paper_config() -> PseudoDwiRecipeConfig:
 
 def tiny_config() -> PseudoDwiRecipeConfig:
     """A CPU-sized variant (``configs/pseudo_dwi/tiny.yaml``): 128x128 slices, networks of 8..64
-    features, 3 folds, 12 epochs of 12 steps of batch 4, RMSprop 2e-3 x0.2 after epoch 9."""
+    features, 3 folds, 12 epochs of 12 steps of batch 4 (half of each from lesion slices), RMSprop
+    2e-3 x0.2 after epoch 9."""
     cfg = PseudoDwiRecipeConfig(name="pseudo_dwi_tiny", dataset="runs/phantom", folds=3)
     s = cfg.system
     s.data.size = (128, 128)
     s.extractor_channels = [8, 16, 32]
     s.generator_channels = [16, 32, 64, 128]
     s.segmenter.channels = [8, 16, 32, 64]
-    s.run.epochs, s.run.batch_size, s.run.steps_per_epoch = 12, 4, 12
+    s.run.epochs, s.run.batch_size, s.run.steps_per_epoch, s.run.lesion_fraction = 12, 4, 12, 0.5
     s.optim.milestones = [9]
     return cfg
 
@@ -297,6 +303,12 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
     return tables
 
 
+def _unsigned_rve(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case rows with Wang et al.'s relative volume error |V_s − V_g| / V_g (``cases.csv`` keeps
+    the signed value, which says whether a method over- or under-segments)."""
+    return [r | {"rve": abs(r["rve"])} if isinstance(r.get("rve"), float) else r for r in rows]
+
+
 def _mean_sd(values: list[float]) -> dict[str, float]:
     v = np.array([x for x in values if not np.isnan(x)], float)
     return {"mean": float(v.mean()) if v.size else float("nan"),
@@ -324,7 +336,7 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
         if synth:
             head += [h.rjust(14) for h in ("SSIM brain", "PSNR brain", "SSIM lesion", "PSNR lesion",
                                            "contrast", "% of real")]
-        head += [h.rjust(14) for h in ("Dice", "HD mm", "RVE", "FP ml (empty)")]
+        head += [h.rjust(14) for h in ("Dice", "HD mm", "|RVE|", "FP ml (empty)")]
         if t == 3:
             head.append("params (M)".rjust(12))
         lines.append("  ".join(head))
@@ -334,8 +346,8 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             res = results[key]
             q = [x for x in res["quality"] if x["lesion"]]
             qa = res["quality"]
-            base_rows = base_rows or [x for x in res["cases"] if x["method"] == BASELINE]
-            summ = summaries(res["cases"], configs[r].run.selection) if res["cases"] else None
+            base_rows = base_rows or _unsigned_rve([x for x in res["cases"] if x["method"] == BASELINE])
+            summ = summaries(_unsigned_rve(res["cases"]), configs[r].run.selection) if res["cases"] else None
             e: dict[str, Any] = {"row": r.label, "run": f"rows/{key}", "reference": r.reference}
             cells = [r.label.ljust(width)]
             if synth:
@@ -388,7 +400,7 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             text = describe_paired({**p, "a": names.get(p["a"], p["a"]), "b": names.get(p["b"], p["b"])})
             lines.append("  " + text)
         if t == 5:
-            lines.append("Dice / relative volume error by reference lesion size:")
+            lines.append("Dice / |relative volume error| by reference lesion size:")
             for e in entries:
                 if "by_size" in e:
                     parts = [f"{g}: {_fmt(e['by_size'][g]['dice'])} / {_fmt(e['by_size'][g]['rve'])} "

@@ -64,9 +64,8 @@ PSEUDO = "dwi_pseudo"
 
 
 def _paper_data() -> DataConfig:
-    # F_o: the four perfusion maps; no flips (left/right matters for the maps' asymmetry)
-    cfg = DataConfig(modalities=["cbf", "cbv", "mtt", "tmax"])
-    return cfg
+    # F_o: the four perfusion maps; no augmentation (the paper reports none)
+    return DataConfig(modalities=["cbf", "cbv", "mtt", "tmax"], augment_enabled=False)
 
 
 def _paper_optim() -> OptimConfig:
@@ -76,7 +75,7 @@ def _paper_optim() -> OptimConfig:
 @dataclass
 class SegNetConfig:
     """Φs: a registered 2D segmenter (``slnet``, ``unet``, ``slnet_no_se``, ``slnet_no_sn``,
-    ``unet2d``) with ``channels`` per level (64..1024 in the paper) and its loss."""
+    ``resunet``, ``unet2d``) with ``channels`` per level (64..1024 in the paper) and its loss."""
 
     name: str = "slnet"
     channels: list[int] = bounded(factory=lambda: [64, 128, 256, 512, 1024], lo=1, hi=16384, min_len=1)
@@ -108,7 +107,9 @@ class PseudoDwiConfig:
         stages: ``subsequent``: the epochs at which Φg, then Φs, start (default: thirds; without
             Φe, halves).
         optim: RMSprop 2e-3, x0.2 after 180 of 300 epochs (paper).
-        run: 300 epochs, batch 5 (paper); half of each batch from lesion slices.
+        run: 300 epochs, batch 5, batches drawn uniformly (paper); the ``tiny`` config draws half
+            of each batch from lesion slices (``run.lesion_fraction``), which is what makes its
+            networks learn in minutes.
         threshold: probability above which a pixel is lesion.
     """
 
@@ -132,7 +133,7 @@ class PseudoDwiConfig:
     gan_weight: float = bounded(0.0, lo=0.0)
     stages: list[int] = bounded(factory=list, lo=0)
     optim: OptimConfig = field(default_factory=_paper_optim)
-    run: RunConfig = field(default_factory=lambda: RunConfig(epochs=300, batch_size=5, lesion_fraction=0.5))
+    run: RunConfig = field(default_factory=lambda: RunConfig(epochs=300, batch_size=5, lesion_fraction=0.0))
     threshold: float = bounded(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
     def __post_init__(self) -> None:

@@ -36,7 +36,8 @@ class ModelConfig:
         name: a segmentation network of the registry: ``pspnet``, ``unet2d`` (slices),
             ``unet3d`` or ``vnet`` (whole slabs); the pseudo-DWI paper's ``unet`` (classic,
             batch norm), ``slnet`` (switchable norm + SE) and its ablations ``slnet_no_se``,
-            ``slnet_no_sn`` (slices; ``channels`` 64..1024 in the paper); ``basicunet`` (MONAI's
+            ``slnet_no_sn`` and its Table 3's ``resunet`` (MONAI residual U-Net) (slices;
+            ``channels`` 64..1024 in the paper); ``basicunet`` (MONAI's
             ``BasicUNet`` with 5 ``channels``: the plain-U-Net floor of the comparison recipe).
         depth, width: PSPNet's ResNet depth (50/101) and stem width (64 = standard).
         channels: U-Net / V-Net features per level.
@@ -48,7 +49,7 @@ class ModelConfig:
         dropout: U-Net 3D dropout after every conv (0; 0.02 in Platscher et al.'s 3D U-Net).
     """
 
-    name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn",
+    name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn", "resunet",
                   "basicunet"] = "pspnet"
     depth: int = 50
     width: int = bounded(64, lo=1, hi=4096)
