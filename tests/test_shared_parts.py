@@ -108,8 +108,8 @@ def test_registry_names_facts_and_errors():
     assert reg.names() == ["a", "b"] and reg.names(dims=3) == ["b"] and reg.build("a") == 1
     with pytest.raises(ConfigError, match="choose from a, b"):
         reg.get("c")
-    assert NETWORKS.names(role="segmenter") == ["pspnet", "slnet", "slnet_no_se", "slnet_no_sn", "unet", "unet2d",
-                                                "unet3d", "vnet"]
+    assert NETWORKS.names(role="segmenter") == ["fcn", "pspnet", "r2unet", "resunet", "slnet", "slnet_no_se",
+                                                "slnet_no_sn", "unet", "unet2d", "unet3d", "vnet"]
     assert NETWORKS.info("vnet")["dims"] == 3 and NETWORKS.info("unet2d")["dims"] == 2
 
 

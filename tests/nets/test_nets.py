@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from strokesynth.errors import DataError
 from strokesynth.losses import make_loss
 from strokesynth.nets import DilatedResNet, PSPNet, UNet, VNet, count_parameters, fine_tuning_stages
+from strokesynth.nets.blocks import init_weights
 
 
 def test_pspnet_shapes_output_stride_and_dilations():
@@ -116,3 +119,31 @@ def test_basicunet_floor_is_monai_as_it_comes():
     assert ours(torch.zeros(1, 5, 32, 32)).shape == (1, 2, 32, 32)
     with pytest.raises(ValueError, match="5 encoder features"):
         NETWORKS.build("basicunet", ModelConfig(name="basicunet", channels=[8, 16]), 5)
+
+
+def test_fcn8s_and_r2unet_segment_slices_of_the_pseudo_dwi_table3():
+    from strokesynth.nets.fcn import BilinearUp2, FCN8s
+    from strokesynth.nets.r2unet import R2UNet, RecurrentConv
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 64, 48)
+    for net in (FCN8s(4, 2, [8, 16, 32, 64]), R2UNet(4, 2, [8, 16, 32])):
+        out = net(x)
+        assert out.shape == (2, 2, 64, 48)
+        out.mean().backward()
+        assert all(p.grad is not None for p in net.parameters())
+    # the learned x2 up-sampling starts bilinear (the interior of a ramp stays a ramp, as F.interpolate)
+    # and keeps that start through the toolkit's weight init, which only touches nn.Conv* layers
+    up = init_weights(nn.Sequential(BilinearUp2(1)), kind="xavier", gain=1.0)[0]
+    ramp = torch.arange(8.0).reshape(1, 1, 1, 8).expand(1, 1, 8, 8).contiguous()
+    ref = F.interpolate(ramp, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(up(ramp)[..., 2:-2, 2:-2], ref[..., 2:-2, 2:-2], atol=1e-5)
+    # an RCL applies one conv t + 1 times: h = f(x), h = f(x + h), ...
+    rcl = RecurrentConv(3, t=2).eval()
+    z = torch.randn(1, 3, 8, 8)
+    h = rcl.f(z)
+    for _ in range(2):
+        h = rcl.f(z + h)
+    assert torch.allclose(rcl(z), h) and sum(p.numel() for p in rcl.parameters()) == 3 * 3 * 9 + 3 + 6
+    with pytest.raises(ValueError, match="at least 3"):
+        FCN8s(4, 2, [8, 16])

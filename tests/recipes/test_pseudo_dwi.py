@@ -115,7 +115,7 @@ def test_rows_are_valid_and_shared_rows_train_once():
     assert ref[3] == by_label[4, "CE"]  # SLNet + CE on F_o
     assert ref[4] == by_label[5, "F_o"]  # SLNet + WCE+HGD on F_o
     assert ref[5] == next(k for (t, label), k in by_label.items() if t == 3 and "end to end" in label)
-    assert len(set(keys.values())) == 28  # 32 rows, four of them shared
+    assert len(set(keys.values())) == 30  # 34 rows, four of them shared
     # the paper's Tables 1, 3 and 4: the generator on F_o; the segmenters on F_o (3: CE; 4: each loss)
     for r in ROWS:
         c = row_config(base, r)
@@ -191,16 +191,16 @@ def test_recipe_cli_tables_report_and_bad_input(capsys, pdwi_data, tmp_path, toy
     code, text, err = run_cli(capsys, "recipe", "pseudo-dwi", "--data", str(pdwi_data), "--out", str(out),
                               "--tables", "3", "--set", "folds=2", "--set", "system.data.size=[64,64]",
                               "--set", "system.extractor_channels=[4,8]", "--set", "system.generator_channels=[8,16]",
-                              "--set", "system.segmenter.channels=[8,16]", "--set", "system.run.epochs=1",
+                              "--set", "system.segmenter.channels=[4,8,16]", "--set", "system.run.epochs=1",
                               "--set", "system.run.steps_per_epoch=2")
     assert code == 0, err
     t3 = (out / "table3.txt").read_text()
-    for name in ("U-Net", "ResUNet", "SLNet", "SLNet w/o SE", "SLNet w/o SN", "baseline", "Wilcoxon", "params (M)"):
+    for name in ("FCN", "U-Net", "R2UNet", "ResUNet", "SLNet", "SLNet w/o SE", "SLNet w/o SN", "baseline", "Wilcoxon", "params (M)"):
         assert name in t3
     tables = json.loads((out / "tables.json").read_text())
     e2e = "SLNet on DWI^(o,l,h), end to end, WCE+HGD (not in the paper's Table 3)"
-    assert [r["row"] for r in tables["3"]["rows"]] == ["U-Net", "ResUNet", "SLNet", "SLNet w/o SE", "SLNet w/o SN",
-                                                       e2e]
+    assert [r["row"] for r in tables["3"]["rows"]] == ["FCN", "U-Net", "R2UNet", "ResUNet", "SLNet", "SLNet w/o SE",
+                                                       "SLNet w/o SN", e2e]
     assert (out / "report.html").exists() and (out / "figures" / "bolus_window.png").exists()
     assert any((out / "rows").glob("*/dwi_pseudo/*/dwi_pseudo.nii.gz"))
     # predict: a new case with maps and the raw CTP, no DWI -> mask, probability and the pseudo-DWI

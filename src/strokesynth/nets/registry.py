@@ -81,6 +81,24 @@ def build_resunet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.
                      norm="batch")
 
 
+@NETWORKS.register("r2unet", dims=2, role="segmenter")
+def build_r2unet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """R2U-Net (Alom et al.): recurrent residual blocks (t = 2), ``cfg.channels`` per level; the
+    pseudo-DWI paper's Table 3."""
+    from strokesynth.nets.r2unet import R2UNet
+
+    return R2UNet(in_channels, cfg.num_classes, cfg.channels)
+
+
+@NETWORKS.register("fcn", dims=2, role="segmenter")
+def build_fcn(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
+    """FCN-8s (Long et al.) with a VGG-style encoder of ``cfg.channels`` per block (at least 3); the
+    pseudo-DWI paper's Table 3."""
+    from strokesynth.nets.fcn import FCN8s
+
+    return FCN8s(in_channels, cfg.num_classes, cfg.channels)
+
+
 @NETWORKS.register("unet3d", dims=3, role="segmenter")
 def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""

@@ -90,7 +90,9 @@ ROWS: tuple[Row, ...] = (
     Row(2, "real DWI", (("mode", "segmentation"), ("seg_input", "real_dwi"), ("segmenter.name", "unet"),
                         ("segmenter.loss", "ce"))),
     # Table 3: segmentation networks on the perfusion maps F_o, cross entropy (the paper's Table 3)
+    Row(3, "FCN", (*_T3, ("segmenter.name", "fcn"))),
     Row(3, "U-Net", (*_T3, ("segmenter.name", "unet"))),
+    Row(3, "R2UNet", (*_T3, ("segmenter.name", "r2unet"))),
     Row(3, "ResUNet", (*_T3, ("segmenter.name", "resunet"))),
     Row(3, "SLNet", _T3, reference=True),
     Row(3, "SLNet w/o SE", (*_T3, ("segmenter.name", "slnet_no_se"))),

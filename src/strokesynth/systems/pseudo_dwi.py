@@ -75,7 +75,7 @@ def _paper_optim() -> OptimConfig:
 @dataclass
 class SegNetConfig:
     """Φs: a registered 2D segmenter (``slnet``, ``unet``, ``slnet_no_se``, ``slnet_no_sn``,
-    ``resunet``, ``unet2d``) with ``channels`` per level (64..1024 in the paper) and its loss."""
+    ``resunet``, ``r2unet``, ``fcn``, ``unet2d``) with ``channels`` per level (64..1024 in the paper) and its loss."""
 
     name: str = "slnet"
     channels: list[int] = bounded(factory=lambda: [64, 128, 256, 512, 1024], lo=1, hi=16384, min_len=1)

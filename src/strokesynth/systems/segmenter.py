@@ -36,7 +36,8 @@ class ModelConfig:
         name: a segmentation network of the registry: ``pspnet``, ``unet2d`` (slices),
             ``unet3d`` or ``vnet`` (whole slabs); the pseudo-DWI paper's ``unet`` (classic,
             batch norm), ``slnet`` (switchable norm + SE) and its ablations ``slnet_no_se``,
-            ``slnet_no_sn`` and its Table 3's ``resunet`` (MONAI residual U-Net) (slices;
+            ``slnet_no_sn`` and its Table 3's ``resunet`` (MONAI residual U-Net), ``r2unet``
+            (Alom et al.) and ``fcn`` (FCN-8s) (slices;
             ``channels`` 64..1024 in the paper); ``basicunet`` (MONAI's
             ``BasicUNet`` with 5 ``channels``: the plain-U-Net floor of the comparison recipe).
         depth, width: PSPNet's ResNet depth (50/101) and stem width (64 = standard).
@@ -50,7 +51,7 @@ class ModelConfig:
     """
 
     name: Literal["pspnet", "unet2d", "unet3d", "vnet", "unet", "slnet", "slnet_no_se", "slnet_no_sn", "resunet",
-                  "basicunet"] = "pspnet"
+                  "r2unet", "fcn", "basicunet"] = "pspnet"
     depth: int = 50
     width: int = bounded(64, lo=1, hi=4096)
     channels: list[int] = bounded(factory=lambda: [32, 64, 128, 256, 512], lo=1, hi=16384, min_len=1)
