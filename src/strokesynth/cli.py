@@ -988,17 +988,28 @@ def report(run: Path) -> None:
 @cli.command()
 @click.option("--config", "config_path", type=CONFIG_REF, default="paper", show_default=True,
               help="An experiment YAML or shipped name (paper, tiny) of the recipe.")
-@click.option("--recipe", "recipe_name", type=LazyChoice(lambda: _recipes_with("describe")), default="ctmr-cgan",
-              show_default=True, help="Which recipe's networks to describe.")
+@click.option("--recipe", "recipe_name", type=LazyChoice(lambda: sorted({*_recipes_with("describe"),
+                                                                         *_recipes_with("fidelity")})),
+              default="ctmr-cgan", show_default=True, help="Which recipe's networks to describe.")
 @click.option("--size", type=int, default=None, help="Input side in pixels for the FLOP count [the config's].")
 def describe(config_path: str, recipe_name: str, size: int | None) -> None:
-    """Print the networks of an experiment: layers, parameter counts and GFLOPs per slice."""
+    """Print the networks of an experiment (layers, parameter counts and GFLOPs per slice) and,
+    with the paper config, its paper-fidelity table: what the paper specifies beside what the
+    paper and tiny configs run, each difference with its reason."""
     from strokesynth.recipes.recipe import resolve
     from strokesynth.recipes.registry import RECIPES
 
     if size is not None and (size < 32 or size % 32):
         raise ConfigError("--size", f"give a multiple of 32 of at least 32 pixels, got {size}")
-    click.echo(resolve(RECIPES.get(recipe_name).describe)(config_path, size))
+    recipe = RECIPES.get(recipe_name)
+    parts = []
+    if recipe.describe is not None:
+        parts.append(resolve(recipe.describe)(config_path, size))
+    if recipe.fidelity is not None and str(config_path) == "paper":
+        parts.append(resolve(recipe.fidelity)())
+    if not parts:
+        raise ConfigError("--config", f"{recipe_name} describes its paper config only (--config paper)")
+    click.echo("\n\n".join(parts))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -176,13 +176,15 @@ def test_segmentation_recipe_prints_its_table(seg_data, tmp_path, capsys):
           "--arch", "vnet", "--set", "run.epochs=1", "--set", "data.size=[64,64]", "--set", "run.folds=3",
           "--set", "run.folds_to_run=[0]", "--floor"])
     out = capsys.readouterr().out
-    for name in ("unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal", "floor_basicunet", BASELINE):
+    for name in ("unet2d_ce", "unet2d_weighted_ce", "unet2d_focal", "vnet_ce", "vnet_weighted_ce", "vnet_focal",
+                 "floor_basicunet", BASELINE):
         assert name in out
     assert (tmp_path / "cmp" / "table.txt").exists()
     table = json.loads((tmp_path / "cmp" / "table.json").read_text())
     # the floor takes the steps of the slice-wise cells (the 3D cells step per batch of slabs)
     assert table["steps"]["floor_basicunet"] == table["steps"]["unet2d_ce"] > 0 and table["steps"]["vnet_ce"] > 0
-    assert set(table["paired_vs_floor"]) == {"unet2d_ce", "unet2d_focal", "vnet_ce", "vnet_focal"}
+    assert set(table["paired_vs_floor"]) == {"unet2d_ce", "unet2d_weighted_ce", "unet2d_focal", "vnet_ce",
+                                             "vnet_weighted_ce", "vnet_focal"}
     assert all(p["a"] == "floor_basicunet" and p["cases"] >= 1 for p in table["paired_vs_floor"].values())
     floor_cfg = yaml.safe_load((tmp_path / "cmp" / "floor_basicunet" / "config.yaml").read_text())
     assert floor_cfg["model"]["name"] == "basicunet" and floor_cfg["loss"] == {**floor_cfg["loss"], "name": "ce",
@@ -223,3 +225,32 @@ def test_inference_precision_is_chosen_per_cpu():
     assert inference_amp("cpu", "auto") == ("bf16" if cpu_has_bf16_matrix_units() else "none")
     with pytest.raises(ConfigError, match="precision"):
         inference_amp("cpu", "fp8")
+
+
+def test_paper_pspnet_without_a_pretrained_backbone_says_so_in_the_log_and_summary(seg_data, tmp_path):
+    # the paper configs fine-tune a pretrained ResNet in two stages and sample batches uniformly
+    from strokesynth.config import load_config
+    from strokesynth.recipes.ctmr import load_ctmr_config
+    from strokesynth.recipes.segmentation import CONFIGS
+    from strokesynth.systems.segmenter import pretraining_warning
+
+    for name in ("pspnet_focal", "pspnet_ce"):
+        paper = load_config(TrainConfig, CONFIGS / f"{name}.yaml")
+        assert paper.fine_tune_epochs > 0 and paper.run.lesion_fraction == 0.0 and pretraining_warning(paper)
+        assert load_config(TrainConfig, CONFIGS / f"{name}_tiny.yaml").run.lesion_fraction == 0.5
+    for name in ("unet2d_focal", "unet3d_focal", "vnet_focal"):
+        assert load_config(TrainConfig, CONFIGS / f"{name}.yaml").run.lesion_fraction == 0.0
+    _, fcn, _ = load_ctmr_config("paper").resolved()
+    assert fcn.fine_tune_epochs > 0 and fcn.run.lesion_fraction == 0.0 and pretraining_warning(fcn)
+    gan, fcn_tiny, _ = load_ctmr_config("tiny").resolved()
+    assert gan.run.selection == "last" and pretraining_warning(fcn_tiny) is None  # tiny trains from scratch, said so
+    tc = tiny(seg_data, name="pspnet", epochs=1)
+    tc.fine_tune_epochs = 1
+    lines: list[str] = []
+    summary = run_training(tc, tmp_path / "run", echo=lines.append)
+    warning = pretraining_warning(tc)
+    assert warning and warning.startswith("WARNING") and "model.pretrained" in warning
+    assert warning in lines and summary["warnings"] == [warning]
+    assert warning in (tmp_path / "run" / "run.log").read_text()
+    tc.model.pretrained = "/some/resnet50.pth"
+    assert pretraining_warning(tc) is None

@@ -83,7 +83,9 @@ def test_cgan_learns_and_reproduces_the_head_out_of_fold(ctmr_data, ctmr_run):
         hist = json.loads((out / f"synthesis/fold_{k}/metrics.json").read_text())
         assert hist[-1]["loss_g_l1"] < hist[0]["loss_g_l1"]
         assert (out / f"synthesis/fold_{k}/samples/epoch_010.png").exists()
-        assert hist[-1]["val_l1"] < hist[0]["val_l1"]  # and generalises to the held-out fold
+        # the paper trains each fold's cGAN on the whole training part (the last epoch is kept): no inner
+        # split is held out, so nothing is scored during training; the held-out check is below
+        assert "val_l1" not in hist[-1]
     # held-out scans: the generated DWI reproduces the head (correlation with the real DWI over the slab)
     cases = open_cohort(ctmr_data, derived=[out / "dwi_gen"]).cases
     gan, _, _ = tiny_cfg(ctmr_data).resolved()

@@ -29,10 +29,39 @@ def test_networks_shapes_and_ranges():
         outs = (g(x), r(torch.cat([x, x], 1)), s(x))
     for y in outs:
         assert y.shape == (2, 1, 64, 64) and float(y.min()) >= 0 and float(y.max()) <= 1
-    assert d(x).shape == (2, 1, 3, 3)
-    assert PatchCritic(1)(torch.rand(1, 1, 128, 128)).shape == (1, 1, 7, 7)
+    assert d(x).shape == (2, 1, 4, 4)
+    assert PatchCritic(1)(torch.rand(1, 1, 128, 128)).shape == (1, 1, 8, 8)
+    # the appendix: a norm after every stride-2 conv (the first too), a sigmoid, 13x10 maps of 208x160 slices
+    with torch.no_grad():
+        scores = PatchCritic(1)(torch.rand(2, 1, 208, 160))
+    assert scores.shape == (2, 1, 13, 10) and float(scores.min()) >= 0 and float(scores.max()) <= 1
+    layers = list(PatchCritic(1).model)
+    assert isinstance(layers[1], torch.nn.InstanceNorm2d) and isinstance(layers[-1], torch.nn.Sigmoid)
+    # LeakyReLU(0.2) inside the generators' residual blocks (ReLU elsewhere), as the appendix
+    acts = [m for blk in g.model if type(blk).__name__ == "ResnetBlock" for m in blk.modules()
+            if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))]
+    assert acts and all(isinstance(a, torch.nn.LeakyReLU) and a.negative_slope == 0.2 for a in acts)
     with pytest.raises(ValueError, match="divisible by 8"):
         s(torch.rand(1, 1, 36, 36))
+
+
+def test_gan1_judges_gs_pseudo_healthy_image_and_rs_healthy_mask_output():
+    # the reading of L_GAN1 (module docstring of the system): D_x sees h = G(x_p) and p = R(x_h, 0)
+    from strokesynth.engine.system import Runtime
+    from strokesynth.systems.pseudo_healthy import PathologyFactorisation, PseudoHealthyConfig
+
+    torch.manual_seed(0)
+    cfg = PseudoHealthyConfig(ngf=4, n_blocks=1, segmentor_channels=[4, 8], critic_channels=[4, 8])
+    system = PathologyFactorisation(cfg)
+    batch = {k: torch.rand(2, 1, 32, 32) for k in ("x_p", "m_p", "x_h", "m_o")}
+    with torch.no_grad():
+        h = system.networks["G"](batch["x_p"])
+        p = system.networks["R"](torch.cat([batch["x_h"], torch.zeros_like(batch["x_h"])], 1))
+    seen = []
+    system.networks["D_x"].register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    system.train_step(batch, Runtime(system))
+    fakes = [x for x in seen if x.shape[0] == 4 and not torch.equal(x, batch["x_h"].repeat(2, 1, 1, 1))]
+    assert fakes and torch.allclose(fakes[0][:2], h, atol=1e-6) and torch.allclose(fakes[0][2:], p, atol=1e-6)
 
 
 def test_paper_sizes():
@@ -258,7 +287,7 @@ def test_shipped_yaml_configs_are_the_python_ones():
 def test_describe_prints_the_paper_networks(capsys):
     code, out, err = run_cli(capsys, "describe", "--recipe", "pseudo-healthy", "--config", "paper")
     assert code == 0, err
-    assert "1,957,505" in out and "8,981,057" in out and "1x7x7" in out  # G, S, critics at 128 px
+    assert "1,957,505" in out and "8,981,057" in out and "1x8x8" in out  # G, S, critics at 128 px
 
 
 def test_docs_quote_the_saved_tiny_table():

@@ -276,7 +276,7 @@ def fit(system: System | SystemFactory, train: Dataset, val: Dataset | None, fol
             save_checkpoint(last, t.checkpoint())
             out.save_table("metrics.csv", state["history"])
             out.save_json("metrics.json", state["history"])
-            system.on_epoch_end(epoch + 1, folder, val, t.rt)
+            system.on_epoch_end(epoch + 1, folder, val if val is not None else train, t.rt)
         log.info("%s epoch %d: %s", desc or folder.name, epoch + 1,
                  ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         if stop:

@@ -172,7 +172,8 @@ class System(abc.ABC, Generic[ConfigT]):
         return False
 
     def on_epoch_end(self, epoch: int, folder: Any, val_dataset: Any, rt: Runtime) -> None:
-        """Called on the main process after epoch ``epoch`` (1-based) was checkpointed (figures...)."""
+        """Called on the main process after epoch ``epoch`` (1-based) was checkpointed (figures...);
+        ``val_dataset`` is the selection dataset, or the training dataset when none is held out."""
 
     def sample_flags(self, dataset: Any) -> Any:
         """Per-sample booleans: which training samples hold a lesion (for lesion-aware batches).

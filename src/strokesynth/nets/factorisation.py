@@ -6,12 +6,14 @@ From the paper's appendix, with the widths as arguments:
   (pseudo-healthy + pathology mask -> pathological, 2 input channels): 7x7 conv ``ngf``, two
   stride-2 3x3 convs (2 ``ngf``, 4 ``ngf``), ``n_blocks`` residual blocks, two (x2 nearest
   upsampling + 3x3 conv) stages (2 ``ngf``, ``ngf``), a 3x3 conv and a sigmoid; instance norm
-  and ReLU (``ngf`` = 32, 6 blocks in the paper).
+  and ReLU, LeakyReLU(0.2) inside the residual blocks (``ngf`` = 32, 6 blocks in the paper).
 - :class:`ResidualUNet` - S, the segmentor: a U-Net whose blocks are two 3x3 convs with a 1x1
   residual shortcut, LeakyReLU(0.2), batch norm, max-pool down and x2 upsampling + conv up,
   sigmoid output.
 - :class:`PatchCritic` - D_x (images) and D_m (masks): 4x4 stride-2 convs (32-128-256-512 in
-  the paper) then a 4x4 stride-1 conv to a map of patch scores (no sigmoid: least squares).
+  the paper), each followed by instance norm and LeakyReLU(0.2), then a 4x4 stride-1 conv
+  ("same" padding) and a sigmoid: a map of patch scores in [0, 1] of 1/16 of the input
+  (13x10 for the paper's 208x160 slices), scored with least squares.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class FactorGenerator(nn.Module):
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), _in(ngf), nn.ReLU(True)]
         for c in (ngf, 2 * ngf):
             layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), _in(2 * c), nn.ReLU(True)]
-        layers += [ResnetBlock(4 * ngf, "instance", dropout=0.0) for _ in range(n_blocks)]
+        layers += [ResnetBlock(4 * ngf, "instance", dropout=0.0, negative_slope=0.2) for _ in range(n_blocks)]
         for c in (4 * ngf, 2 * ngf):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c // 2, 3, padding=1),
                        _in(c // 2), nn.ReLU(True)]
@@ -114,22 +116,20 @@ class PatchCritic(nn.Module):
     Args:
         in_channels: 1 (an image or a mask).
         channels: features of the stride-2 4x4 convs (32, 128, 256, 512); instance norm and
-            LeakyReLU(0.2) after all but the first.
+            LeakyReLU(0.2) after each.
 
-    Shapes: ``(B, in_channels, H, W)`` -> ``(B, 1, H / 2**n - 1, W / 2**n - 1)`` scores.
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, 1, H / 2**n, W / 2**n)`` scores in [0, 1].
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (32, 128, 256, 512)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
-        for i, c in enumerate(channels):
-            layers.append(nn.Conv2d(cin, c, 4, stride=2, padding=1))
-            if i:
-                layers.append(_in(c))
-            layers.append(nn.LeakyReLU(0.2, True))
+        for c in channels:
+            layers += [nn.Conv2d(cin, c, 4, stride=2, padding=1), _in(c), nn.LeakyReLU(0.2, True)]
             cin = c
-        layers.append(nn.Conv2d(cin, 1, 4, stride=1, padding=1))
+        # a 4x4 stride-1 conv that keeps the size ("same" padding: 1 before, 2 after)
+        layers += [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(cin, 1, 4, stride=1), nn.Sigmoid()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -63,13 +63,19 @@ def set_test_dropout(module: M, on: bool) -> M:
 
 
 class ResnetBlock(nn.Module):
-    """``x + [pad, conv3, norm, ReLU, dropout, pad, conv3, norm](x)``; shape-preserving (B, C, H, W)."""
+    """``x + [pad, conv3, norm, ReLU, dropout, pad, conv3, norm](x)``; shape-preserving (B, C, H, W).
 
-    def __init__(self, channels: int, norm: Norm = "instance", dropout: float = 0.5, test_dropout: bool = True) -> None:
+    ``negative_slope`` > 0 makes the activation a LeakyReLU of that slope (the pseudo-healthy
+    generators of Xia et al.); pix2pix's blocks use ReLU (0).
+    """
+
+    def __init__(self, channels: int, norm: Norm = "instance", dropout: float = 0.5, test_dropout: bool = True,
+                 negative_slope: float = 0.0) -> None:
         super().__init__()
         bias = norm != "batch"  # pix2pix: biases unless batch norm follows
+        act = nn.LeakyReLU(negative_slope, True) if negative_slope > 0 else nn.ReLU(True)
         layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-                                   _norm(norm, channels), nn.ReLU(True)]
+                                   _norm(norm, channels), act]
         if dropout > 0:
             layers.append(NoiseDropout(dropout, test_dropout))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm(norm, channels)]

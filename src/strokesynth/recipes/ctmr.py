@@ -128,10 +128,15 @@ class CtMrConfig:
 
 def paper_config() -> CtMrConfig:
     """The paper's settings (``configs/ctmr/paper.yaml``): 256x256 slices, ResNet-9 generator with
-    ngf 64, 70x70 PatchGAN, L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1, 200 epochs; PSPNet-R50
-    with focal loss (gamma 1), RMSprop 1e-4, 5 folds."""
+    ngf 64, 70x70 PatchGAN, L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1, 200 epochs, each fold's
+    cGAN trained on the whole training part of its fold (the last epoch kept); PSPNet-R50 with focal
+    loss (gamma 1), RMSprop 1e-4, batches drawn uniformly, fine-tuned in two stages from the
+    pretrained backbone named by ``segmentation.model.pretrained`` (10 epochs of the new layers
+    first); 5 folds."""
     cfg = CtMrConfig(dataset="runs/phantom")
     cfg.synthesis.data.size = (256, 256)
+    cfg.segmentation.fine_tune_epochs = 10
+    cfg.segmentation.run.lesion_fraction = 0.0
     return cfg
 
 
@@ -254,7 +259,8 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     summary = {"quality": q_summary, "segmentation": merged["lesion"], "empty_scans": merged["empty"],
                "protocol": merged["protocol"], "paired_dice": merged["paired_dice"],
                "paired_vs_baseline": merged["paired_vs_baseline"],
-               "folds": {FCN: seg[FCN]["folds"], FCN_CGAN: seg[FCN_CGAN]["folds"]}}
+               "folds": {FCN: seg[FCN]["folds"], FCN_CGAN: seg[FCN_CGAN]["folds"]},
+               "warnings": list(dict.fromkeys(w for name in (FCN, FCN_CGAN) for w in seg[name].get("warnings", [])))}
     run.save_json("metrics/summary.json", summary)
     return summary
 

@@ -34,7 +34,7 @@ from strokesynth.io.nifti import write_volume
 from strokesynth.metrics.baselines import BASELINE
 from strokesynth.metrics.tables import PROTOCOLS, case_rows, format_table, summaries
 from strokesynth.runs import RunDir
-from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case
+from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case, pretraining_warning
 
 __all__ = ["evaluate_ensemble", "evaluate_run", "load_model", "run_training"]
 
@@ -147,6 +147,10 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
         echo = _quiet
     splits = run_splits(run, cases, cfg.run.folds, cfg.run.seed, given=splits, save=dist.main)
     echo(f"selection protocol: {cfg.run.selection} - {PROTOCOLS[cfg.run.selection]}")
+    warning = pretraining_warning(cfg)
+    if warning:
+        echo(warning)
+        log.warning(warning)
     fold_results = []
 
     def after(o: FoldOutcome) -> None:
@@ -170,6 +174,8 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
     run.save_table("metrics/folds.csv", fold_results)
     summary = evaluate_run(run.path, cfg=cfg, cases=cases, splits=splits, echo=echo)
     summary["folds"] = fold_results
+    if warning:
+        summary["warnings"] = [warning]
     run.save_json("metrics/summary.json", summary)
     return summary
 

@@ -88,15 +88,16 @@ class MRPhantomData:
 
 
 def _seg_train() -> TrainConfig:
-    data = DataConfig(modalities=["dwi"], size=(128, 128), augment_enabled=False)
+    # the paper: augmentation on, up to 500 epochs, stopped after 100 without improvement
+    data = DataConfig(modalities=["dwi"], size=(128, 128), augment_enabled=True)
     data.normalization["dwi"] = NormSpec("percentile", 0.0, 99.0, "nonzero")
     return TrainConfig(name="unet3d_platscher", data=data,
                        model=ModelConfig(name="unet3d", channels=[16, 32, 64, 128, 256], strides=[[2, 2, 2]] * 4,
                                          dropout=0.02),
                        loss=LossConfig(name="ce", dice_weight=1.0),
                        optim=OptimConfig(name="adam", lr=1e-4),
-                       run=RunConfig(epochs=100, batch_size=5, selection="inner", inner_fraction=0.15,
-                                     early_stop_patience=10, lesion_fraction=0.0))
+                       run=RunConfig(epochs=500, batch_size=5, selection="inner", inner_fraction=0.15,
+                                     early_stop_patience=100, lesion_fraction=0.0))
 
 
 @dataclass
@@ -120,7 +121,7 @@ class LabelmapRecipeConfig:
         fractions: fractions of the clinical training subjects for Table II.
         seeds: segmenter seeds per row.
         translation, lesion_gan, segmenter: the three trainable parts.
-        finetune_epochs: epochs of the fine-tuning stage.
+        finetune_epochs: epochs of the fine-tuning stage (150, the paper's).
     """
 
     name: str = "labelmap_augmentation"
@@ -142,7 +143,7 @@ class LabelmapRecipeConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     lesion_gan: LesionGANConfig = field(default_factory=LesionGANConfig)
     segmenter: TrainConfig = field(default_factory=_seg_train)
-    finetune_epochs: int = 30
+    finetune_epochs: int = 150
 
     def __post_init__(self) -> None:
         bad = [m for m in self.models if m not in ("pix2pix", "spade", "cyclegan")]

@@ -1,4 +1,4 @@
-"""Abulnaga & Rubin (ISLES 2018): segmentation architectures x {cross entropy, focal loss}.
+"""Abulnaga & Rubin (ISLES 2018): segmentation architectures x {cross entropy, weighted CE, focal loss}.
 
 Trains each architecture with each loss by the same subject-level cross-validation and prints
 one table (mean ± sd over held-out cases of Dice, HD, ASSD, precision, recall, AVD, lesion F1),
@@ -35,7 +35,8 @@ from strokesynth.systems.segmenter import LossConfig, ModelConfig, TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "seg"
 ARCHITECTURES = tuple(NETWORKS.names(role="segmenter"))
-LOSSES = ("ce", "focal")
+PAPER_ARCHITECTURES = ("pspnet", "unet2d", "unet3d", "vnet")  # Abulnaga & Rubin's comparison
+LOSSES = ("ce", "weighted_ce", "focal")  # the paper compares all three
 FLOOR = "floor_basicunet"
 FLOOR_CHANNELS = [16, 32, 64, 128, 256]
 
@@ -69,7 +70,8 @@ class SegComparisonConfig:
         dataset: the data set folder (CT and the perfusion maps, the lesion).
         tiny: the CPU variants of the shipped ``configs/seg/<arch>_focal_tiny.yaml`` (``False``:
             the paper-size ``<arch>_focal.yaml``).
-        architectures: segmentation networks (registry names; empty: every one).
+        architectures: segmentation networks (registry names; empty: the paper's four, PSPNet, U-Net 2D,
+            3D U-Net and V-Net).
         losses: the losses of every architecture.
         floor: add the plain-U-Net floor and compare every cell with it scan by scan.
         train: ``key=value`` overrides of every cell's training config (``run.epochs=2``).
@@ -85,7 +87,7 @@ class SegComparisonConfig:
 
     def cells(self) -> list[TrainConfig]:
         """The training config of every cell (architecture x loss), then the floor's."""
-        archs = self.architectures or list(ARCHITECTURES)
+        archs = self.architectures or list(PAPER_ARCHITECTURES)
         configs = [comparison_config(a, loss, self.dataset, self.tiny, self.train) for a in archs for loss in self.losses]
         if self.floor:
             slice_wise = [c for c in configs if not c.model.volumetric]

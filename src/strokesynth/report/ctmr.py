@@ -5,6 +5,7 @@ per-case overlays and training curves, as HTML sections (see :mod:`strokesynth.r
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ def _lesion_slice(case: Case) -> int:
     if lab is None or not lab.any():
         return case.spatial_shape[2] // 2
     return int(np.argmax((lab > 0).sum(axis=(0, 1))))
+
+
+def _warnings(run: RunDir) -> list[str]:
+    """The set-up warnings of the run's two segmenters (e.g. a paper PSPNet without its pretrained backbone)."""
+    path = run.file("metrics", "summary.json")
+    return json.loads(path.read_text()).get("warnings", []) if path.is_file() else []
 
 
 def slice_dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -112,6 +119,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
              f"over the held-out scans <b>with a lesion</b> ({scans['lesion']} scans; mean ± sd; [n] = scans where "
              "the metric is undefined, e.g. distances when the prediction is empty). The baseline thresholds CBF "
              "at 30 % of the brain median, fixed in advance.</p>" + protocol
+             + "".join(f"<p class='warn'><b>{esc(w)}</b></p>" for w in _warnings(run))
              + table(rows, ["method"] + [human(k) for k in shown])
              + "<p>" + "<br>".join(esc(describe_paired(p)) for p in
                                    [tab["paired_dice"], *tab["paired_vs_baseline"].values()]) + ".</p>")

@@ -9,7 +9,12 @@ mask -> pathological), critics D_x (images) and D_m (masks, unpaired mode only).
     cycle P-H:  h = G(x_p);  m = S(x_p);  x_p' = R(h, m)
     cycle H-H:  p = R(x_h, 0);  m_h' = S(p);  x_h' = G(p)
     L_CC  = |x_p' - x_p|_1 + |x_h' - x_h|_1 + |m_h' - 0|_1        (MAE, not Dice, on the empty mask)
-    L_GAN1 = LSGAN of D_x: real healthy slices vs the pseudo-healthy h and x_h' of both cycles
+    L_GAN1 = LSGAN of D_x: real healthy slices vs G's h (cycle P-H) and R's p (cycle H-H)
+
+The paper's L_GAN1 does not say which image of the H-H cycle D_x judges. Read here as the
+authors' public implementation does: R's output p = R(x_h, 0), which has an empty mask and so
+must itself look healthy; the adversarial term then trains R as well as G (judging x_h' = G(p)
+instead would train G twice and leave R's healthy output unconstrained).
     paired:   L_Seg  = Dice(S(x_p), m_p)        loss = 10 L_CC + 1 L_GAN1 + 10 L_Seg
     unpaired: L_GAN2 = LSGAN of D_m: masks of other subjects vs S(x_p)
                                                 loss = 10 L_CC + 2 L_GAN1 + 10 L_GAN2
@@ -196,17 +201,17 @@ class PathologyFactorisation(_PseudoHealthySystem):
             p = R(torch.cat([xh, torch.zeros_like(xh)], 1))
             m_h = S(p)
             rec_h = G(p)
-        # critics: real healthy slices vs both cycles' pseudo-healthy images; real masks vs S's
+        # critics: real healthy slices vs G's pseudo-healthy h and R's healthy-mask output p; real masks vs S's
         self._critics(self.critic_names, True, rt)
         with rt.autocast():
-            loss_d = _lsgan_d(Dx, xh.repeat(2, 1, 1, 1), torch.cat([h, rec_h]))
+            loss_d = _lsgan_d(Dx, xh.repeat(2, 1, 1, 1), torch.cat([h, p]))
             if self.unpaired:
                 loss_d = loss_d + _lsgan_d(rt.net("D_m"), mo, m)
         rt.step(loss_d, "critics")
         self._critics(self.critic_names, False, rt)
         with rt.autocast():
             cc = F.l1_loss(rec_p.float(), xp) + F.l1_loss(rec_h.float(), xh) + m_h.float().abs().mean()
-            gan = _lsgan_g(Dx, torch.cat([h, rec_h]))
+            gan = _lsgan_g(Dx, torch.cat([h, p]))
             third = _lsgan_g(rt.net("D_m"), m) if self.unpaired else soft_dice_loss(m.float(), mp)
         rt.step(cfg.lambda_cc * cc + cfg.lambda_gan * gan + cfg.lambda_mask * third, "generators")
         return {"loss_d": float(loss_d.detach()), "l_cc": float(cc.detach()), "l_gan1": float(gan.detach()),

@@ -113,6 +113,17 @@ class TrainConfig:
     threshold: float = bounded(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
 
+def pretraining_warning(cfg: TrainConfig) -> str | None:
+    """The line a run prints, logs and reports when a config that fine-tunes a pretrained PSPNet in
+    two stages (``fine_tune_epochs`` > 0, as Abulnaga & Rubin) has no backbone file to start from."""
+    if cfg.model.name != "pspnet" or cfg.fine_tune_epochs <= 0 or cfg.model.pretrained:
+        return None
+    return (f"WARNING: {cfg.name}: PSPNet trains from scratch. The paper fine-tunes an ImageNet-pretrained "
+            f"ResNet-{cfg.model.depth} in two stages; without one the {cfg.fine_tune_epochs} stage-1 epoch(s) are "
+            "skipped and the results are not the paper's set-up. Name a local torchvision/timm ResNet state dict "
+            "with --set model.pretrained=PATH (nothing is downloaded).")
+
+
 def build_model(cfg: ModelConfig, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """The network of ``cfg`` (the named pretrained backbone loaded unless ``pretrained`` is False)."""
     return NETWORKS.build(cfg.name, cfg, in_channels, pretrained=pretrained)

@@ -1,4 +1,4 @@
-"""Abulnaga & Rubin: segmentation architectures x {cross entropy, focal loss}, one CV table."""
+"""Abulnaga & Rubin: segmentation architectures x {cross entropy, weighted CE, focal loss}, one CV table."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ def _segmenters() -> list[str]:
 
 RECIPE = RECIPES.add(Recipe(
     name="seg-comparison",
-    summary="Abulnaga & Rubin: segmentation architectures x {CE, focal}, one CV table",
-    help="""Abulnaga & Rubin: PSPNet, U-Net 2D, 3D U-Net, V-Net x {CE, focal}, one CV table.
+    summary="Abulnaga & Rubin: segmentation architectures x {CE, weighted CE, focal}, one CV table",
+    help="""Abulnaga & Rubin: PSPNet, U-Net 2D, 3D U-Net, V-Net x {CE, weighted CE, focal}, one CV table.
 
     Every cell is the shipped configs/seg/<arch>_focal[_tiny].yaml with the loss swapped, cross-validated
     on the same subject-level folds; OUT/table.txt and table.json hold the table beside the
@@ -24,6 +24,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.segmentation:load_comparison_config",
     run="strokesynth.recipes.segmentation:run_comparison",
+    fidelity="strokesynth.recipes.fidelity:seg_comparison_fidelity",
     markers=("table.json", "comparison.yaml"),
     data_help="Data set folder (CT, CBF, CBV, MTT, Tmax and the lesion).",
     device_fields=("run.device",),
@@ -31,10 +32,11 @@ RECIPE = RECIPES.add(Recipe(
     options=(
         RecipeOption("--paper", "Paper-size networks and schedules (the paper config) instead of the tiny CPU "
                                 "variants.", lambda on: ["tiny=false"], kind="flag"),
-        RecipeOption("--arch", "Architectures (repeatable) [all segmentation networks].",
+        RecipeOption("--arch", "Architectures (repeatable), any segmentation network [the paper's: pspnet, unet2d, "
+                               "unet3d, vnet].",
                      lambda names: [f"architectures=[{','.join(names)}]"], kind="choice", multiple=True,
                      choices=_segmenters),
-        RecipeOption("--loss", "Losses (repeatable) [ce and focal].", lambda names: [f"losses=[{','.join(names)}]"],
+        RecipeOption("--loss", "Losses (repeatable) [ce, weighted_ce and focal].", lambda names: [f"losses=[{','.join(names)}]"],
                      kind="choice", multiple=True, choices="strokesynth.recipes.catalog.seg_comparison:_losses"),
         RecipeOption("--floor", "Add the plain-U-Net floor (MONAI BasicUNet 16-256, CE + Dice, half lesion slices, "
                                 "same steps) and compare every cell with it scan by scan.", lambda on: ["floor=true"],
