@@ -147,3 +147,14 @@ def test_fcn8s_and_r2unet_segment_slices_of_the_pseudo_dwi_table3():
     assert torch.allclose(rcl(z), h) and sum(p.numel() for p in rcl.parameters()) == 3 * 3 * 9 + 3 + 6
     with pytest.raises(ValueError, match="at least 3"):
         FCN8s(4, 2, [8, 16])
+
+
+def test_table3_networks_at_paper_width_have_the_documented_sizes():
+    # docs/pseudo_dwi.md: 64..1024 features, 3 inputs, 2 classes
+    from types import SimpleNamespace
+
+    from strokesynth.nets.registry import NETWORKS
+
+    cfg = SimpleNamespace(channels=[64, 128, 256, 512, 1024], num_classes=2)
+    counts = {k: count_parameters(NETWORKS.build(k, cfg, 3)) for k in ("fcn", "r2unet", "resunet")}
+    assert counts == {"fcn": 54_321_350, "r2unet": 39_091_458, "resunet": 25_982_845}
