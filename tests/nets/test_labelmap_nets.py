@@ -25,6 +25,12 @@ def test_platscher_unet3d_parameters_and_dropout():
         drops = [m for m in block if isinstance(m, nn.Dropout)]
         assert len(drops) == 2 and all(d.p == 0.02 for d in drops)
     assert net(torch.zeros(1, 1, 32, 32, 16)).shape == (1, 2, 32, 32, 16)
+    # the paper's encoder has no normalisation (convs then carry biases); the decoder keeps batch norm
+    paper = NETWORKS.build("unet3d", SimpleNamespace(**vars(cfg), encoder_norm="none"), 1)
+    assert not any(isinstance(m, nn.BatchNorm3d) for block in paper.enc for m in block)
+    assert all(any(isinstance(m, nn.BatchNorm3d) for m in block) for block in paper.dec)
+    assert all(m.bias is not None for block in paper.enc for m in block if isinstance(m, nn.Conv3d))
+    assert count_parameters(paper) == 5_645_410 and paper(torch.zeros(1, 1, 32, 32, 16)).shape == (1, 2, 32, 32, 16)
 
 
 def test_unet_generator_matches_pix2pix_layout():

@@ -103,7 +103,7 @@ def build_fcn(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Modu
 def build_unet3d(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
     """3D U-Net with per-axis strides (default (2, 2, 1): thin slabs are never pooled in z)."""
     return UNet(3, in_channels, cfg.num_classes, cfg.channels, _strides(cfg), norm=cfg.norm,
-                dropout=float(getattr(cfg, "dropout", 0.0)))
+                dropout=float(getattr(cfg, "dropout", 0.0)), encoder_norm=getattr(cfg, "encoder_norm", "") or None)
 
 
 @NETWORKS.register("vnet", dims=3, role="segmenter")

@@ -32,8 +32,9 @@ class DoubleConv(nn.Sequential):
     def __init__(self, dims: int, cin: int, cout: int, norm: str = "batch", dropout: float = 0.0) -> None:
         conv = _conv(dims)
         drop = [nn.Dropout(dropout)] if dropout > 0 else []
-        super().__init__(conv(cin, cout, 3, padding=1, bias=False), make_norm(norm, dims, cout), nn.ReLU(inplace=True),
-                         *drop, conv(cout, cout, 3, padding=1, bias=False), make_norm(norm, dims, cout),
+        bias = norm == "none"  # a conv followed by a norm needs no bias
+        super().__init__(conv(cin, cout, 3, padding=1, bias=bias), make_norm(norm, dims, cout), nn.ReLU(inplace=True),
+                         *drop, conv(cout, cout, 3, padding=1, bias=bias), make_norm(norm, dims, cout),
                          nn.ReLU(inplace=True), *drop)
 
 
@@ -56,6 +57,8 @@ class UNet(nn.Module):
         dropout: dropout after every conv's ReLU (0 = none; 0.02 in Platscher et al.'s 3D U-Net,
             which with ``channels=(16, 32, 64, 128, 256)``, 1 input and 2 classes has 5,646,402
             parameters, their "5.65 M").
+        encoder_norm: normalisation of the encoder blocks (``None``: ``norm``; ``"none"``: no
+            normalisation in the encoder, as Platscher et al.'s 3D U-Net).
 
     Shapes: ``(B, in_channels, *S)`` -> ``(B, out_channels, *S)``; each spatial size must be
     divisible by the product of its strides.
@@ -63,8 +66,9 @@ class UNet(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
                  channels: Sequence[int] = (32, 64, 128, 256, 512), strides: Sequence[Stride] | None = None,
-                 norm: str = "batch", se_ratio: int = 0, dropout: float = 0.0) -> None:
+                 norm: str = "batch", se_ratio: int = 0, dropout: float = 0.0, encoder_norm: str | None = None) -> None:
         super().__init__()
+        enc_norm = norm if encoder_norm is None else encoder_norm
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         strides = list(strides) if strides is not None else [2] * (len(channels) - 1)
@@ -72,11 +76,12 @@ class UNet(nn.Module):
             raise ValueError(f"need {len(channels) - 1} strides for {len(channels)} levels, got {len(strides)}")
         self.strides = [_tuple(s, spatial_dims) for s in strides]
         pool = max_pool(spatial_dims)
-        self.enc = nn.ModuleList([DoubleConv(spatial_dims, in_channels, channels[0], norm, dropout)])
+        self.enc = nn.ModuleList([DoubleConv(spatial_dims, in_channels, channels[0], enc_norm, dropout)])
         self.pools = nn.ModuleList()
         for i, s in enumerate(self.strides):
             self.pools.append(pool(s, s))
-            self.enc.append(DoubleConv(spatial_dims, channels[i], channels[i + 1], norm, dropout))
+            # the bottom block belongs to the encoder
+            self.enc.append(DoubleConv(spatial_dims, channels[i], channels[i + 1], enc_norm, dropout))
         self.ups = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in reversed(range(len(self.strides))):

@@ -93,7 +93,7 @@ def _seg_train() -> TrainConfig:
     data.normalization["dwi"] = NormSpec("percentile", 0.0, 99.0, "nonzero")
     return TrainConfig(name="unet3d_platscher", data=data,
                        model=ModelConfig(name="unet3d", channels=[16, 32, 64, 128, 256], strides=[[2, 2, 2]] * 4,
-                                         dropout=0.02),
+                                         dropout=0.02, encoder_norm="none"),
                        loss=LossConfig(name="ce", dice_weight=1.0),
                        optim=OptimConfig(name="adam", lr=1e-4),
                        run=RunConfig(epochs=500, batch_size=5, selection="inner", inner_fraction=0.15,

@@ -44,6 +44,8 @@ class ModelConfig:
         channels: U-Net / V-Net features per level.
         strides: per down step, per axis; 3D default (2, 2, 1) so 2-slice slabs work.
         norm: U-Net / V-Net normalisation (``batch``, ``instance``, ``group``, ``none``).
+        encoder_norm: 3D U-Net: normalisation of the encoder blocks ('' = ``norm``; ``none`` as
+            Platscher et al.'s, whose encoder has none).
         aux_weight: weight of PSPNet's auxiliary loss.
         pretrained: local torchvision/timm ResNet state dict for PSPNet ('' = none).
         num_classes: 2 (background, core).
@@ -57,6 +59,7 @@ class ModelConfig:
     channels: list[int] = bounded(factory=lambda: [32, 64, 128, 256, 512], lo=1, hi=16384, min_len=1)
     strides: list[list[int]] = field(default_factory=list)
     norm: str = "batch"
+    encoder_norm: str = ""
     aux_weight: float = bounded(0.4, lo=0.0)
     pretrained: str = ""
     num_classes: int = bounded(2, lo=2, hi=2)

@@ -42,7 +42,8 @@ def _unet3d(c: Any) -> str:
 
     s = c.segmenter
     n = count_parameters(build_model(s.model, len(s.data.modalities), pretrained=False))
-    return f"{n / 1e6:.1f} M, {s.model.norm} norm in encoder and decoder, dropout {s.model.dropout:g}"
+    enc = s.model.encoder_norm or s.model.norm
+    return f"{n / 1e6:.1f} M, " + ("no norm in the encoder" if enc == "none" else f"{enc} norm in the encoder")
 
 
 def _training(c: Any) -> str:
@@ -60,8 +61,7 @@ SPECS = [
     Spec("CycleGAN parameters (methods)", "about 42 M", _cyclegan, "systems/labelmap.py:LabelCycleGAN",
          "the generators are pix2pix's ResNet-9 at cycle_ngf 64 (11.4 M each); the paper's larger count is not "
          "reproduced: its layer list is not matched here"),
-    Spec("3D U-Net (methods)", "5.6 M, no norm in the encoder", _unet3d, "nets/unet.py:UNet",
-         "this toolkit's U-Net applies one normalisation to every block; an encoder without it is not built yet"),
+    Spec("3D U-Net (methods)", "5.6 M, no norm in the encoder", _unet3d, "nets/unet.py:UNet"),
     Spec("Pre-processing (methods)", "background clipped at 35, 4 slices cropped at each end",
          lambda c: f"clipped at the {c.clip_percentile:g}th percentile of the brain, scaled to [-1, 1]; no slices "
          "cropped", "data/mr_volumes.py:prepare_mr_case",
