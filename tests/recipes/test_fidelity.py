@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import run_cli
 from strokesynth.nets import count_parameters
 from strokesynth.nets.registry import NETWORKS
 from strokesynth.recipes.fidelity import DOCS, SYSTEMS, check, docs_section, render, rows
+
+from conftest import run_cli
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 

@@ -56,10 +56,10 @@ class R2UNet(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, channels: Sequence[int], t: int = 2) -> None:
         super().__init__()
         ch = list(channels)
-        self.down = nn.ModuleList([RecurrentResidualBlock(a, b, t) for a, b in zip([in_channels, *ch[:-1]], ch)])
+        self.down = nn.ModuleList([RecurrentResidualBlock(a, b, t) for a, b in zip([in_channels, *ch[:-1]], ch, strict=True)])
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList([nn.Sequential(nn.Upsample(scale_factor=2), _cbr(b, a))
-                                 for a, b in zip(ch[:-1], ch[1:])])
+                                 for a, b in zip(ch[:-1], ch[1:], strict=True)])
         self.fuse = nn.ModuleList([RecurrentResidualBlock(2 * a, a, t) for a in ch[:-1]])
         self.head = nn.Conv2d(ch[0], num_classes, 1)
 
