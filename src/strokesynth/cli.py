@@ -1006,7 +1006,9 @@ def describe(config_path: str, recipe_name: str, size: int | None) -> None:
     if recipe.describe is not None:
         parts.append(resolve(recipe.describe)(config_path, size))
     if recipe.fidelity is not None and str(config_path) == "paper":
-        parts.append(resolve(recipe.fidelity)())
+        from strokesynth.recipes.fidelity import describe_fidelity
+
+        parts.append(describe_fidelity(recipe_name))
     if not parts:
         raise ConfigError("--config", f"{recipe_name} describes its paper config only (--config paper)")
     click.echo("\n\n".join(parts))

@@ -114,8 +114,8 @@ class Recipe:
         sections: :data:`Ref` ``(folder) -> [(anchor, heading, html), ...]``: its report's sections,
             which the demo report shows too.
         describe: :data:`Ref` ``(config, size) -> str``: its networks, parameters and FLOPs.
-        fidelity: :data:`Ref` ``() -> str``: its paper-fidelity table (spec, the paper, the
-            ``paper`` and ``tiny`` configs, where in the code; see :mod:`strokesynth.recipes.fidelity`).
+        fidelity: the module of its paper-fidelity table (``SPECS``, ``PAPER``, ``configs()``;
+            see :mod:`strokesynth.recipes.fidelity`), or ``None``.
         overview: :data:`Ref` ``(folder) -> [row, ...]``: its rows of the demo's overview table
             (see :mod:`strokesynth.report.overview`).
         markers: files (or folders) that a finished run folder of this recipe holds, all of
@@ -139,7 +139,7 @@ class Recipe:
     report: Ref | None = None
     sections: Ref | None = None
     describe: Ref | None = None
-    fidelity: Ref | None = None
+    fidelity: str | None = None
     overview: Ref | None = None
     markers: tuple[str, ...] = ()
     data_help: str = "Data set folder [config: dataset]."

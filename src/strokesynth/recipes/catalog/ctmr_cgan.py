@@ -25,7 +25,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.ctmr:load_ctmr_config",
     run="strokesynth.recipes.ctmr:run_ctmr",
-    fidelity="strokesynth.recipes.fidelity:ctmr_cgan_fidelity",
+    fidelity="strokesynth.recipes.fidelity.ctmr",
     report="strokesynth.report.ctmr:write_ctmr_report",
     sections="strokesynth.report.ctmr:ctmr_sections",
     describe="strokesynth.apps.describe:describe_ctmr",

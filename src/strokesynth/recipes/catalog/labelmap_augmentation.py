@@ -25,7 +25,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.labelmap_augmentation:load_recipe_config",
     run="strokesynth.recipes.labelmap_augmentation:run_labelmap_augmentation",
-    fidelity="strokesynth.recipes.fidelity:labelmap_augmentation_fidelity",
+    fidelity="strokesynth.recipes.fidelity.labelmap",
     report="strokesynth.report.labelmap:write_labelmap_report",
     sections="strokesynth.report.labelmap:labelmap_sections",
     describe="strokesynth.apps.describe:describe_labelmap",

@@ -31,7 +31,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.pseudo_dwi:load_recipe_config",
     run="strokesynth.recipes.pseudo_dwi:run_pseudo_dwi",
-    fidelity="strokesynth.recipes.fidelity:pseudo_dwi_fidelity",
+    fidelity="strokesynth.recipes.fidelity.pseudo_dwi",
     report="strokesynth.report.pseudo_dwi:write_pseudo_dwi_report",
     sections="strokesynth.report.pseudo_dwi:pseudo_dwi_sections",
     describe="strokesynth.apps.describe:describe_pseudo_dwi",

@@ -38,7 +38,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.pseudo_healthy:load_recipe_config",
     run="strokesynth.recipes.pseudo_healthy:run_pseudo_healthy",
-    fidelity="strokesynth.recipes.fidelity:pseudo_healthy_fidelity",
+    fidelity="strokesynth.recipes.fidelity.pseudo_healthy",
     report="strokesynth.report.pseudo_healthy:write_pseudo_healthy_report",
     sections="strokesynth.report.pseudo_healthy:pseudo_healthy_sections",
     describe="strokesynth.apps.describe:describe_pseudo_healthy",

@@ -24,7 +24,7 @@ RECIPE = RECIPES.add(Recipe(
     """,
     load_config="strokesynth.recipes.segmentation:load_comparison_config",
     run="strokesynth.recipes.segmentation:run_comparison",
-    fidelity="strokesynth.recipes.fidelity:seg_comparison_fidelity",
+    fidelity="strokesynth.recipes.fidelity.segmentation",
     markers=("table.json", "comparison.yaml"),
     data_help="Data set folder (CT, CBF, CBV, MTT, Tmax and the lesion).",
     device_fields=("run.device",),

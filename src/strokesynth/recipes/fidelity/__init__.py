@@ -1,8 +1,8 @@
 """Paper fidelity: for each system, the paper's specification beside what its ``paper`` and
 ``tiny`` configs run, generated from the code.
 
-Each system's module (``fidelity/<system>.py``) lists :class:`Spec` rows and loads its two
-configs. A row's config cells are computed from the loaded configs (values, layer lists,
+Each system's module (``fidelity/<system>.py``, named by its recipe's ``fidelity`` field) lists
+:class:`Spec` rows and loads its two configs. A row's config cells are computed from the loaded configs (values, layer lists,
 parameter counts of the networks the configs build), so the table cannot drift from the code.
 A row without a ``deviation`` claims that the ``paper`` config *is* the paper: its computed cell
 must equal the paper's cell, character for character (:func:`check`, run by the tests). A row
@@ -19,14 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-#: the systems with a fidelity table: recipe name -> module of :data:`SPECS` and ``configs()``
-SYSTEMS = {
-    "seg-comparison": "strokesynth.recipes.fidelity.segmentation",
-    "ctmr-cgan": "strokesynth.recipes.fidelity.ctmr",
-    "pseudo-dwi": "strokesynth.recipes.fidelity.pseudo_dwi",
-    "labelmap-augmentation": "strokesynth.recipes.fidelity.labelmap",
-    "pseudo-healthy": "strokesynth.recipes.fidelity.pseudo_healthy",
-}
+
+def systems() -> list[str]:
+    """The recipes with a fidelity table (those that name a ``fidelity`` module)."""
+    from strokesynth.recipes.registry import RECIPES
+
+    return [r.name for r in RECIPES.all() if r.fidelity is not None]
+
 
 #: the docs page of each system's table (between ``<!-- fidelity -->`` and ``<!-- /fidelity -->``)
 DOCS = {"seg-comparison": "segmentation.md", "ctmr-cgan": "ctmr.md", "pseudo-dwi": "pseudo_dwi.md",
@@ -68,9 +67,13 @@ class Row:
 
 
 def _module(recipe: str) -> Any:
-    if recipe not in SYSTEMS:
-        raise KeyError(f"no fidelity table for {recipe!r} (tables: {', '.join(SYSTEMS)})")
-    return importlib.import_module(SYSTEMS[recipe])
+    """The module of ``recipe``'s :data:`SPECS`, ``PAPER`` and ``configs()`` (its ``Recipe.fidelity``)."""
+    from strokesynth.recipes.registry import RECIPES
+
+    name = RECIPES.get(recipe).fidelity
+    if name is None:
+        raise KeyError(f"no fidelity table for {recipe!r} (tables: {', '.join(systems())})")
+    return importlib.import_module(name)
 
 
 def rows(recipe: str) -> list[Row]:
@@ -118,26 +121,6 @@ def docs_section(text: str) -> str:
 def describe_fidelity(recipe: str) -> str:
     """The table as ``strokesynth describe`` prints it."""
     return f"Paper fidelity of `{recipe}`:\n\n" + render(recipe)
-
-
-def seg_comparison_fidelity() -> str:
-    return describe_fidelity("seg-comparison")
-
-
-def ctmr_cgan_fidelity() -> str:
-    return describe_fidelity("ctmr-cgan")
-
-
-def pseudo_dwi_fidelity() -> str:
-    return describe_fidelity("pseudo-dwi")
-
-
-def labelmap_augmentation_fidelity() -> str:
-    return describe_fidelity("labelmap-augmentation")
-
-
-def pseudo_healthy_fidelity() -> str:
-    return describe_fidelity("pseudo-healthy")
 
 
 def count(net: Any) -> str:
