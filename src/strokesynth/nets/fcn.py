@@ -48,14 +48,15 @@ class BilinearUp2(nn.Module):
 
 class FCN8s(nn.Module):
     """FCN-8s with ``channels`` per encoder block (VGG-16: 64, 128, 256, 512, 512) and fc6/fc7 of
-    ``fc_channels`` (default twice the last block)."""
+    ``fc_channels`` (default twice the last block). With fewer than three blocks it keeps the skips
+    that exist (two blocks: FCN-16s; one: FCN-32s), so small test configs still build."""
 
     def __init__(self, in_channels: int, num_classes: int, channels: Sequence[int], fc_channels: int | None = None
                  ) -> None:
         super().__init__()
         ch = list(channels)
-        if len(ch) < 3:
-            raise ValueError(f"FCN-8s needs at least 3 encoder blocks, got channels {ch}")
+        if not ch:
+            raise ValueError("FCN-8s needs at least one encoder block")
         blocks, cin = [], in_channels
         for i, c in enumerate(ch):
             layers: list[nn.Module] = []
@@ -67,9 +68,12 @@ class FCN8s(nn.Module):
         fc = fc_channels or 2 * ch[-1]
         self.fc = nn.Sequential(nn.Conv2d(ch[-1], fc, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(0.5),
                                 nn.Conv2d(fc, fc, 1), nn.ReLU(inplace=True), nn.Dropout2d(0.5))
-        self.score = nn.ModuleList([nn.Conv2d(ch[-3], num_classes, 1), nn.Conv2d(ch[-2], num_classes, 1),
-                                    nn.Conv2d(fc, num_classes, 1)])
-        self.up = nn.ModuleList([BilinearUp2(num_classes) for _ in range(2)])
+        # skips from the third- and second-last blocks (pool3 and pool4 of VGG-16), fine to coarse; registered
+        # before the fc score so that weight draws follow the layer order of the reference
+        self.score_skips = nn.ModuleList([nn.Conv2d(ch[-1 - j], num_classes, 1)
+                                          for j in range(min(2, len(ch) - 1), 0, -1)])
+        self.score_fc = nn.Conv2d(fc, num_classes, 1)
+        self.up = nn.ModuleList([BilinearUp2(num_classes) for _ in self.score_skips])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -77,7 +81,7 @@ class FCN8s(nn.Module):
         for block in self.blocks:
             x = block(x)
             feats.append(x)
-        s = self.score[2](self.fc(x))  # stride 2**n
-        s = self.up[0](s) + self.score[1](feats[-2])  # stride 2**(n-1)
-        s = self.up[1](s) + self.score[0](feats[-3])  # stride 2**(n-2): 8 with five blocks
+        s = self.score_fc(self.fc(x))  # stride 2**n
+        for i, (up, score) in enumerate(zip(self.up, reversed(self.score_skips), strict=True)):
+            s = up(s) + score(feats[-2 - i])  # stride 2**(n-1-i): 8 after both skips with five blocks
         return F.interpolate(s, size=size, mode="bilinear", align_corners=False)

@@ -92,8 +92,8 @@ def build_r2unet(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.M
 
 @NETWORKS.register("fcn", dims=2, role="segmenter")
 def build_fcn(cfg: Any, in_channels: int, *, pretrained: bool = True) -> nn.Module:
-    """FCN-8s (Long et al.) with a VGG-style encoder of ``cfg.channels`` per block (at least 3); the
-    pseudo-DWI paper's Table 3."""
+    """FCN-8s (Long et al.) with a VGG-style encoder of ``cfg.channels`` per block; the pseudo-DWI
+    paper's Table 3."""
     from strokesynth.nets.fcn import FCN8s
 
     return FCN8s(in_channels, cfg.num_classes, cfg.channels)
