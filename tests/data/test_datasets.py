@@ -128,3 +128,44 @@ def test_persistent_workers_follow_set_epoch(isles2018_dir):
     second = next(iter(loader))["image"]
     assert not torch.equal(first, second)
     assert torch.equal(second[2], ds[2]["image"])
+
+
+def test_training_patches_cut_from_the_slice_and_favour_lesion(isles2018_dir):
+    cohort = open_cohort(isles2018_dir)
+    whole = SliceDataset(cohort.cases, MODS, size=(64, 64), mode="resample", seed=3)
+    always = SliceDataset(cohort.cases, MODS, size=(64, 64), mode="resample", seed=3, patch=(24, 16),
+                          crop_patches=True, patch_foreground=1.0)
+    lesion_items = np.flatnonzero(always.lesion_flags())
+    assert len(lesion_items) >= 4
+    for i in lesion_items[:4]:
+        full, cut = whole[int(i)], always[int(i)]
+        assert cut["image"].shape == (5, 24, 16) and cut["label"].shape == (1, 24, 16)
+        y0, x0 = cut["patch"]
+        assert torch.equal(cut["image"], full["image"][:, y0:y0 + 24, x0:x0 + 16])  # the same pixels, not resampled
+        assert torch.equal(cut["label"], full["label"][:, y0:y0 + 24, x0:x0 + 16])
+        assert cut["label"].any()  # centred on a lesion pixel
+        assert always[int(i)]["patch"] == cut["patch"]  # same (seed, epoch, item): same patch
+    anywhere = SliceDataset(cohort.cases, MODS, size=(64, 64), mode="resample", seed=3, patch=(24, 16),
+                            crop_patches=True, patch_foreground=0.0)
+    corners = {anywhere[int(i)]["patch"] for i in range(len(anywhere))}
+    assert len(corners) > len(anywhere) // 2  # spread over the slice
+    # larger than the slice: centred and zero-padded
+    big = SliceDataset(cohort.cases, MODS, size=(32, 32), mode="resample", patch=(48, 48), crop_patches=True)
+    s, ref = big[0], SliceDataset(cohort.cases, MODS, size=(32, 32), mode="resample")[0]
+    assert s["image"].shape == (5, 48, 48) and s["patch"] == (-8, -8)
+    assert torch.equal(s["image"][:, 8:40, 8:40], ref["image"]) and not s["image"][:, :8].any()
+
+
+def test_patch_config_reaches_training_and_inference_datasets(isles2018_dir):
+    from strokesynth.errors import ConfigError
+
+    cohort = open_cohort(isles2018_dir)
+    cfg = DataConfig(size=(64, 64), mode="resample", patch=(32, 32))
+    splits = subject_kfold(cohort.cases, k=2, seed=0)
+    train, held = fold_datasets(cohort.cases, cfg, splits, 0)
+    assert train.crop_patches and train[0]["image"].shape[-2:] == (32, 32)
+    assert held.patch == (32, 32) and not held.crop_patches and held[0]["image"].shape[-2:] == (64, 64)
+    with pytest.raises(ConfigError, match="data.patch"):
+        fold_datasets(cohort.cases, DataConfig(patch=(32, 0)), splits, 0)
+    with pytest.raises(ConfigError, match="slice models"):
+        fold_datasets(cohort.cases, cfg, splits, 0, kind="volumes")

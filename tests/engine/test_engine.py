@@ -21,6 +21,7 @@ from strokesynth.recipes.cv import run_training
 from strokesynth.systems.segmenter import TrainConfig
 
 BASELINE = "baseline: CBF < 30% of median"
+BASELINES = (BASELINE, "baseline: Tmax > 6 s")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,9 @@ def test_tiny_unet_beats_the_cbf_threshold_baseline(seg_data, tmp_path):
     summary = run_training(tiny(seg_data), out, echo=lambda s: None)
     ours, base = summary["overall"]["unet2d"]["dice"]["mean"], summary["overall"][BASELINE]["dice"]["mean"]
     assert ours > base + 0.1, (ours, base)  # measured: 0.38 against 0.13
+    evaluation = json.loads((out / "metrics" / "evaluation.json").read_text())
+    assert [(p["a"], p["b"]) for p in evaluation["paired_vs_baselines"]] == [(b, "unet2d") for b in BASELINES]
+    assert all(p["cases"] >= 1 for p in evaluation["paired_vs_baselines"])
     history = json.loads((out / "fold_0" / "metrics.json").read_text())
     assert len(history) == 12 and history[-1]["train_loss"] < history[0]["train_loss"]
     # predictions are written with the input's affine
@@ -153,7 +157,7 @@ def test_ensemble_of_two_runs(seg_data, tmp_path, capsys):
     run_training(cfg, b, echo=lambda s: None)
     main(["ensemble", str(a), str(b), "--out", str(tmp_path / "ens")])
     summary = json.loads((tmp_path / "ens" / "metrics" / "evaluation.json").read_text())
-    assert set(summary["overall"]) == {"unet2d", "unet2d_ce", "ensemble of 2", BASELINE}
+    assert set(summary["overall"]) == {"unet2d", "unet2d_ce", "ensemble of 2", *BASELINES}
     assert "ensemble of 2" in capsys.readouterr().out
 
 

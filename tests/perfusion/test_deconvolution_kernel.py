@@ -67,3 +67,31 @@ def test_vectorised_equals_per_curve_loop(curves, method):
         np.testing.assert_allclose(got.residue[i], r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
         assert got.cbf[i] == pytest.approx(6000 * r.max(), rel=1e-4)
         assert got.tmax[i] == pytest.approx(_onset(r, dt, circ, n), abs=1e-3)
+
+
+def test_osvd_search_returns_the_residue_it_accepted_bit_for_bit(curves):
+    """The search carries only the number kept and forms the residue once at the end; it must equal
+    a search that keeps the accepted residue at every step (the form before the speed-up)."""
+    import torch
+
+    from strokesynth.perfusion.deconvolution import _OSVD
+
+    base, c = curves
+    u, s, vt = np.linalg.svd(convolution_matrix(base.aif, base.dt, True))
+    search = _OSVD(s, vt, DEFAULT_OI, DEFAULT_THRESHOLD["osvd"])
+    coef = torch.from_numpy(c) @ torch.from_numpy(u[: c.shape[1]].astype(np.float32))
+    b = coef[:, : search.n_max] * search.inv
+    lo = torch.ones(len(c), dtype=torch.int64)
+    hi = torch.full((len(c),), search.n_max, dtype=torch.int64)
+    best = b[:, :1] * search.vt[0]
+    for _ in range(int(np.ceil(np.log2(search.n_max)))):
+        mid = (lo + hi + 1) // 2
+        r = (b * search.prefix.index_select(0, mid)) @ search.vt
+        peak = r.amax(dim=1)
+        ok = (peak > 0) & (torch.diff(r, n=2, dim=1).abs().sum(dim=1) <= search.limit * peak)
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, torch.maximum(mid - 1, lo))
+        best = torch.where(ok[:, None], r, best)
+    got, kept = search(coef)
+    assert torch.equal(kept, lo)
+    assert torch.equal(got, best)
+    assert 1 < int(kept.min()) < int(kept.max()) < search.n_max  # the search had work to do

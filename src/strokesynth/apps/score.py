@@ -2,8 +2,8 @@
 
 Predictions made outside strokesynth (nnU-Net, another toolkit, a commercial package) are
 judged by the same metrics and tables as strokesynth's own models: scans with a lesion and
-lesion-free scans apart, the CBF-threshold baseline on the same scans where the reference has
-CBF, and paired comparisons (Wilcoxon signed-rank) between folders on the scans they share.
+lesion-free scans apart, the CBF-threshold and Tmax > 6 s baselines on the same scans where the
+reference has those maps, and paired comparisons (Wilcoxon signed-rank) between folders on the scans they share.
 
 A predictions folder may hold, for each case id of the reference data set:
 
@@ -35,8 +35,8 @@ from strokesynth.errors import ConfigError, DataError, OutputError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import is_nifti_name, read_volume, strip_nifti_suffix
 from strokesynth.metrics import evaluate_case
-from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
-from strokesynth.metrics.paired import paired_values
+from strokesynth.metrics.baselines import BASELINES, PERFUSION_KEYS, baseline_masks
+from strokesynth.metrics.paired import paired_rows
 from strokesynth.metrics.tables import EXTERNAL, format_table, summaries
 from strokesynth.runs import RunDir
 
@@ -101,19 +101,9 @@ def _labels(folders: Sequence[Path], names: Sequence[str] | None) -> list[str]:
             parts = [p for p in Path(f).resolve().parts if p]
             label = parts[-1] if parts[-1] not in ("validation", "predictions") else "/".join(parts[-2:])
             labels.append(label)
-    if len(set(labels)) != len(labels) or BASELINE in labels:
+    if len(set(labels)) != len(labels) or set(labels) & set(BASELINES):
         raise ConfigError("--name", f"method names must be distinct: {labels}")
     return labels
-
-
-def paired(rows: list[dict[str, Any]], method_a: str, method_b: str, metric: str = "dice") -> dict[str, Any]:
-    """``method_b`` minus ``method_a`` on ``metric`` over the lesion scans both scored (undefined values
-    left out), with a Wilcoxon signed-rank test (:func:`~strokesynth.metrics.paired.paired_values`)."""
-    def values(method: str) -> dict[str, float]:
-        return {r["case"]: float(r[metric]) for r in rows
-                if r["method"] == method and r["lesion"] and not np.isnan(float(r[metric]))}
-
-    return paired_values(values(method_a), values(method_b), method_a, method_b, metric)
 
 
 def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.PathLike, *,
@@ -152,8 +142,7 @@ def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.
         lesion = bool(ref.any())
         preds = [(label, load_prediction(p[case_id], case)) for label, p in zip(labels, found, strict=True)
                  if case_id in p]
-        if "cbf" in case:
-            preds.append((BASELINE, baseline_core({k: case[k].array for k in PERFUSION_KEYS if k in case})))
+        preds.extend(baseline_masks({k: case[k].array for k in PERFUSION_KEYS if k in case}))
         for method, mask in preds:
             m = evaluate_case(mask, ref, case.spacing)
             extra = {} if lesion else {"fp_ml": m["pred_ml"], "empty_ok": float(not mask.any())}
@@ -167,10 +156,9 @@ def score_predictions(folders: Sequence[str | os.PathLike], reference: str | os.
     comparisons = []
     for i, b in enumerate(labels):
         pairs = [(labels[0], b)] if i else []
-        if BASELINE in methods:
-            pairs.insert(0, (BASELINE, b))
+        pairs = [(base, b) for base in BASELINES if base in methods] + pairs
         for a, bb in pairs:
-            comparisons.extend(paired(rows, a, bb, metric) for metric in PAIRED_METRICS)
+            comparisons.extend(paired_rows(rows, a, bb, metric) for metric in PAIRED_METRICS)
     evaluation = {"reference": str(cohort.root), "folders": dict(zip(labels, map(str, folders), strict=True)),
                   "missing": missing, "summary": summary, "paired": comparisons}
     lines = [format_table(summary)]

@@ -13,6 +13,7 @@ from strokesynth.data.case import Case
 from strokesynth.data.datasets import SliceDataset, VolumeDataset
 from strokesynth.data.normalize import Normalization, NormSpec, default_normalization
 from strokesynth.data.splits import Splits
+from strokesynth.errors import ConfigError
 
 
 @dataclass
@@ -33,6 +34,12 @@ class DataConfig:
         derived: folders of derived volumes to add to the cases, in the plain layout
             ``FOLDER/<case id>/<key>.nii.gz`` (e.g. the out-of-fold ``dwi_gen`` of a CT-to-MR
             synthesis run); the data set itself is never written to.
+        patch: (h, w) training patch in pixels of the working grid (``size``); (0, 0) trains on
+            whole slices. Set, each training sample is one patch (``patch_foreground`` of them
+            centred on lesion), and inference runs a sliding window of that size (overlap 0.25,
+            Gaussian blending) over the whole slice: nnU-Net's practice for slices too large to
+            batch. Slice models only.
+        patch_foreground: share of training patches centred on a lesion pixel when the slice has one.
         pixel_mm: in-plane pixel size (mm) ``predict`` brings a case of another pixel size to
             (and the result back). 0 (default): the size ``train`` measured on its cases (their
             median, in the run's ``measured.json`` and each checkpoint's ``measured`` record);
@@ -51,6 +58,8 @@ class DataConfig:
     cache_dir: str = ""
     derived: list[str] = field(default_factory=list)
     pixel_mm: float = bounded(0.0, lo=0.0)
+    patch: tuple[int, int] = bounded((0, 0), lo=0, hi=4096)
+    patch_foreground: float = bounded(1 / 3, lo=0.0, hi=1.0)
 
 
 def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool = False,
@@ -64,11 +73,20 @@ def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool =
         modalities: channels (default ``cfg.modalities``; a synthesis adds its target last).
         with_label: read ``cfg.label`` (off for inference on cases without one).
     """
-    cls = SliceDataset if kind == "slices" else VolumeDataset
-    return cls(cases, list(modalities or cfg.modalities), label_key=cfg.label if with_label else None,
-               size=cfg.size, mode=cfg.mode, normalization=Normalization(dict(cfg.normalization)),
-               augment=cfg.augment if train and cfg.augment_enabled else None, seed=seed,
-               cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
+    common = dict(label_key=cfg.label if with_label else None, size=cfg.size, mode=cfg.mode,
+                  normalization=Normalization(dict(cfg.normalization)),
+                  augment=cfg.augment if train and cfg.augment_enabled else None, seed=seed,
+                  cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
+    if any(cfg.patch) and not all(cfg.patch):
+        raise ConfigError("data.patch", f"give both sides of the patch, or [0, 0] for whole slices (got {list(cfg.patch)})")
+    if kind == "volumes":
+        if any(cfg.patch):
+            raise ConfigError("data.patch", f"patches are for slice models; a 3D model takes whole slabs "
+                                            f"(got {list(cfg.patch)}; set it to [0, 0])")
+        return VolumeDataset(cases, list(modalities or cfg.modalities), **common)
+    return SliceDataset(cases, list(modalities or cfg.modalities), **common,
+                        patch=tuple(cfg.patch) if any(cfg.patch) else None, crop_patches=train,
+                        patch_foreground=cfg.patch_foreground)
 
 
 def fold_datasets(

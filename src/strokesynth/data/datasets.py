@@ -146,6 +146,13 @@ class SliceDataset(_CaseDataset):
         seed: seed of the augmentation draws.
         cache_dir: on-disk cache of preprocessed arrays (recommended for training).
         only_lesion_slices: keep only slices whose label has lesion voxels.
+        patch: (h, w) in pixels of the working grid (``size``), or ``None`` for whole slices.
+            With ``crop_patches`` each sample is one patch of that size cut from its slice after
+            augmentation (zero-padded where the slice is smaller); inference reads ``patch`` to
+            run a sliding window (:func:`strokesynth.engine.inference.case_outputs`).
+        crop_patches: cut training patches (training datasets only; inference keeps whole slices).
+        patch_foreground: share of patches centred on a lesion pixel of the slice when it has
+            one (nnU-Net's foreground oversampling; the others are centred anywhere).
 
     Samples: ``image`` (C, H, W) float32, ``label`` (1, H, W) int64, ``case``, ``index``, ``z``.
     """
@@ -163,6 +170,9 @@ class SliceDataset(_CaseDataset):
         seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
         only_lesion_slices: bool = False,
+        patch: tuple[int, int] | None = None,
+        crop_patches: bool = False,
+        patch_foreground: float = 1 / 3,
     ) -> None:
         super().__init__(
             cases,
@@ -185,9 +195,37 @@ class SliceDataset(_CaseDataset):
                 mask = label.array > 0
                 zs = [z for z in zs if mask[:, :, z].any()]
             self.index.extend((i, z) for z in zs)
+        self.patch = (int(patch[0]), int(patch[1])) if patch and min(patch) > 0 else None
+        self.crop_patches = bool(crop_patches) and self.patch is not None
+        self.patch_foreground = float(patch_foreground)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def _crop(self, item: int, sample: dict) -> dict:
+        """One ``patch`` of a finished sample: centred on a lesion pixel with probability
+        ``patch_foreground`` (when the slice has one), else anywhere; zero where it leaves the slice.
+        Draws from ``(seed, epoch, item)`` on a stream of its own (the augmentation's are unchanged)."""
+        rng = np.random.default_rng([self.seed, self.epoch, item, 1])
+        img, lab = sample["image"], sample["label"]
+        h, w = img.shape[-2:]
+        ph, pw = self.patch
+        lesion = torch.nonzero(lab[0] > 0)
+        if len(lesion) and rng.random() < self.patch_foreground:
+            cy, cx = (int(v) for v in lesion[int(rng.integers(len(lesion)))])
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        # top-left corner, kept inside the slice where the slice is at least as large as the patch
+        y0 = min(max(cy - ph // 2, 0), max(h - ph, 0)) if h >= ph else (h - ph) // 2
+        x0 = min(max(cx - pw // 2, 0), max(w - pw, 0)) if w >= pw else (w - pw) // 2
+        out = {}
+        for key, t in (("image", img), ("label", lab)):
+            patch = t.new_zeros((t.shape[0], ph, pw))
+            ys, xs = max(y0, 0), max(x0, 0)
+            ye, xe = min(y0 + ph, h), min(x0 + pw, w)
+            patch[:, ys - y0:ye - y0, xs - x0:xe - x0] = t[:, ys:ye, xs:xe]
+            out[key] = patch
+        return {**sample, **out, "patch": (y0, x0)}
 
     def __getitem__(self, item: int) -> dict:
         case_index, z = self.index[item]
@@ -198,6 +236,8 @@ class SliceDataset(_CaseDataset):
             None if label is None else np.asarray(label[:, :, z]),
             self.geometry(case_index),
         )
+        if self.crop_patches:
+            sample = self._crop(item, sample)
         sample.update(case=self.cases[case_index].id, index=case_index, z=z)
         return sample
 

@@ -2,7 +2,9 @@
 
 The one place that turns a dataset case into network outputs on the case's own grid; the
 segmenters' probabilities, the generators' syntheses and the validation losses all go
-through :func:`case_outputs`.
+through :func:`case_outputs`. A slice dataset with a ``patch`` size (a model trained on patches)
+is run through MONAI's sliding window (overlap 0.25, Gaussian blending, as nnU-Net does), so a
+512 x 512 slice is never held in the network at once.
 """
 
 from __future__ import annotations
@@ -35,8 +37,23 @@ def case_outputs(forward: Forward, dataset: SliceDataset | VolumeDataset, case_i
         image = dataset[case_index]["image"][None, pick].to(device)
         return forward(image).float()[0].cpu()
     items = dataset.slices_of(case_index)
+    patch = getattr(dataset, "patch", None)
     outs = []
     for lo in range(0, len(items), batch_size):
         batch = torch.stack([dataset[i]["image"][pick] for i in items[lo:lo + batch_size]]).to(device)
-        outs.append(forward(batch).float().cpu())
+        if patch is not None and (batch.shape[-2] > patch[0] or batch.shape[-1] > patch[1]):
+            outs.append(sliding_window(forward, batch, patch, batch_size).float().cpu())
+        else:
+            outs.append(forward(batch).float().cpu())
     return torch.cat(outs)
+
+
+def sliding_window(forward: Forward, batch: torch.Tensor, patch: tuple[int, int], windows: int = 16,
+                   overlap: float = 0.25) -> torch.Tensor:
+    """``forward`` over windows of ``patch`` pixels of a ``(B, C, H, W)`` batch, blended with
+    Gaussian weights (MONAI's ``sliding_window_inference``); returns ``(B, K, H, W)``."""
+    from monai.inferers import sliding_window_inference
+
+    out = sliding_window_inference(batch, roi_size=tuple(patch), sw_batch_size=windows, predictor=forward,
+                                   overlap=overlap, mode="gaussian")
+    return torch.as_tensor(out)

@@ -6,6 +6,12 @@ import numpy as np
 
 #: the name every table gives the CBF-threshold baseline
 BASELINE = "baseline: CBF < 30% of median"
+#: the name every table gives the hypoperfusion baseline (Tmax above :data:`TMAX_SECONDS`)
+TMAX_BASELINE = "baseline: Tmax > 6 s"
+#: both, in the order tables list them
+BASELINES = (BASELINE, TMAX_BASELINE)
+#: the clinical hypoperfusion threshold, s
+TMAX_SECONDS = 6.0
 #: the perfusion maps that define the brain of a scan for the baseline
 PERFUSION_KEYS = ("cbf", "cbv", "mtt", "tmax")
 
@@ -33,6 +39,28 @@ def perfusion_brain(maps: dict[str, np.ndarray]) -> np.ndarray:
     for a in arrays:
         mask |= a != 0
     return mask
+
+
+def tmax_region(tmax: np.ndarray, brain: np.ndarray, seconds: float = TMAX_SECONDS) -> np.ndarray:
+    """The hypoperfused region by the usual CTP rule: Tmax above ``seconds`` (6 s, fixed in advance)
+    inside ``brain``. The acute core lies inside it, and so does the final infarct of a patient who
+    was not recanalised; a recanalised patient's final infarct is closer to the CBF-threshold core.
+    Shapes: any; ``tmax`` in seconds; returns a boolean mask of that shape."""
+    return brain & (np.asarray(tmax) > seconds)
+
+
+def baseline_masks(maps: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """Every baseline a scan's maps allow, as ``(name, mask)``: the CBF-threshold core when ``cbf``
+    is there, the Tmax > 6 s region when ``tmax`` is (brain from all maps, :func:`perfusion_brain`)."""
+    if not maps:
+        return []
+    brain = perfusion_brain(maps)
+    out = []
+    if "cbf" in maps:
+        out.append((BASELINE, threshold_core(maps["cbf"], brain)))
+    if "tmax" in maps:
+        out.append((TMAX_BASELINE, tmax_region(maps["tmax"], brain)))
+    return out
 
 
 def baseline_core(maps: dict[str, np.ndarray]) -> np.ndarray:

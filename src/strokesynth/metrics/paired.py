@@ -33,6 +33,16 @@ def paired_metric(csv_a: Path, method_a: str, csv_b: Path, method_b: str, metric
     return paired_values(read(csv_a, method_a), read(csv_b, method_b), method_a, method_b, metric)
 
 
+def paired_rows(rows: list[dict[str, Any]], method_a: str, method_b: str, metric: str = "dice") -> dict[str, Any]:
+    """:func:`paired_values` of two methods' per-case rows held in memory (``method``, ``case``,
+    ``lesion`` and ``metric`` keys; lesion scans only, undefined values left out)."""
+    def values(method: str) -> dict[str, float]:
+        return {r["case"]: float(r[metric]) for r in rows
+                if r["method"] == method and r["lesion"] and not np.isnan(float(r[metric]))}
+
+    return paired_values(values(method_a), values(method_b), method_a, method_b, metric)
+
+
 def paired_values(a: dict[str, float], b: dict[str, float], method_a: str, method_b: str,
                   metric: str) -> dict[str, Any]:
     """``b`` minus ``a`` (case -> value, undefined values already left out) on the cases both have,

@@ -1,5 +1,5 @@
 """Per-case rows and the tables of a cross-validation: scans with a lesion and lesion-free scans
-apart, the CBF-threshold baseline on the same scans, the selection protocol named.
+apart, the CBF-threshold and Tmax > 6 s baselines on the same scans, the selection protocol named.
 
 Scores are reported for scans with a lesion and lesion-free scans apart: overlap and distance
 metrics on the former (Dice, HD, ASSD, precision, recall, volume error, lesion F1), the
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from strokesynth.data.case import Case
-from strokesynth.metrics.baselines import BASELINE, PERFUSION_KEYS, baseline_core
+from strokesynth.metrics.baselines import PERFUSION_KEYS, baseline_masks
 from strokesynth.metrics.segmentation import METRICS, evaluate_case, summarize, summarize_by_size
 
 #: Which data chose each fold's checkpoint (the run's ``selection``; see :mod:`strokesynth.engine.protocol`).
@@ -32,11 +32,10 @@ F1_LEGEND = ("lesion_f1: ISLES'22's (a reference lesion is found by any overlap)
 EMPTY_METRICS = ("fp_ml", "empty_ok")
 
 def case_rows(method: str, fold: int, case: Case, mask: np.ndarray) -> list[dict[str, Any]]:
-    """Metrics of ``mask`` on ``case``, and of the CBF-threshold baseline when the case has CBF."""
+    """Metrics of ``mask`` on ``case``, and of the baselines its maps allow (the CBF-threshold core
+    when the case has CBF, the Tmax > 6 s region when it has Tmax; :func:`baseline_masks`)."""
     ref = case.label.array > 0
-    preds = [(method, mask)]
-    if "cbf" in case:
-        preds.append((BASELINE, baseline_core({k: case[k].array for k in PERFUSION_KEYS if k in case})))
+    preds = [(method, mask), *baseline_masks({k: case[k].array for k in PERFUSION_KEYS if k in case})]
     rows = []
     for name, pred in preds:
         m = evaluate_case(pred, ref, case.spacing)

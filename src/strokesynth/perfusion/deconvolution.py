@@ -342,6 +342,8 @@ class _OSVD:
     Found by bisection over the number kept, which assumes the index grows with it (Wu et al.
     raise the threshold until it is met): ``ceil(log2(n))`` steps, each one masked matrix
     product for every curve of the chunk (cheaper than compacting the curves still searching).
+    Only the number kept is carried through the steps; the residue of the answer is formed once at
+    the end from the same masked product, so it equals the one the search accepted bit for bit.
     """
 
     def __init__(self, s: np.ndarray, vt: np.ndarray, oi: float, floor: float) -> None:
@@ -352,18 +354,25 @@ class _OSVD:
         self.prefix = torch.tril(torch.ones(self.n_max + 1, self.n_max), diagonal=-1)
         self.limit = oi * len(s)
 
+    def _residue(self, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Residues ``(N, L)`` keeping the first ``k`` (``(N,)``) scaled coefficients of ``b``."""
+        return (b * self.prefix.index_select(0, k)) @ self.vt
+
     def __call__(self, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Residues ``(N, L)`` and the number of kept singular values per curve ``(N,)``."""
         b = coef[:, :self.n_max] * self.inv
         lo = torch.ones(len(coef), dtype=torch.int64)  # one value is always acceptable (no oscillation)
         hi = torch.full((len(coef),), self.n_max, dtype=torch.int64)
-        best = b[:, :1] * self.vt[0]  # the residue at lo
-        for _ in range(int(np.ceil(np.log2(self.n_max)))):
+        steps = int(np.ceil(np.log2(self.n_max)))
+        d1 = d2 = None
+        for _ in range(steps):
             mid = (lo + hi + 1) // 2  # = lo once converged: re-tested, changes nothing
-            r = (b * self.prefix.index_select(0, mid)) @ self.vt
+            r = self._residue(b, mid)
+            # second difference (as torch.diff(r, n=2)) into reused buffers: the search is memory-bound
+            d1 = torch.sub(r[:, 1:], r[:, :-1], out=d1)
+            d2 = torch.sub(d1[:, 1:], d1[:, :-1], out=d2)
             peak = r.amax(dim=1)
-            ok = (peak > 0) & (torch.diff(r, n=2, dim=1).abs().sum(dim=1) <= self.limit * peak)
+            ok = (peak > 0) & (d2.abs_().sum(dim=1) <= self.limit * peak)
             lo = torch.where(ok, mid, lo)
             hi = torch.where(ok, hi, torch.maximum(mid - 1, lo))
-            best = torch.where(ok[:, None], r, best)
-        return best, lo
+        return self._residue(b, lo), lo

@@ -42,7 +42,7 @@ from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, brain_mask, image_quality, summarize
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINE, BASELINES
 from strokesynth.metrics.paired import describe_paired, paired_dice
 from strokesynth.metrics.tables import format_table
 from strokesynth.recipes.cv import run_training
@@ -246,8 +246,9 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
     merged: dict[str, Any] = {k: seg[FCN][k] for k in ("protocol", "protocol_text", "scans")}
     for part in ("lesion", "empty", "overall"):
         merged[part] = {FCN: seg[FCN][part][FCN], FCN_CGAN: seg[FCN_CGAN][part][FCN_CGAN]}
-        if BASELINE in seg[FCN][part]:
-            merged[part][BASELINE] = seg[FCN][part][BASELINE]
+        for base in BASELINES:
+            if base in seg[FCN][part]:
+                merged[part][base] = seg[FCN][part][base]
     csvs = {FCN: run.file("fcn", "metrics", "cases.csv"), FCN_CGAN: run.file("fcn_cgan", "metrics", "cases.csv")}
     merged["paired_dice"] = paired_dice(csvs[FCN], FCN, csvs[FCN_CGAN], FCN_CGAN)
     merged["paired_vs_baseline"] = {m: paired_dice(csvs[m], BASELINE, csvs[m], m) for m in (FCN, FCN_CGAN)}

@@ -31,7 +31,8 @@ from strokesynth.engine.system import Dist
 from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINES
+from strokesynth.metrics.paired import describe_paired, paired_rows
 from strokesynth.metrics.tables import PROTOCOLS, case_rows, format_table, summaries
 from strokesynth.runs import RunDir
 from strokesynth.systems.segmenter import Segmenter, TrainConfig, predict_case, pretraining_warning
@@ -182,7 +183,8 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
 
 def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, cases: list[Case] | None = None,
                  splits: Splits | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Score each fold's kept model (``best.pt``) on its held-out cases, next to the CBF-threshold baseline.
+    """Score each fold's kept model (``best.pt``) on its held-out cases, next to the CBF-threshold and
+    Tmax > 6 s baselines, with the paired Dice of the model against each (``paired_vs_baselines``).
 
     Writes ``predictions/<case>/{prob,mask}.nii.gz`` (input affine), ``metrics/cases.csv`` and
     ``metrics/evaluation.json``; returns the summary (see :func:`summaries`).
@@ -208,8 +210,10 @@ def evaluate_run(out: str | os.PathLike, *, cfg: TrainConfig | None = None, case
         raise ConfigError(run.path, "no fold has a best.pt to evaluate")
     run.save_table("metrics/cases.csv", rows)
     summary = summaries(rows, cfg.run.selection)
+    summary["paired_vs_baselines"] = [paired_rows(rows, base, cfg.name) for base in BASELINES
+                                      if any(r["method"] == base for r in rows)]
     run.save_json("metrics/evaluation.json", summary)
-    echo(format_table(summary))
+    echo("\n".join([format_table(summary), *map(describe_paired, summary["paired_vs_baselines"])]))
     return summary
 
 
@@ -276,7 +280,7 @@ def evaluate_ensemble(runs: list[str | os.PathLike], out: str | os.PathLike, *, 
             for (_, cfg), m in zip(loaded, per_member, strict=True):
                 if case_id in m:
                     rows.extend(r for r in case_rows(cfg.name, fold, case, m[case_id][1].array > cfg.threshold)
-                                if r["method"] != BASELINE)
+                                if r["method"] not in BASELINES)
             rows.extend(case_rows(f"ensemble of {len(probs)}", fold, case, np.mean(probs, axis=0) > first_cfg.threshold))
     dest.save_table("metrics/cases.csv", rows)
     summary = summaries(rows, first_cfg.run.selection)

@@ -25,7 +25,7 @@ from strokesynth._fs import write_json_atomic, write_text_atomic
 from strokesynth.config import load_config, replaced, save_config
 from strokesynth.engine.config import OptimConfig
 from strokesynth.errors import ConfigError, DataError
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINES
 from strokesynth.metrics.paired import describe_paired, paired_dice
 from strokesynth.metrics.tables import format_table
 from strokesynth.nets.registry import NETWORKS
@@ -149,11 +149,13 @@ def run_comparison(cfg: SegComparisonConfig, out: str | os.PathLike, *, force: b
         for part in ("lesion", "empty", "overall"):
             table = merged.setdefault(part, {})
             table[cell.name] = summary[part][cell.name]
-            if BASELINE in summary[part]:
-                table.setdefault(BASELINE, summary[part][BASELINE])
-    for part in ("lesion", "empty", "overall"):  # the baseline last
-        if BASELINE in merged[part]:
-            merged[part][BASELINE] = merged[part].pop(BASELINE)
+            for base in BASELINES:
+                if base in summary[part]:
+                    table.setdefault(base, summary[part][base])
+    for part in ("lesion", "empty", "overall"):  # the baselines last
+        for base in BASELINES:
+            if base in merged[part]:
+                merged[part][base] = merged[part].pop(base)
     table = format_table(merged)
     if floor:
         merged["steps"] = steps

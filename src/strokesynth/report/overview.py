@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINE, BASELINES
 from strokesynth.metrics.paired import paired_values
 
 #: Overview columns: key -> (header, digits)
@@ -81,7 +81,7 @@ def ctp_rows(system: str, label: str, cases_csv: Path) -> list[dict[str, Any]]:
     if not cases_csv.is_file():
         return []
     recs = _read(cases_csv)
-    method = next((r["method"] for r in recs if r["method"] != BASELINE), None)
+    method = next((r["method"] for r in recs if r["method"] not in BASELINES), None)
     if method is None:
         return []
     mine = [r for r in recs if r["method"] == method]
