@@ -167,5 +167,7 @@ def test_patch_config_reaches_training_and_inference_datasets(isles2018_dir):
     assert held.patch == (32, 32) and not held.crop_patches and held[0]["image"].shape[-2:] == (64, 64)
     with pytest.raises(ConfigError, match="data.patch"):
         fold_datasets(cohort.cases, DataConfig(patch=(32, 0)), splits, 0)
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        fold_datasets(cohort.cases, DataConfig(patch=(40, 32)), splits, 0)
     with pytest.raises(ConfigError, match="slice models"):
         fold_datasets(cohort.cases, cfg, splits, 0, kind="volumes")

@@ -79,6 +79,9 @@ def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool =
                   cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
     if any(cfg.patch) and not all(cfg.patch):
         raise ConfigError("data.patch", f"give both sides of the patch, or [0, 0] for whole slices (got {list(cfg.patch)})")
+    if any(side % 16 for side in cfg.patch):
+        raise ConfigError("data.patch", f"patch sides must be multiples of 16 (the slice networks pool 4 times), "
+                                        f"got {list(cfg.patch)}")
     if kind == "volumes":
         if any(cfg.patch):
             raise ConfigError("data.patch", f"patches are for slice models; a 3D model takes whole slabs "
