@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -166,8 +168,23 @@ def test_patch_config_reaches_training_and_inference_datasets(isles2018_dir):
     assert train.crop_patches and train[0]["image"].shape[-2:] == (32, 32)
     assert held.patch == (32, 32) and not held.crop_patches and held[0]["image"].shape[-2:] == (64, 64)
     with pytest.raises(ConfigError, match="data.patch"):
-        fold_datasets(cohort.cases, DataConfig(patch=(32, 0)), splits, 0)
+        DataConfig(patch=(32, 0))
     with pytest.raises(ConfigError, match="multiples of 16"):
-        fold_datasets(cohort.cases, DataConfig(patch=(40, 32)), splits, 0)
+        DataConfig(patch=(40, 32))
     with pytest.raises(ConfigError, match="slice models"):
         fold_datasets(cohort.cases, cfg, splits, 0, kind="volumes")
+
+
+@pytest.mark.parametrize(("config", "patch", "says"), [
+    ("unet3d_focal_tiny", "[32,32]", "patches are for slice models"),
+    ("unet2d_focal_tiny", "[40,32]", "multiples of 16"),
+])
+def test_train_refuses_a_bad_patch_before_writing_anything(capsys, tmp_path, plain_dir, config, patch, says):
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    configs = Path(__file__).resolve().parents[2] / "configs" / "seg"
+    code, _, err = run_cli(capsys, "train", "--config", str(configs / f"{config}.yaml"),
+                           "--set", f"data.dataset={plain_dir}", "--set", f"data.patch={patch}", "--out", str(out))
+    assert code == 2 and err.startswith("error: ") and says in err and "Traceback" not in err
+    assert not out.exists()

@@ -61,6 +61,14 @@ class DataConfig:
     patch: tuple[int, int] = bounded((0, 0), lo=0, hi=4096)
     patch_foreground: float = bounded(1 / 3, lo=0.0, hi=1.0)
 
+    def __post_init__(self) -> None:
+        patch = list(self.patch)
+        if len(patch) != 2 or (any(patch) and not all(patch)):
+            raise ConfigError("data.patch", f"give both sides of the patch, or [0, 0] for whole slices (got {patch})")
+        if any(side % 16 for side in patch):
+            raise ConfigError("data.patch", f"patch sides must be multiples of 16 (the slice networks pool 4 times), "
+                                            f"got {patch}")
+
 
 def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool = False,
                  kind: Literal["slices", "volumes"] = "slices", modalities: Sequence[str] | None = None,
@@ -77,11 +85,6 @@ def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool =
                   normalization=Normalization(dict(cfg.normalization)),
                   augment=cfg.augment if train and cfg.augment_enabled else None, seed=seed,
                   cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
-    if any(cfg.patch) and not all(cfg.patch):
-        raise ConfigError("data.patch", f"give both sides of the patch, or [0, 0] for whole slices (got {list(cfg.patch)})")
-    if any(side % 16 for side in cfg.patch):
-        raise ConfigError("data.patch", f"patch sides must be multiples of 16 (the slice networks pool 4 times), "
-                                        f"got {list(cfg.patch)}")
     if kind == "volumes":
         if any(cfg.patch):
             raise ConfigError("data.patch", f"patches are for slice models; a 3D model takes whole slabs "
