@@ -61,9 +61,3 @@ def baseline_masks(maps: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     if "tmax" in maps:
         out.append((TMAX_BASELINE, tmax_region(maps["tmax"], brain)))
     return out
-
-
-def baseline_core(maps: dict[str, np.ndarray]) -> np.ndarray:
-    """The CBF-threshold baseline of one scan from its maps (``cbf`` required; ``cbv``, ``mtt``,
-    ``tmax`` refine the brain mask, see :func:`perfusion_brain`)."""
-    return threshold_core(maps["cbf"], perfusion_brain(maps))
