@@ -42,10 +42,10 @@ from strokesynth.errors import ConfigError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, brain_mask, image_quality, summarize
-from strokesynth.metrics.baselines import BASELINE, BASELINES
+from strokesynth.metrics.baselines import BASELINES
 from strokesynth.metrics.paired import describe_paired, paired_dice
 from strokesynth.metrics.tables import format_table
-from strokesynth.recipes.cv import run_training
+from strokesynth.recipes.cv import run_training, with_cache_for_large_cases
 from strokesynth.runs import RunDir
 from strokesynth.systems.pix2pix import (
     GANConfig,
@@ -202,6 +202,9 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
         raise ConfigError("synthesis.run.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
     run, splits = open_run(out, cfg, cases, force=force, resume=resume)
     log = run.logger()
+    gan, note = with_cache_for_large_cases(gan, cases, run.file("synthesis"))
+    if note:
+        echo(note)
 
     # 1. one cGAN per fold; cGAN k generates DWI only for fold k's held-out cases
     norm = Normalization(dict(gan.data.normalization))
@@ -251,7 +254,8 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
                 merged[part][base] = seg[FCN][part][base]
     csvs = {FCN: run.file("fcn", "metrics", "cases.csv"), FCN_CGAN: run.file("fcn_cgan", "metrics", "cases.csv")}
     merged["paired_dice"] = paired_dice(csvs[FCN], FCN, csvs[FCN_CGAN], FCN_CGAN)
-    merged["paired_vs_baseline"] = {m: paired_dice(csvs[m], BASELINE, csvs[m], m) for m in (FCN, FCN_CGAN)}
+    merged["paired_vs_baseline"] = {f"{m} - {base}": paired_dice(csvs[m], base, csvs[m], m)
+                                    for m in (FCN, FCN_CGAN) for base in BASELINES if base in merged["lesion"]}
     text = "\n".join([format_table(merged, TABLE_I), describe_paired(merged["paired_dice"]),
                       *(describe_paired(p) for p in merged["paired_vs_baseline"].values())])
     run.save_json("table.json", merged)

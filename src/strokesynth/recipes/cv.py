@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -64,12 +64,15 @@ def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
                           "data.cache_dir": str(Path(d.cache_dir).resolve()) if d.cache_dir else d.cache_dir})
 
 
+#: any config with a ``data`` part (a segmenter's, a cGAN's, a pseudo-DWI system's)
+C = TypeVar("C")
+
 #: cases above this many bytes of preprocessed channels each are cached on disk when the config names no cache
 #: and the in-memory LRU (:class:`~strokesynth.data.arrays.ArrayStore`, 8 cases) cannot hold the data set
 AUTO_CACHE_BYTES = 64 * 2**20
 
 
-def with_cache_for_large_cases(cfg: TrainConfig, cases: list[Case], out: str | os.PathLike) -> tuple[TrainConfig, str]:
+def with_cache_for_large_cases(cfg: C, cases: list[Case], out: str | os.PathLike) -> tuple[C, str]:
     """``cfg`` with ``data.cache_dir = OUT/cache`` when it names none and the data set would thrash
     the in-memory LRU: more than 8 cases of more than :data:`AUTO_CACHE_BYTES` each (an ISLES'24
     case: 5 channels of 512 x 512 x 80 float32, 420 MB; shuffled slices then re-read whole volumes

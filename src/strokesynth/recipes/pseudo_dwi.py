@@ -44,12 +44,13 @@ from strokesynth.errors import ConfigError, DataError
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import write_volume
 from strokesynth.metrics import QUALITY_METRICS, brain_mask, image_quality, summarize
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINES
 from strokesynth.metrics.paired import describe_paired, paired_metric
 from strokesynth.metrics.segmentation import SIZE_GROUPS
 from strokesynth.metrics.tables import LESION_METRICS, case_rows, summaries
 from strokesynth.nets import count_parameters
 from strokesynth.perfusion.cta import with_cta_features
+from strokesynth.recipes.cv import with_cache_for_large_cases
 from strokesynth.runs import RunDir
 from strokesynth.systems.pseudo_dwi import PSEUDO, PseudoDwi, PseudoDwiConfig, pseudo_dwi_dataset
 
@@ -293,6 +294,9 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
             else:
                 echo(f"== table {row.table}, {row.label} (rows/{key})")
                 folder.mkdir(parents=True, exist_ok=True)
+                c, note = with_cache_for_large_cases(c, cases, run.path)  # one disk cache for every row
+                if note:
+                    echo(note)
                 RunDir(folder).save_config(c)
                 res = train_row(c, cases, splits, folder, key, log=log, echo=echo)
                 RunDir(folder).save_json("metrics/done.json", res)
@@ -326,14 +330,14 @@ def _fmt(s: dict[str, float], digits: int = 3) -> str:
 def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: dict[str, dict[str, Any]],
                  run: RunDir, splits: Splits) -> dict[int, dict[str, Any]]:
     """The tables as numbers, paired comparisons and text (the paper's layout, lesion and
-    lesion-free scans apart, the CBF-threshold baseline on the same scans)."""
+    lesion-free scans apart, the CBF-threshold and Tmax > 6 s baselines on the same scans)."""
     out: dict[int, dict[str, Any]] = {}
     for t in sorted({r.table for r in rows}):
         trows = [r for r in rows if r.table == t]
         ref = next(r for r in trows if r.reference)
         entries, lines = [], [TABLE_TITLES[t]]
         synth = t in (1, 2)
-        width = max([28, len(BASELINE)] + [len(r.label) for r in trows])  # labels are never cut
+        width = max([28, *map(len, BASELINES)] + [len(r.label) for r in trows])  # labels are never cut
         head = ["row".ljust(width)]
         if synth:
             head += [h.rjust(14) for h in ("SSIM brain", "PSNR brain", "SSIM lesion", "PSNR lesion",
@@ -342,13 +346,14 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
         if t == 3:
             head.append("params (M)".rjust(12))
         lines.append("  ".join(head))
-        base_rows: list[dict[str, Any]] = []
+        base_rows: dict[str, list[dict[str, Any]]] = {}
         for r in trows:
             key = row_key(configs[r])
             res = results[key]
             q = [x for x in res["quality"] if x["lesion"]]
             qa = res["quality"]
-            base_rows = base_rows or _unsigned_rve([x for x in res["cases"] if x["method"] == BASELINE])
+            for b in BASELINES:
+                base_rows[b] = base_rows.get(b) or _unsigned_rve([x for x in res["cases"] if x["method"] == b])
             summ = summaries(_unsigned_rve(res["cases"]), configs[r].run.selection) if res["cases"] else None
             e: dict[str, Any] = {"row": r.label, "run": f"rows/{key}", "reference": r.reference}
             cells = [r.label.ljust(width)]
@@ -375,10 +380,14 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
                 cells.append(("-" if p is None else f"{p / 1e6:.2f}").rjust(12))
             entries.append(e)
             lines.append("  ".join(cells))
-        if base_rows:
-            bs = summarize([x for x in base_rows if x["lesion"]], LESION_METRICS)
-            lines.append("  ".join([BASELINE.ljust(width)] + ([" " * 14] * 6 if synth else [])
-                                   + [_fmt(bs["dice"]).rjust(14), _fmt(bs["hd"], 1).rjust(14), _fmt(bs["rve"]).rjust(14)]))
+        for b, recs in base_rows.items():
+            if not recs:
+                continue
+            bs = summarize([x for x in recs if x["lesion"]], LESION_METRICS)
+            empty = [x["fp_ml"] for x in recs if not x["lesion"]]
+            lines.append("  ".join([b.ljust(width)] + ([" " * 14] * 6 if synth else [])
+                                   + [_fmt(bs["dice"]).rjust(14), _fmt(bs["hd"], 1).rjust(14), _fmt(bs["rve"]).rjust(14),
+                                      (f"{np.mean(empty):.2f}" if empty else "-").rjust(14)]))
         # paired comparisons: each row against the table's reference row, and against the baseline
         ref_key = row_key(configs[ref])
         paired = []
@@ -387,7 +396,9 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
             a_csv = run.file("rows", ref_key, "metrics", "cases.csv")
             b_csv = run.file("rows", key, "metrics", "cases.csv")
             if b_csv.exists():
-                paired.append(paired_metric(b_csv, BASELINE, b_csv, key, "dice") | {"vs": "baseline", "row": r.label})
+                for b in BASELINES:
+                    if base_rows.get(b):
+                        paired.append(paired_metric(b_csv, b, b_csv, key, "dice") | {"vs": b, "row": r.label})
                 if r is not ref and a_csv.exists():
                     paired.append(paired_metric(a_csv, ref_key, b_csv, key, "dice") | {"vs": ref.label, "row": r.label})
             if synth and r is not ref:
@@ -397,7 +408,7 @@ def build_tables(rows: list[Row], configs: dict[Row, PseudoDwiConfig], results: 
                     for m in ("contrast_generated", "ssim_lesion"):
                         paired.append(paired_metric(qa_csv, ref_key, qb_csv, key, m) | {"vs": ref.label,
                                                                                        "row": r.label})
-        names = {row_key(configs[r]): r.label for r in trows} | {BASELINE: BASELINE}
+        names = {row_key(configs[r]): r.label for r in trows} | {b: b for b in BASELINES}
         for p in paired:
             text = describe_paired({**p, "a": names.get(p["a"], p["a"]), "b": names.get(p["b"], p["b"])})
             lines.append("  " + text)

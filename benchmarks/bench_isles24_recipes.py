@@ -1,0 +1,93 @@
+"""Every recipe end to end on an ISLES'24-sized cohort: working grid, wall time and peak memory.
+
+On a cohort in the ISLES'24 layout at real size (``phantom --layout isles24``: 512 x 512 x 80 at
+0.45 x 0.45 x 2 mm, 40 CTP frames; the label is the final infarct on the follow-up MRI), each
+recipe runs through the CLI as a fresh child process at tiny budgets and its documented working
+grid; the child's wall time and peak resident memory are recorded, with the headline numbers of
+its own table (held-out scans, paired against the CBF < 30 % and Tmax > 6 s baselines where the
+recipe segments CTP scans). Reference for time and memory in the same run: reading one subject's
+images whole with nibabel (``get_fdata``), as in ``bench_isles24.py``.
+
+Run: ``python benchmarks/bench_isles24_recipes.py --data DIR --work WORK [--recipes ctmr-cgan pseudo-dwi ...]``.
+Each recipe's run folder is ``WORK/<recipe>``; its report states which session every image came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench_isles24 import REFERENCE, stage
+
+from _common import machine, report
+
+#: recipe -> (description of the working grid and budget, CLI arguments after ``--data DIR``)
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "ctmr-cgan": (
+        "3 folds; cGAN on whole 256 x 256 slices (0.9 mm), 4 epochs x 60 steps (batch 1); FCN and FCN-CGAN on "
+        "128 x 128 patches of the 256 grid, 6 epochs x 60 steps (batch 8), sliding-window inference",
+        ["recipe", "ctmr-cgan", "--config", "tiny", "--set", "folds=3",
+         "--set", "synthesis.data.size=[256,256]", "--set", "synthesis.data.mode=resample",
+         "--set", "synthesis.run.epochs=4", "--set", "synthesis.run.steps_per_epoch=60",
+         "--set", "segmentation.data.size=[256,256]", "--set", "segmentation.data.mode=resample",
+         "--set", "segmentation.data.patch=[128,128]",
+         "--set", "segmentation.run.epochs=6", "--set", "segmentation.run.steps_per_epoch=60"]),
+    "pseudo-dwi": (
+        "3 folds; Table 5's end-to-end row (feature extractor on the raw CTP, pseudo-DWI generator, SLNet) on "
+        "whole 256 x 256 slices (0.9 mm), 6 epochs x 12 steps (batch 4)",
+        ["recipe", "pseudo-dwi", "--config", "tiny", "--set", "folds=3", "--set", "tables=[5]",
+         "--set", "rows=['DWI^(o,l,h) end to end']", "--set", "system.data.size=[256,256]",
+         "--set", "system.data.mode=resample", "--set", "system.run.epochs=6", "--set", "system.optim.milestones=[5]"]),
+    "pseudo-healthy": (
+        "fold 0 of 3; follow-up DWI slices resampled to 128 x 128 (1.8 mm), every model 6 epochs",
+        ["recipe", "pseudo-healthy", "--config", "tiny", "--contrasts", "dwi", "--set", "system.data.size=128",
+         "--set", "segmentor.data.size=128", "--set", "system.run.epochs=6", "--set", "segmentor.run.epochs=6"]),
+}
+
+
+def headline(recipe: str, run: Path) -> list[dict]:
+    """The numbers a reader looks at first, from the run's own files."""
+    out: list[dict] = []
+    if recipe == "ctmr-cgan":
+        table = json.loads((run / "table.json").read_text())
+        for method, metrics in table["lesion"].items():
+            out.append({"recipe": recipe, "row": method, "dice": metrics["dice"]["mean"], "n": metrics["dice"]["n"]})
+    elif recipe == "pseudo-dwi":
+        tables = json.loads((run / "tables.json").read_text())
+        for t in tables.values():
+            for row in t.get("rows", []):
+                les = row.get("lesion", {}).get("dice", {})
+                out.append({"recipe": recipe, "row": row["row"], "dice": les.get("mean"), "n": les.get("n")})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--no-reference", action="store_true", help="Skip the nibabel reference (measured before).")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    if not args.no_reference:
+        first = sorted(p.name for p in (args.data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
+        stage("reference: nibabel get_fdata of one subject's images",
+              [REFERENCE, str(args.data / "derivatives" / first)], rows, python=True)
+    numbers: list[dict] = []
+    for recipe in args.recipes:
+        what, cli = RECIPES[recipe]
+        run = args.work / recipe
+        stage(f"{recipe}: {what}", [*cli[:2], "--data", str(args.data), *cli[2:], "--out", str(run), "--force"], rows)
+        numbers += headline(recipe, run)
+    ref = [r for r in rows if r["stage"].startswith("reference")]
+    for row in rows:
+        row["peak / reference"] = round(row["peak_GB"] / ref[0]["peak_GB"], 2) if ref else float("nan")
+    report("isles24_recipes", rows, note=f"data {args.data}; cpu {machine()['cpu']}")
+    if numbers:
+        report("isles24_recipes_quality", numbers, note="held-out lesion scans; Dice on the native NCCT grid")
+
+
+if __name__ == "__main__":
+    main()
