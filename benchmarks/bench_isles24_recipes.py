@@ -45,6 +45,9 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
          "--set", "segmentor.data.size=128", "--set", "system.run.epochs=6", "--set", "segmentor.run.epochs=6"]),
 }
 
+#: recipe -> its config parts that read CTP cases through the array cache
+CACHED = {"ctmr-cgan": ("synthesis", "segmentation"), "pseudo-dwi": ("system",)}
+
 
 def headline(recipe: str, run: Path) -> list[dict]:
     """The numbers a reader looks at first, from the run's own files."""
@@ -67,6 +70,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="One disk cache of preprocessed arrays for every run (keys are content fingerprints, so "
+                         "runs and recipes share it safely) [each run's own].")
     ap.add_argument("--no-reference", action="store_true", help="Skip the nibabel reference (measured before).")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,10 @@ def main() -> None:
     for recipe in args.recipes:
         what, cli = RECIPES[recipe]
         run = args.work / recipe
-        stage(f"{recipe}: {what}", [*cli[:2], "--data", str(args.data), *cli[2:], "--out", str(run), "--force"], rows)
+        cache = [] if args.cache is None else [
+            x for part in CACHED.get(recipe, ()) for x in ("--set", f"{part}.data.cache_dir={args.cache}")]
+        stage(f"{recipe}: {what}", [*cli[:2], "--data", str(args.data), *cli[2:], *cache, "--out", str(run), "--force"],
+              rows)
         numbers += headline(recipe, run)
     ref = [r for r in rows if r["stage"].startswith("reference")]
     for row in rows:

@@ -35,6 +35,7 @@ from strokesynth.config import load_config, load_shipped, replaced
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
+from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import Splits
 from strokesynth.engine.crossval import FoldOutcome, cross_validate, open_run
 from strokesynth.engine.protocol import FoldSets
@@ -202,6 +203,8 @@ def run_ctmr(cfg: CtMrConfig, out: str | os.PathLike, *, force: bool = False, re
         raise ConfigError("synthesis.run.folds_to_run", "out-of-fold synthesis needs every fold (leave it empty)")
     run, splits = open_run(out, cfg, cases, force=force, resume=resume)
     log = run.logger()
+    save_data_sources(run.path, cases, {**{k: "input" for k in inputs}, gan.target: "target",
+                                        gan.data.label: "label"})
     gan, note = with_cache_for_large_cases(gan, cases, run.file("synthesis"))
     if note:
         echo(note)

@@ -22,6 +22,7 @@ from strokesynth.config import load_config, replaced, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
 from strokesynth.data.config import make_dataset
+from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import Splits, load_splits
 from strokesynth.data.volume import Volume
 from strokesynth.engine.checkpoint import load_system
@@ -138,6 +139,7 @@ def run_training(cfg: TrainConfig, out: str | os.PathLike, *, force: bool = Fals
             run = RunDir.create(out, force=force)
             run.save_config(cfg)
             run.save_json(MEASURED, measured)
+            save_data_sources(run.path, cases, {**{k: "input" for k in cfg.data.modalities}, cfg.data.label: "label"})
         else:
             run = RunDir(out)
     if dist.world > 1:

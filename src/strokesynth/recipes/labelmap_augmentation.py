@@ -55,6 +55,7 @@ from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
 from strokesynth.data.mr_volumes import MIN_LESION_VOXELS, LesionMasks, MRVolume, TranslationSlices, prepare_mr_case
 from strokesynth.data.normalize import NormSpec
+from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import holdout_split
 from strokesynth.data.volume import Volume
 from strokesynth.engine.checkpoint import load_system
@@ -243,6 +244,7 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     run = RunDir.reopen(out) if resume else RunDir.create(out, force=force)
     if not resume:
         run.save_config(cfg)
+    save_data_sources(run.path, cases, {"anatomy": "input", "dwi": "target", "lesion": "label"})
     run.save_json("splits.json", {"train_stroke": train_s, "test_stroke": test_s, "train_normal": train_n,
                                   "test_normal": test_n})
     log = run.logger()

@@ -37,6 +37,7 @@ from strokesynth._fs import write_text_atomic
 from strokesynth.config import from_dict, load_config, load_shipped, replaced, to_dict
 from strokesynth.data.arrays import check_labels
 from strokesynth.data.case import Case
+from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import Splits
 from strokesynth.engine.crossval import FoldOutcome, cross_validate, open_run
 from strokesynth.engine.protocol import PROTOCOLS
@@ -281,6 +282,8 @@ def run_pseudo_dwi(cfg: PseudoDwiRecipeConfig, out: str | os.PathLike, *, force:
         for c in cases:
             c["cta_mip"].array  # noqa: B018 - computes (and keeps) the features, raising on a bad scan
     run, splits = open_run(out, cfg, cases, force=force, resume=resume)
+    save_data_sources(run.path, cases, {**{k: "input" for k in [*base.data.modalities, *needs]},
+                                        base.target: "target", base.data.label: "label"})
     log = run.logger()
     results: dict[str, dict[str, Any]] = {}
     for row in rows:

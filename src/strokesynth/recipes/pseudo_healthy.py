@@ -45,6 +45,7 @@ from strokesynth.data.pathology_slices import (
     check_bank,
     prepare_volume,
 )
+from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import subject_kfold
 from strokesynth.engine.crossval import cross_validate, fold_seed, open_run
 from strokesynth.errors import ConfigError
@@ -229,6 +230,7 @@ def run_pseudo_healthy(cfg: PseudoHealthyRecipeConfig, out: str | os.PathLike, *
             check_bank(train, f"{cfg.dataset} ({contrast}, fold {k} training subjects)")
         banks[contrast] = bank
     run, splits = open_run(out, cfg, cases, force=force, resume=resume)
+    save_data_sources(run.path, cases, {**{c: "image" for c in cfg.contrasts}, "lesion": "label"})
     log = run.logger()
     rows: list[dict[str, Any]] = []
     extras: dict[str, Any] = {"f_pre": {}, "thresholds": {}, "cyclegan_failures": {}, "scales": None}

@@ -15,6 +15,7 @@ import numpy as np
 from strokesynth.config import load_config
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
+from strokesynth.data.provenance import sources_section
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import curves_figure, overlay_row, panel_row
@@ -196,7 +197,7 @@ def ctmr_sections(run_path: str | os.PathLike, *, n_cases: int = 4) -> list[Sect
     if samples:
         inner += figure(samples[-1], f"cGAN fold 0, last sample ({samples[-1].stem})")
     sections.append(("curves", "Training curves", inner))
-    return sections
+    return sections + sources_section(run_path)
 
 
 def write_ctmr_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None, *,

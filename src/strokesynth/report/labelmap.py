@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from strokesynth.data.provenance import sources_section
 from strokesynth.report.html import esc, figure, write_page
 
 
@@ -24,7 +25,7 @@ def labelmap_sections(run_path: str | os.PathLike) -> list[tuple[str, str, str]]
                    if (run / rel).exists())
     if figs:
         sections.append(("figures", "Figures", figs))
-    return sections
+    return sections + sources_section(run)
 
 
 def write_labelmap_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:

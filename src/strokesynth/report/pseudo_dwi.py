@@ -11,6 +11,7 @@ import numpy as np
 
 from strokesynth.config import load_config
 from strokesynth.data.normalize import Normalization
+from strokesynth.data.provenance import sources_section
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import _save, panel_row
@@ -112,7 +113,7 @@ def pseudo_dwi_sections(run_path: str | os.PathLike, *, n_cases: int = 3) -> lis
                          f"{case.id}: bolus window (K={base.cta.k})")
             inner += figure(out, "Accumulated intensity of the 4D CTP, the detected bolus window and the frames of I*")
         sections.append(("inputs", "Weight map and bolus window", inner))
-    return sections
+    return sections + sources_section(run_path)
 
 
 def write_pseudo_dwi_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from strokesynth.data.provenance import sources_section
 from strokesynth.report.html import esc, figure, write_page
 
 
@@ -36,7 +37,7 @@ def pseudo_healthy_sections(run_path: str | os.PathLike) -> list[tuple[str, str,
         inner += f"<p class='note'>{esc(n)}</p>"
     if inner:
         sections.append(("real", "Real-data example", inner))
-    return sections
+    return sections + sources_section(run)
 
 
 def write_pseudo_healthy_report(run_path: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:
