@@ -108,7 +108,8 @@ def test_demo_runs_a_chosen_subset(capsys, tmp_path):
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
     assert set(summary["seconds_by_stage"]) == {"phantom", "segmentation"}
     rows = summary["overview"]
-    assert [r["system"] for r in rows] == ["1 segmentation", "baseline"]
-    assert rows[0]["paired"]["cases"] == rows[0]["n"] == rows[1]["n"] > 0
+    assert [r["method"] for r in rows] == ["FCN: PSPNet + focal loss", "Tmax > 6 s", "CBF < 30 % of the healthy median"]
+    assert rows[0]["paired"]["cases"] == rows[0]["n"] == rows[2]["n"] > 0
+    assert rows[1]["paired"]["vs"] == rows[2]["method"]  # the second baseline, paired with the reference
     assert not (tmp_path / "demo/ctmr").exists() and (tmp_path / "demo/segmentation/metrics/cases.csv").is_file()
     assert "1. FCN: PSPNet + focal loss" in (tmp_path / "demo/report.html").read_text()

@@ -306,10 +306,14 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
 @click.option("--systems", default="all", show_default=True, metavar="NAME,...",
               help="Systems to run, comma-separated, or all: segmentation, ctmr, pseudo-dwi, labelmap, "
                    "pseudo-healthy and any registered recipe that declares a demo part.")
+@click.option("--data", "data", type=IN_PATH, default=None,
+              help="Your own data set folder (e.g. an ISLES'24 release) instead of the embedded phantom; every "
+                   "system resamples its slices to a --size working grid and scores on each case's own grid.")
 @click.option("--subjects", type=int, default=8, show_default=True,
               help="Stroke subjects of the phantom cohort (one healthy subject is added).")
-@click.option("--size", type=int, default=64, show_default=True,
-              help="In-plane matrix of the phantom (field of view kept at 230 mm).")
+@click.option("--size", type=int, default=None,
+              help="In-plane matrix of the phantom (field of view kept at 230 mm), or the working grid of --data "
+                   "[64; with --data 128].")
 @click.option("--folds", type=int, default=3, show_default=True, help="Subject-level folds on the CTP cohort.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The one seed of the run.")
 @click.option("--dro", type=IN_PATH, default=None,
@@ -320,8 +324,9 @@ def example(out: Path, subjects: int, size: int, seed: int, to_layout: str, forc
               help="Override a system's recipe config, e.g. --set pseudo-dwi:system.run.epochs=20 (repeatable; "
                    "SYSTEM: ctmr, pseudo-dwi, labelmap, pseudo-healthy or another recipe's demo system).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
-def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: int, dro: Path | None,
-         gan_epochs: int | None, seg_epochs: int | None, overrides: tuple[str, ...], force: bool) -> None:
+def demo(out: Path, data: Path | None, systems: str, subjects: int, size: int | None, folds: int, seed: int,
+         dro: Path | None, gan_epochs: int | None, seg_epochs: int | None, overrides: tuple[str, ...], force: bool
+         ) -> None:
     """The main job on embedded data: the five systems on one digital stroke phantom, one report.
 
     Writes OUT/data (phantom, ISLES 2018 layout, ground truth in OUT/data/groundtruth),
@@ -330,6 +335,12 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
     metrics and report.html), OUT/overview.txt/.json (every method on held-out data, paired
     against the CBF-threshold baseline or its reference), OUT/summary.json and OUT/report.html
     (self-contained, opens offline). 6 to 14 minutes on 2 CPU cores with every system, depending on the CPU.
+
+    With --data DIR the same systems run on your own data set (an ISLES'24 release: acute CT
+    maps and raw CTP as inputs, the follow-up DWI as the synthesis target, the final infarct as
+    the label) at a --size working grid; OUT/data_sources.json and the report say which session
+    every image came from. The label-map system runs only where the cases hold whole-brain label
+    maps (anatomy); the perfusion-accuracy stage needs the phantom's ground truth and is left out.
     """
     from strokesynth.demo import DemoConfig, demo_systems, run_demo
 
@@ -345,8 +356,11 @@ def demo(out: Path, systems: str, subjects: int, size: int, folds: int, seed: in
         per_system.setdefault(system, []).append(rest)
     if dro is not None and not dro.is_file():
         raise ConfigError(dro, "OSIPI DRO file not found")
+    if dro is not None and data is not None:
+        raise ConfigError("--dro", "the perfusion-accuracy stage runs on the phantom only (not with --data)")
+    size = size if size is not None else (128 if data is not None else 64)
     cfg = DemoConfig(systems=chosen, subjects=subjects, size=size, folds=folds, seed=seed, gan_epochs=gan_epochs or 0,
-                     seg_epochs=seg_epochs or 0, overrides=per_system)
+                     seg_epochs=seg_epochs or 0, overrides=per_system, data=str(data.resolve()) if data else "")
     cfg = _validated_as_options(cfg, {f: f"--{f.replace('_', '-')}" for f in ("subjects", "healthy", "size", "folds",
                                                                               "seed", "gan_epochs", "seg_epochs")})
     from strokesynth.config import freeze

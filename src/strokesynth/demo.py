@@ -86,6 +86,9 @@ class DemoConfig:
         folds, seed: subject-level folds of every system on the CTP cohort; the one seed.
         gan_epochs, seg_epochs: the cGAN's and the CTP segmenters' epochs per fold (0: the
             demo budget of the ``ctmr`` recipe).
+        data: a user's data set folder (``demo --data``; e.g. an ISLES'24 release) instead of the
+            phantom: ``subjects`` and ``healthy`` are then unused and ``size`` is the working grid
+            every recipe resamples its slices to (the median field of view over ``size`` pixels).
         overrides: ``system -> ["key=value", ...]`` applied to that recipe's config after
             :func:`demo_budget` (e.g. ``{"pseudo-dwi": ["system.run.epochs=2"]}``).
     """
@@ -100,6 +103,7 @@ class DemoConfig:
     gan_epochs: int = bounded(0, lo=0)
     seg_epochs: int = bounded(0, lo=0)
     overrides: dict[str, list[str]] = field(default_factory=dict)
+    data: str = ""
 
     def __post_init__(self) -> None:
         systems, budget = demo_systems(), demo_budget()
@@ -111,15 +115,18 @@ class DemoConfig:
             raise ConfigError("--set", f"overrides name a system among {', '.join(budget)}; got {', '.join(bad)}")
         if self.subjects < 1 or self.size < 32 or self.size % 8:
             raise ConfigError("demo", "need at least 1 subject and a size of at least 32 that is a multiple of 8")
-        if self.folds < 2 or self.folds > self.subjects + self.healthy:
+        if self.folds < 2 or (not self.data and self.folds > self.subjects + self.healthy):
             raise ConfigError("--folds", f"need 2 to {self.subjects + self.healthy} folds (one subject each at least)")
 
 
-def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike) -> dict[str, Any]:
+def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike, pixel_mm: float = 0.0) -> dict[str, Any]:
     """The resolved config of every recipe the demo runs (``ctmr`` also serves ``segmentation``),
     every one checked before anything trains: the recipe's ``tiny`` config with its demo budget,
-    then the cohort's data, folds, seed and size, then the user's ``--set SYSTEM:KEY=VALUE``."""
-    cohort = DemoCohort(data=str(Path(data_dir).resolve()), size=cfg.size, folds=cfg.folds, seed=cfg.seed)
+    then the cohort's data, folds, seed and size (``pixel_mm``: a user's data resampled to that
+    working pixel size, see :class:`~strokesynth.recipes.recipe.DemoCohort`), then the user's
+    ``--set SYSTEM:KEY=VALUE``."""
+    cohort = DemoCohort(data=str(Path(data_dir).resolve()), size=cfg.size, folds=cfg.folds, seed=cfg.seed,
+                        pixel_mm=pixel_mm)
     epochs = {"ctmr": ([f"synthesis.run.epochs={cfg.gan_epochs}"] if cfg.gan_epochs else [])
                       + ([f"segmentation.run.epochs={cfg.seg_epochs}"] if cfg.seg_epochs else [])}
     wanted = {"ctmr" if s == "segmentation" else s for s in cfg.systems}
@@ -137,25 +144,30 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
     """Run the demo into the run folder ``out``; returns the summary it also saves
     (``summary.json``: the cohort, perfusion accuracy, seconds per stage, the overview)."""
     t0 = time.time()
-    configs = recipe_configs(cfg, Path(out) / "data")  # every recipe config checked before anything is written
+    own = open_own_data(cfg, echo) if cfg.data else None  # read before anything is written
+    if own is not None and own["skipped"]:
+        cfg = replace(cfg, systems=[s for s in cfg.systems if s not in own["skipped"]])
+    # every recipe config checked before anything is written
+    configs = recipe_configs(cfg, cfg.data or Path(out) / "data", own["pixel_mm"] if own else 0.0)
     run = RunDir.create(out, force=force)
     save_config(cfg, run.file("demo.yaml"))
     log = run.logger()
     systems = demo_systems()
-    stages = ["phantom"] + [s for s in systems if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
+    stages = ["phantom" if own is None else "data"] + [s for s in systems if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
     seconds: dict[str, float] = {}
 
     def stage(name: str) -> None:
         i = stages.index(name) + 1
-        title = systems[name][0] if name in systems else "phantom, perfusion, checks"
+        title = systems[name][0] if name in systems else (
+            "phantom, perfusion, checks" if own is None else f"your data set: {cfg.data}")
         if name == "ctmr" and "segmentation" in cfg.systems:
             title = "1-2. CTP segmentation (FCN: PSPNet + focal loss) and the CT-to-MR cGAN (FCN-CGAN)"
         echo(f"\n[{i}/{len(stages)}] {title} ({time.time() - t0:.0f} s so far)")
 
-    stage("phantom")
+    stage(stages[0])
     t = time.time()
-    summary = phantom_stage(cfg, run, dro=dro, echo=echo)
-    seconds["phantom"] = round(time.time() - t, 1)
+    summary = phantom_stage(cfg, run, dro=dro, echo=echo) if own is None else data_stage(cfg, run, own, echo)
+    seconds[stages[0]] = round(time.time() - t, 1)
     for name in stages[1:]:
         stage(name)
         t = time.time()
@@ -270,6 +282,63 @@ def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None
     }
 
 
+#: what each system reads from a user's data set (``demo --data``), checked before anything is written
+OWN_DATA_KEYS = {
+    "segmentation": ("ct", "cbf", "cbv", "mtt", "tmax", "lesion"),
+    "ctmr": ("ct", "cbf", "cbv", "mtt", "tmax", "dwi", "lesion"),
+    "pseudo-dwi": ("cbf", "cbv", "mtt", "tmax", "ctp", "dwi", "lesion"),
+    "pseudo-healthy": ("dwi", "lesion"),
+    "labelmap": ("dwi", "anatomy", "lesion"),
+}
+
+
+def open_own_data(cfg: DemoConfig, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """A user's data set for ``demo --data``: opened (headers only) and checked for what the
+    chosen systems read, before anything is written. The label-map system needs whole-brain label
+    maps (``anatomy``), which an ISLES'24 release does not have: without them it is skipped, and
+    said so. Returns ``{"cohort", "pixel_mm", "skipped": {system: reason}}``; ``pixel_mm`` is the
+    median field of view over ``cfg.size`` pixels (the working grid)."""
+    folder = Path(cfg.data)
+    if not folder.is_dir():
+        raise ConfigError("--data", f"data set folder {cfg.data!r} not found")
+    cohort = open_cohort(folder)
+    skipped: dict[str, str] = {}
+    if "labelmap" in cfg.systems and not all("anatomy" in c for c in cohort.cases):
+        skipped["labelmap"] = ("its cases have no whole-brain label maps (anatomy); the label-map system "
+                               "(Platscher, Zopes & Federau) needs one per case")
+        echo(f"note: labelmap skipped: {skipped['labelmap']}")
+    keys = sorted({k for s in cfg.systems if s not in skipped for k in OWN_DATA_KEYS.get(s, ())})
+    cohort = open_cohort(folder, require=keys)  # one error line naming the case and the missing key
+    if len(cohort.subjects) < cfg.folds:
+        raise DataError(folder, f"{len(cohort.subjects)} subject(s) for {cfg.folds} folds")
+    fov = float(np.median([c.reference.spatial_shape[0] * c.spacing[0] for c in cohort.cases]))
+    return {"cohort": cohort, "keys": keys, "pixel_mm": round(fov / cfg.size, 4), "skipped": skipped}
+
+
+def data_stage(cfg: DemoConfig, run: RunDir, own: dict[str, Any], echo: Callable[[str], Any] = print
+               ) -> dict[str, Any]:
+    """The cohort part of the summary for a user's data set: its folds (``splits.json``), where
+    every image came from (``data_sources.json``), lesion volumes and the working grid."""
+    from strokesynth.data.provenance import save_data_sources, source_lines
+
+    t0 = time.time()
+    cases = own["cohort"].cases
+    splits = subject_kfold(cases, cfg.folds, cfg.seed)
+    splits.save(run.file("splits.json"))
+    roles = {k: "label" if k == "lesion" else "target" if k == "dwi" else "input" for k in own["keys"]}
+    record = save_data_sources(run.path, cases, roles)
+    for line in source_lines(record):
+        echo(line)
+    lesion_ml = {c.id: round(float(c.lesion_volume_ml() or 0.0), 3) for c in cases}
+    echo(f"{len(cases)} case(s) of {len(own['cohort'].subjects)} subject(s), layout {own['cohort'].layout}; "
+         f"{sum(v > 0 for v in lesion_ml.values())} with a lesion; working grid {cfg.size} x {cfg.size} px at "
+         f"{own['pixel_mm']:.3f} mm")
+    return {"data": str(Path(cfg.data).resolve()), "layout": own["cohort"].layout, "cases": len(cases),
+            "subjects": len(own["cohort"].subjects), "folds": cfg.folds, "input_size": [cfg.size, cfg.size],
+            "pixel_mm": own["pixel_mm"], "lesion_ml": lesion_ml, "sources": source_lines(record),
+            "skipped": own["skipped"], "data_seconds": round(time.time() - t0, 2), "run": str(run.path)}
+
+
 def demo_numbers(run_path: str | os.PathLike) -> dict[str, Any]:
     """The numbers the README quotes, from a finished demo run (``summary.json`` and
     ``overview.json``), rounded as quoted."""
@@ -339,14 +408,18 @@ def write_demo_report(run_path: str | os.PathLike) -> Path:
     if not run.file("summary.json").is_file() or not run.file("overview.json").is_file():
         raise DataError(run.path, "not a finished demo run (needs summary.json and overview.json)")
     summary = run.load_json("summary.json")
+    rows = run.load_json("overview.json")["rows"]
+    sections = [("overview", "Overview: every system on held-out data", _overview_html(rows, summary))]
+    if "data" in summary:  # demo --data: the user's data set instead of the phantom
+        sections += [("cohort", "Cohort: your data set", _own_data_html(summary))] + system_sections(run)
+        return write_page(run.file("report.html"), f"strokesynth demo: the systems on {Path(summary['data']).name}",
+                          sections, _intro(summary))
     accuracy = run.load_json("perfusion_accuracy.json")
     phantom = run.load_json("data/groundtruth/phantom.json")
     invalid = {c["case"]: invalid_columns(c) for c in phantom["cases"]}
     for row in accuracy["per_case"]:  # runs made before the column existed get it from phantom.json
         row.update(invalid.get(row["case"], {}))
     first_case = sorted(summary.get("lesion_ml") or {"case_1": 0})[0]
-    rows = run.load_json("overview.json")["rows"]
-    sections = [("overview", "Overview: every system on held-out data", _overview_html(rows, summary))]
     sections += _demo_sections(run, summary, accuracy["per_case"], accuracy["curves"], first_case)
     sections += system_sections(run)
     return write_page(run.file("report.html"), "strokesynth demo: five systems on the digital stroke phantom",
@@ -392,7 +465,29 @@ def _overview_html(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             + (f"<p class='note'>Seconds per stage: {timing}.</p>" if timing else ""))
 
 
+def _own_data_html(summary: dict[str, Any]) -> str:
+    """The cohort section of ``demo --data``: the data set, its working grid, sessions, skips."""
+    lesion = summary.get("lesion_ml", {})
+    rows = [["data set", summary["data"]], ["layout", summary["layout"]],
+            ["cases (subjects)", f"{summary['cases']} ({summary['subjects']})"],
+            ["with a lesion", sum(v > 0 for v in lesion.values())], ["subject-level folds", summary["folds"]],
+            ["working grid", f"{summary['input_size'][0]} x {summary['input_size'][1]} px at "
+                             f"{summary['pixel_mm']:.3f} mm (slices resampled; predictions scored on each case's "
+                             "own grid)"]]
+    inner = table(rows, ["", ""])
+    inner += "<p>Where every image came from:</p><ul>" + "".join(
+        f"<li>{esc(line)}</li>" for line in summary.get("sources", [])) + "</ul>"
+    for system, why in (summary.get("skipped") or {}).items():
+        inner += f"<p class='note'>{esc(system)} was not run: {esc(why)}.</p>"
+    return inner
+
+
 def _intro(summary: dict[str, Any]) -> str:
+    if "data" in summary:
+        return (f"<p>Everything below was computed by <code>strokesynth demo --data</code> in "
+                f"{summary['seconds']:.0f} s on this machine, from {esc(summary['data'])} ({summary['subjects']} "
+                f"subjects, {summary['cases']} scans) at a {summary['input_size'][0]} px working grid, "
+                f"{summary['folds']} subject-level folds. Systems: {esc(', '.join(summary.get('systems', [])))}.</p>")
     return (f"<p>Everything below was computed by <code>strokesynth demo</code> in {summary['seconds']:.0f} s on "
             f"this machine, from a digital stroke phantom of {summary['subjects']} subjects "
             f"({summary['cases']} scans) at {summary['input_size'][0]} px, {summary['folds']} subject-level folds. "

@@ -61,9 +61,9 @@ def test_the_demo_runs_it_and_the_overview_pairs_it(sixth, capsys, tmp_path):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary["seconds_by_stage"]) == {"phantom", "segmentation", "toy"}
     rows = summary["overview"]
-    assert [r["system"] for r in rows] == ["1 segmentation", "6 toy", "baseline"]
+    assert [r["system"] for r in rows] == ["1 segmentation", "6 toy", "baseline", "baseline"]  # Tmax > 6 s, CBF
     toy = rows[1]
-    assert toy["paired"]["vs"] == rows[2]["method"] and toy["paired"]["cases"] == toy["n"] == rows[2]["n"] > 0
+    assert toy["paired"]["vs"] == rows[3]["method"] and toy["paired"]["cases"] == toy["n"] == rows[3]["n"] > 0
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "6. Toy: Toy table" in html and "toy/report.html" in html
     code, _, err = _run(capsys, "demo", "--out", str(tmp_path / "demo2"), "--systems", "toy",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from strokesynth.metrics.baselines import BASELINE
+from strokesynth.metrics.baselines import BASELINE, TMAX_BASELINE
 from strokesynth.report.overview import overview
 
 CASES = ["case_1", "case_2", "case_3", "case_4", "case_5"]
@@ -91,3 +91,22 @@ def test_overview_pairs_each_system_with_its_reference_on_the_same_units(tmp_pat
 def test_overview_of_a_run_without_systems_is_empty(tmp_path):
     ov = overview(tmp_path)
     assert ov["rows"] == [] and ov["text"].startswith("system")
+
+
+def test_the_tmax_baseline_is_listed_once_before_the_reference_and_paired_with_it(tmp_path):
+    base, tmax = [0.1, 0.2, 0.15, 0.3, 0.05], [0.5, 0.1, 0.4, 0.2, 0.6]
+    fcn, cgan = [0.5, 0.4, 0.2, 0.6, 0.1], [0.4, 0.5, 0.1, 0.7, 0.0]
+    for folder, method, dice in (("fcn", "FCN", fcn), ("fcn_cgan", "FCN-CGAN", cgan)):
+        rows = _ctp(method, dice, base)
+        rows += [{"method": TMAX_BASELINE, "fold": 0, "case": c, "lesion": True, "dice": t, "hd95": 20.0,
+                  "avd_ml": 1.0, "fp_ml": ""} for c, t in zip(CASES, tmax, strict=True)]
+        rows.append({"method": TMAX_BASELINE, "fold": 0, "case": "case_9", "lesion": False, "dice": 0.0,
+                     "hd95": "nan", "avd_ml": 2.0, "fp_ml": 2.0})
+        _write(tmp_path / "ctmr" / folder / "metrics" / "cases.csv", rows)
+    ov = overview(tmp_path)
+    assert [r["method"] for r in ov["rows"]] == ["FCN: PSPNet + focal loss", "FCN-CGAN: + generated DWI",
+                                                 "Tmax > 6 s", "CBF < 30 % of the healthy median"]
+    t = ov["rows"][2]
+    assert t["dice"]["mean"] == pytest.approx(np.mean(tmax)) and t["fp_ml"]["mean"] == pytest.approx(2.0)
+    assert t["paired"]["vs"] == "CBF < 30 % of the healthy median"
+    assert t["paired"]["mean_diff"] == pytest.approx(np.mean(np.array(tmax) - np.array(base)))

@@ -88,14 +88,18 @@ class DemoPart:
 
 @dataclass(frozen=True)
 class DemoCohort:
-    """What the demo shares with every recipe it runs: the phantom data set written in
-    ``OUT/data`` (absolute path), its in-plane matrix (px), the number of subject-level folds
-    and the one seed."""
+    """What the demo shares with every recipe it runs: the data set (absolute path: the phantom
+    written in ``OUT/data``, or the user's own folder of ``demo --data``), the in-plane matrix
+    (px), the number of subject-level folds and the one seed. ``pixel_mm`` is 0 for the phantom
+    (written at ``size``, used as stored); for a user's data it is the pixel size (mm) at which
+    the median field of view fills ``size`` pixels: every recipe then resamples its slices to
+    that working grid instead of cropping them."""
 
     data: str
     size: int
     folds: int
     seed: int
+    pixel_mm: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from strokesynth.metrics.baselines import BASELINE, BASELINES
+from strokesynth.metrics.baselines import BASELINE, BASELINES, TMAX_BASELINE
 from strokesynth.metrics.paired import paired_values
 
 #: Overview columns: key -> (header, digits)
@@ -76,8 +76,9 @@ CTP = "ctp"
 
 
 def ctp_rows(system: str, label: str, cases_csv: Path) -> list[dict[str, Any]]:
-    """The row of the method in a CTP run's ``metrics/cases.csv`` and the CBF-threshold baseline's
-    (marked as the CTP group's reference), held-out scans with a lesion apart from lesion-free ones."""
+    """The row of the method in a CTP run's ``metrics/cases.csv``, the Tmax > 6 s baseline's (a
+    member of the CTP group, kept once) and the CBF-threshold baseline's (marked as the CTP group's
+    reference), held-out scans with a lesion apart from lesion-free ones."""
     if not cases_csv.is_file():
         return []
     recs = _read(cases_csv)
@@ -87,6 +88,11 @@ def ctp_rows(system: str, label: str, cases_csv: Path) -> list[dict[str, Any]]:
     mine = [r for r in recs if r["method"] == method]
     out = [{**_row(system, label, "CTP slabs", "held-out scan", [r for r in mine if r["lesion"] == "True"],
                    [r for r in mine if r["lesion"] != "True"]), "group": CTP}]
+    tmax = [r for r in recs if r["method"] == TMAX_BASELINE]
+    if tmax:
+        out.append({**_row("baseline", "Tmax > 6 s", "CTP slabs", "held-out scan",
+                           [r for r in tmax if r["lesion"] == "True"], [r for r in tmax if r["lesion"] != "True"]),
+                    "group": CTP, "once": TMAX_BASELINE})
     base = [r for r in recs if r["method"] == BASELINE]
     if base:
         out.append({**_row("baseline", "CBF < 30 % of the healthy median", "CTP slabs", "held-out scan",
@@ -123,17 +129,24 @@ def combine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     system gave them."""
     refs: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
+    once: dict[str, dict[str, Any]] = {}
     for r in rows:
         group = r.pop("reference_of", None)
+        key = r.pop("once", None)
         if group is not None:
             refs.setdefault(group, r)
+        elif key is not None:  # a second baseline: listed once, after the methods of its group
+            once.setdefault(key, r)
         else:
             out.append(r)
     for group, ref in refs.items():
         members = [i for i, r in enumerate(out) if r.get("group") == group]
-        for i in members:
-            out[i]["paired"] = _paired(out[i], ref)
-        out.insert(members[-1] + 1 if members else len(out), ref)
+        extra = [o for o in once.values() if o.get("group") == group]
+        for r in [out[i] for i in members] + extra:
+            r["paired"] = _paired(r, ref)
+        at = members[-1] + 1 if members else len(out)
+        out[at:at] = [*extra, ref]
+    out += [o for o in once.values() if o.get("group") not in refs]
     for r in out:
         r.pop("group", None)
     return out

@@ -9,8 +9,9 @@ from strokesynth.recipes.registry import RECIPES
 def demo_cohort(c: DemoCohort) -> list[str]:
     """The demo's phantom, folds, seed and matrix for the cGAN and both segmenters."""
     size = f"[{c.size},{c.size}]"
-    return [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"synthesis.data.size={size}",
-            f"segmentation.data.size={size}"]
+    out = [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"synthesis.data.size={size}",
+           f"segmentation.data.size={size}"]
+    return out + (["synthesis.data.mode=resample", "segmentation.data.mode=resample"] if c.pixel_mm else [])
 
 
 RECIPE = RECIPES.add(Recipe(

@@ -7,8 +7,9 @@ from strokesynth.recipes.registry import RECIPES
 
 
 def demo_cohort(c: DemoCohort) -> list[str]:
-    """The label-map recipe makes its own whole-brain MR phantom: only the seed is shared."""
-    return [f"seed={c.seed}", f"phantom.seed={c.seed}"]
+    """The label-map recipe makes its own whole-brain MR phantom: only the seed is shared; a
+    user's data set (``demo --data``, whose cases hold label maps) replaces that phantom."""
+    return [f"seed={c.seed}", f"phantom.seed={c.seed}"] + ([f"dataset={c.data}"] if c.pixel_mm else [])
 
 
 RECIPE = RECIPES.add(Recipe(

@@ -16,7 +16,8 @@ def tables_override(text: str) -> list[str]:
 
 
 def demo_cohort(c: DemoCohort) -> list[str]:
-    return [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"system.data.size=[{c.size},{c.size}]"]
+    out = [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"system.data.size=[{c.size},{c.size}]"]
+    return out + (["system.data.mode=resample"] if c.pixel_mm else [])
 
 
 RECIPE = RECIPES.add(Recipe(

@@ -22,8 +22,10 @@ def real_case_override(path: str) -> list[str]:
 
 
 def demo_cohort(c: DemoCohort) -> list[str]:
-    return [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"system.data.size={c.size}",
-            f"segmentor.data.size={c.size}", "real_case="]
+    out = [f"dataset={c.data}", f"folds={c.folds}", f"seed={c.seed}", f"system.data.size={c.size}",
+           f"segmentor.data.size={c.size}", "real_case="]
+    return out + ([f"system.data.spacing_mm={c.pixel_mm}", f"segmentor.data.spacing_mm={c.pixel_mm}"]
+                  if c.pixel_mm else [])
 
 
 RECIPE = RECIPES.add(Recipe(
