@@ -43,6 +43,16 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "fold 0 of 3; follow-up DWI slices resampled to 128 x 128 (1.8 mm), every model 6 epochs",
         ["recipe", "pseudo-healthy", "--config", "tiny", "--contrasts", "dwi", "--set", "system.data.size=128",
          "--set", "segmentor.data.size=128", "--set", "system.run.epochs=6", "--set", "segmentor.run.epochs=6"]),
+    "demo": (
+        "demo --data: 3 folds at a 128 x 128 working grid (1.8 mm); cGAN 3 epochs x 40 steps, FCN / FCN-CGAN 4 x 30 "
+        "(batch 8), pseudo-DWI end to end 4 x 12 (batch 4), pseudo-healthy (proposed paired) 3 epochs on the middle "
+        "20 slices",
+        ["demo", "--size", "128", "--folds", "3", "--gan-epochs", "3", "--seg-epochs", "4",
+         "--set", "ctmr:synthesis.run.steps_per_epoch=40", "--set", "ctmr:segmentation.run.steps_per_epoch=30",
+         "--set", "pseudo-dwi:system.run.epochs=4", "--set", "pseudo-dwi:system.optim.milestones=[3]",
+         "--set", "pseudo-healthy:system.run.epochs=3", "--set", "pseudo-healthy:segmentor.run.epochs=3",
+         "--set", "pseudo-healthy:system.data.middle_slices=20",
+         "--set", "pseudo-healthy:segmentor.data.middle_slices=20"]),
 }
 
 #: recipe -> its config parts that read CTP cases through the array cache
@@ -56,6 +66,10 @@ def headline(recipe: str, run: Path) -> list[dict]:
         table = json.loads((run / "table.json").read_text())
         for method, metrics in table["lesion"].items():
             out.append({"recipe": recipe, "row": method, "dice": metrics["dice"]["mean"], "n": metrics["dice"]["n"]})
+    elif recipe == "demo":
+        for row in json.loads((run / "summary.json").read_text())["overview"]:
+            out.append({"recipe": recipe, "row": f"{row['system']}: {row['method']}", "dice": row["dice"]["mean"],
+                        "n": row["n"]})
     elif recipe == "pseudo-dwi":
         tables = json.loads((run / "tables.json").read_text())
         for t in tables.values():
@@ -87,7 +101,8 @@ def main() -> None:
         run = args.work / recipe
         cache = [] if args.cache is None else [
             x for part in CACHED.get(recipe, ()) for x in ("--set", f"{part}.data.cache_dir={args.cache}")]
-        stage(f"{recipe}: {what}", [*cli[:2], "--data", str(args.data), *cli[2:], *cache, "--out", str(run), "--force"],
+        at = 1 if cli[0] == "demo" else 2
+        stage(f"{recipe}: {what}", [*cli[:at], "--data", str(args.data), *cli[at:], *cache, "--out", str(run), "--force"],
               rows)
         numbers += headline(recipe, run)
     ref = [r for r in rows if r["stage"].startswith("reference")]
