@@ -29,15 +29,16 @@ BATCH1 = ["--set", "run.batch_size=1", "--set", "run.epochs=1", "--set", "run.st
           "--set", "run.folds=2", "--set", "run.folds_to_run=[0]", "--set", "data.mode=resample"]
 
 
-def runs(data: Path) -> dict[str, list[str]]:
-    """name -> CLI arguments (the run folder is added)."""
+def runs(data: Path, cache: Path) -> dict[str, list[str]]:
+    """name -> CLI arguments (the run folder is added); every CTP run shares one disk cache of
+    preprocessed arrays (content-keyed), as a user with several configs would."""
     out = {f"train {name}": ["train", "--config", str(ROOT / "configs" / "seg" / f"{name}.yaml"),
-                             "--set", f"data.dataset={data}", *BATCH1]
+                             "--set", f"data.dataset={data}", "--set", f"data.cache_dir={cache}", *BATCH1]
            for name in ("pspnet_focal", "pspnet_ce", "unet2d_focal", "unet3d_focal", "vnet_focal")}
 
     def part(prefix: str) -> list[str]:
-        return [x for kv in (f"{prefix}.run.batch_size=1", f"{prefix}.run.epochs=1", f"{prefix}.run.steps_per_epoch=2")
-                for x in ("--set", kv)]
+        return [x for kv in (f"{prefix}.run.batch_size=1", f"{prefix}.run.epochs=1", f"{prefix}.run.steps_per_epoch=2",
+                             f"{prefix}.data.cache_dir={cache}") for x in ("--set", kv)]
 
     out["recipe ctmr-cgan paper"] = ["recipe", "ctmr-cgan", "--config", "paper", "--data", str(data), "--set", "folds=2",
                                      *part("synthesis"), *part("segmentation"), "--set", "synthesis.data.mode=resample",
@@ -73,7 +74,7 @@ def main() -> None:
     first = sorted(p.name for p in (args.data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
     stage("reference: nibabel get_fdata of one subject's images", [REFERENCE, str(args.data / "derivatives" / first)],
           rows, python=True)
-    for i, (name, cli) in enumerate(runs(args.data.resolve()).items()):
+    for i, (name, cli) in enumerate(runs(args.data.resolve(), (args.work / "cache").resolve()).items()):
         if args.only and not any(o in name for o in args.only):
             continue
         try:
