@@ -55,6 +55,13 @@ def stage(name: str, args: list[str], rows: list[dict], *, python: bool = False)
     return done
 
 
+def reference_stage(data: Path, rows: list[dict]) -> None:
+    """The reference of every ISLES'24-sized benchmark: nibabel ``get_fdata`` of the first subject."""
+    first = sorted(p.name for p in (data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
+    stage("reference: nibabel get_fdata of one subject's images", [REFERENCE, str(data / "derivatives" / first)],
+          rows, python=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench_isles24 import REFERENCE, stage
+from bench_isles24 import reference_stage, stage
 
 from _common import machine, report
 
@@ -92,9 +92,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if not args.no_reference:
-        first = sorted(p.name for p in (args.data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
-        stage("reference: nibabel get_fdata of one subject's images",
-              [REFERENCE, str(args.data / "derivatives" / first)], rows, python=True)
+        reference_stage(args.data, rows)
     numbers: list[dict] = []
     for recipe in args.recipes:
         what, cli = RECIPES[recipe]

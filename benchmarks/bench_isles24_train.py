@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_isles24 import REFERENCE, stage
+from bench_isles24 import reference_stage, stage
 from strokesynth.metrics.baselines import BASELINES
 from strokesynth.metrics.paired import describe_paired, paired_values
 
@@ -65,9 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    first = sorted(p.name for p in (args.data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
-    stage("reference: nibabel get_fdata of one subject's images", [REFERENCE, str(args.data / "derivatives" / first)],
-          rows, python=True)
+    reference_stage(args.data, rows)
     name = "unet2d_focal_tiny"
     scans: dict[int, dict[str, dict[str, float]]] = {}
     quality = []

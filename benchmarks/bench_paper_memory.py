@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench_isles24 import REFERENCE, stage
+from bench_isles24 import reference_stage, stage
 
 from _common import machine, report
 
@@ -73,9 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    first = sorted(p.name for p in (args.data / "derivatives").iterdir() if p.name.startswith("sub-"))[0]
-    stage("reference: nibabel get_fdata of one subject's images", [REFERENCE, str(args.data / "derivatives" / first)],
-          rows, python=True)
+    reference_stage(args.data, rows)
     for i, (name, cli) in enumerate(runs(args.data.resolve(), (args.work / "cache").resolve()).items()):
         if args.only and not any(o in name for o in args.only):
             continue
