@@ -13,10 +13,10 @@ from strokesynth.data.provenance import (
     crosses_sessions,
     data_sources,
     source_lines,
-    sources_section,
 )
 from strokesynth.io import open_cohort
 from strokesynth.phantom.isles24 import Isles24Geometry, write_isles24_phantom
+from strokesynth.report.sources import sources_section
 
 from conftest import run_cli, tiny_phantom_config
 

@@ -6,7 +6,7 @@ A model that learns the follow-up DWI or the final infarct from the acute scans 
 those days, and its report must say so. Every recipe run saves ``data_sources.json``
 (:func:`save_data_sources`): for each key it reads, its role (input, target, label), the
 session(s) it came from with the number of cases, and every case's file; every report shows it
-(:func:`sources_section`). Layouts without sessions (the phantom's ISLES 2018 slabs, plain
+(:func:`strokesynth.report.sources.sources_section`). Layouts without sessions (the phantom's ISLES 2018 slabs, plain
 folders) are recorded as one study.
 """
 
@@ -85,22 +85,3 @@ def source_lines(record: Mapping[str, Any]) -> list[str]:
     if crosses_sessions(record):
         lines.append("inputs and targets come from different sessions: the model learns across the days between them")
     return lines
-
-
-def sources_section(run_path: str | os.PathLike) -> list[tuple[str, str, str]]:
-    """The report section of a run's ``data_sources.json`` (none when the run has no record)."""
-    from strokesynth.report.html import esc, table
-
-    path = Path(run_path) / SOURCES
-    if not path.is_file():
-        return []
-    record = json.loads(path.read_text(encoding="utf-8"))
-    rows = [[key, v["role"], s, n, v["notes"].get(s, "")] for key, v in record["keys"].items()
-            for s, n in sorted(v["sessions"].items())]
-    inner = table(rows, ["key", "role", "session", "cases", "what the session is"])
-    if crosses_sessions(record):
-        inner += ("<p class='note'>The inputs and the targets or labels come from different sessions: the model "
-                  "learns across the days between them.</p>")
-    inner += (f"<p class='note'>Layout(s): {esc(', '.join(record['layouts']))}. Every case's file of every key is "
-              f"listed in <code>{SOURCES}</code>.</p>")
-    return [("sources", "Where every image came from", inner)]

@@ -15,11 +15,11 @@ import numpy as np
 from strokesynth.config import load_config
 from strokesynth.data.case import Case
 from strokesynth.data.normalize import Normalization
-from strokesynth.data.provenance import sources_section
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import curves_figure, overlay_row, panel_row
 from strokesynth.report.html import dict_table, esc, figure, human, mean_sd, reference_dwi_name, table, write_page
+from strokesynth.report.sources import sources_section
 from strokesynth.runs import RunDir
 
 Section = tuple[str, str, str]

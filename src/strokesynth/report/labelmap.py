@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from strokesynth.data.provenance import sources_section
 from strokesynth.report.html import esc, figure, write_page
+from strokesynth.report.sources import sources_section
 
 
 def labelmap_sections(run_path: str | os.PathLike) -> list[tuple[str, str, str]]:

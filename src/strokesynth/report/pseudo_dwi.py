@@ -11,12 +11,12 @@ import numpy as np
 
 from strokesynth.config import load_config
 from strokesynth.data.normalize import Normalization
-from strokesynth.data.provenance import sources_section
 from strokesynth.io import open_cohort
 from strokesynth.io.nifti import read_volume
 from strokesynth.plots import _save, panel_row
 from strokesynth.report.ctmr import _lesion_slice, _showcase
 from strokesynth.report.html import esc, figure, reference_dwi_name, write_page
+from strokesynth.report.sources import sources_section
 from strokesynth.runs import RunDir
 
 Section = tuple[str, str, str]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from strokesynth.data.provenance import sources_section
 from strokesynth.report.html import esc, figure, write_page
+from strokesynth.report.sources import sources_section
 
 
 def pseudo_healthy_sections(run_path: str | os.PathLike) -> list[tuple[str, str, str]]:
