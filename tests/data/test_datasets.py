@@ -67,6 +67,42 @@ def test_cache_matches_memory_and_follows_file_changes(tmp_path, plain_dir):
     assert float(fresh[0]["image"][1].abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("size,mode", [((16, 16), "resample"), ((40, 24), "pad_crop"), ((48, 48), "resample")])
+def test_disk_cache_holds_the_working_grid(tmp_path, plain_dir, size, mode):
+    """Cached arrays are fitted once to the working grid; samples (augmented, patched) equal the
+    in-memory ones fitted slice by slice, and native channels and assembly stay on the case's grid."""
+    cohort = open_cohort(plain_dir)
+    kw = dict(size=size, mode=mode, augment=AugmentConfig(p=1.0), seed=3, patch=(12, 12), crop_patches=True)
+    mem = SliceDataset(cohort.cases, MODS, **kw)
+    disk = SliceDataset(cohort.cases, MODS, cache_dir=tmp_path / "cache", **kw)
+    disk.prepare_cache()
+    cached = sorted((tmp_path / "cache").glob("*_img.npy"))
+    assert len(cached) == len(cohort) and disk.store.fitted and not mem.store.fitted
+    assert np.load(cached[0], mmap_mode="r").shape[1:3] == size
+    for i in range(len(mem)):
+        a, b = mem[i], disk[i]
+        assert torch.allclose(a["image"], b["image"], atol=1e-6) and torch.equal(a["label"], b["label"])
+    for ci, case in enumerate(cohort.cases):
+        assert np.array_equal(disk.native_channel(ci, "tmax"), mem.native_channel(ci, "tmax"))
+        assert disk.native_channel(ci, "tmax").shape == case.spatial_shape
+        whole = torch.stack([disk[j]["label"] for j in disk.slices_of(ci)])
+        assert disk.assemble(ci, whole, kind="label").shape == case.spatial_shape
+    # another working grid is another cache entry, never the fitted arrays of the first
+    other = SliceDataset(cohort.cases, MODS, size=(20, 20), mode=mode, cache_dir=tmp_path / "cache")
+    other.prepare_cache()
+    assert other[0]["image"].shape == (5, 20, 20)
+    assert len(list((tmp_path / "cache").glob("*_img.npy"))) == 2 * len(cohort)
+
+
+def test_volume_dataset_disk_cache_on_the_working_grid(tmp_path, plain_dir):
+    cohort = open_cohort(plain_dir)
+    mem = VolumeDataset(cohort.cases, MODS, size=(16, 16), mode="resample", z_multiple=4)
+    disk = VolumeDataset(cohort.cases, MODS, size=(16, 16), mode="resample", z_multiple=4, cache_dir=tmp_path / "c")
+    for i in range(len(mem)):
+        assert torch.allclose(mem[i]["image"], disk[i]["image"], atol=1e-6)
+        assert torch.equal(mem[i]["label"], disk[i]["label"])
+
+
 def test_augmentation_deterministic_per_epoch(isles2018_dir):
     cases = open_cohort(isles2018_dir).cases
     a = SliceDataset(cases, MODS, size=(32, 32), augment=AugmentConfig(p=1.0), seed=5)
@@ -171,12 +207,49 @@ def test_patch_config_reaches_training_and_inference_datasets(isles2018_dir):
         DataConfig(patch=(32, 0))
     with pytest.raises(ConfigError, match="multiples of 16"):
         DataConfig(patch=(40, 32))
-    with pytest.raises(ConfigError, match="slice models"):
-        fold_datasets(cohort.cases, cfg, splits, 0, kind="volumes")
+    vtrain, vheld = fold_datasets(cohort.cases, cfg, splits, 0, kind="volumes")
+    assert vtrain.crop_patches and vtrain[0]["image"].shape[1:3] == (32, 32)
+    assert vheld.patch == (32, 32) and not vheld.crop_patches and vheld[0]["image"].shape[1:3] == (64, 64)
+
+
+def test_volume_patches_keep_z_and_follow_the_lesion(isles2018_dir):
+    """3D blocks are cut in plane with every slice kept; with patch_foreground 1 each holds lesion."""
+    cohort = open_cohort(isles2018_dir)
+    ds = VolumeDataset(cohort.cases, MODS, size=(64, 64), mode="resample", z_multiple=4, patch=(32, 32),
+                       crop_patches=True, patch_foreground=1.0, seed=1)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["image"].shape == (5, 32, 32, ds[i]["label"].shape[-1]) and s["label"].shape[1:3] == (32, 32)
+        assert s["image"].shape[-1] % 4 == 0
+        if ds.lesion_flags()[i]:
+            assert s["label"].sum() > 0
+
+
+def test_train_3d_model_on_in_plane_blocks(capsys, tmp_path, plain_dir):
+    """A 3D segmenter trains on (h, w, Z') blocks and predicts every held-out case by sliding
+    windows, back on the case's own grid."""
+    from conftest import run_cli
+
+    from strokesynth.io import read_volume
+
+    out = tmp_path / "run"
+    configs = Path(__file__).resolve().parents[2] / "configs" / "seg"
+    code, _, err = run_cli(capsys, "train", "--config", str(configs / "unet3d_focal_tiny.yaml"),
+                           "--set", f"data.dataset={plain_dir}", "--set", "data.size=[64,64]",
+                           "--set", "data.patch=[32,32]", "--set", "run.folds=2", "--set", "run.epochs=1",
+                           "--set", "run.steps_per_epoch=2", "--out", str(out))
+    assert code == 0, err
+    assert "patch:\n  - 32\n  - 32" in (out / "config.yaml").read_text()
+    cases = {c.id: c for c in open_cohort(plain_dir).cases}
+    preds = sorted((out / "predictions").glob("*/prob.nii.gz"))
+    assert len(preds) == len(cases)  # every case held out once
+    for p in preds:
+        vol = read_volume(p)
+        assert vol.spatial_shape == cases[p.parent.name].spatial_shape
+        assert np.isfinite(vol.array).all() and 0 <= vol.array.min() and vol.array.max() <= 1
 
 
 @pytest.mark.parametrize(("config", "patch", "says"), [
-    ("unet3d_focal_tiny", "[32,32]", "patches are for slice models"),
     ("unet2d_focal_tiny", "[40,32]", "multiples of 16"),
 ])
 def test_train_refuses_a_bad_patch_before_writing_anything(capsys, tmp_path, plain_dir, config, patch, says):

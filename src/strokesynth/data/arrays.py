@@ -8,8 +8,15 @@ label. :class:`ArrayStore` serves these arrays to the datasets:
   evaluation or for small cohorts;
 - with a cache folder it preprocesses each case once into ``.npy`` files (as nnU-Net does)
   and memory-maps them, so a cohort of hundreds of ISLES-sized cases trains in a few GB of RAM.
-  Cache entries are keyed by the source files (path, size, mtime), the modalities and the
-  normalisation, so a changed input or setting is never served stale.
+  Cache entries are keyed by the source files (path, size, mtime), the modalities, the
+  normalisation and the in-plane fit, so a changed input or setting is never served stale.
+
+Given ``fit`` (each case's :class:`~strokesynth.data.geometry.PlaneGeometry`), the disk cache
+holds every case already on the **working grid** (the dataset's ``size`` and ``mode``), fitted
+plane by plane: an ISLES'24 case of 5 channels at 512 x 512 x 80 takes 420 MB at its native grid
+and 26 MB at a 128 x 128 working grid, and training reads 16x fewer bytes per slice. Fitting is
+plane-wise (see :mod:`strokesynth.data.geometry`), so fitting before caching gives the same
+samples as fitting each slice on the way out.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from strokesynth._fs import atomic_file, ensure_writable_dir
 from strokesynth.data.case import Case
+from strokesynth.data.geometry import PlaneGeometry
 from strokesynth.data.normalize import Normalization
 from strokesynth.errors import DataError
 
@@ -80,8 +90,11 @@ def n_channels(case: Case, modalities: list[str]) -> int:
     return sum(case[k].shape[3] if case[k].ndim == 4 else 1 for k in modalities)
 
 
-def _fingerprint(case: Case, modalities: list[str], normalization: Normalization, label_key: str | None) -> str:
+def _fingerprint(case: Case, modalities: list[str], normalization: Normalization, label_key: str | None,
+                 fit: PlaneGeometry | None = None) -> str:
     parts = [case.id, repr(modalities), normalization.fingerprint(), repr(label_key)]
+    if fit is not None and fit.original != fit.target:
+        parts.append(f"fit:{fit.original}->{fit.target}:{fit.mode}")
     for key in sorted(set(modalities) | ({label_key} if label_key and label_key in case else set())):
         vol = case[key]
         if vol.path is not None and vol.path.exists():
@@ -102,6 +115,9 @@ class ArrayStore:
         label_key: label modality (``None`` for unlabelled use).
         cache_dir: folder for ``.npy`` files; ``None`` keeps arrays in memory only.
         max_cases_in_memory: LRU size when ``cache_dir`` is ``None``.
+        fit: in-plane geometry of case ``index`` (native -> working grid); with ``cache_dir`` the
+            cached arrays are stored fitted (``fitted`` is then true and :meth:`get` serves
+            (C, H, W, Z) working-grid arrays). Ignored without ``cache_dir``.
     """
 
     def __init__(
@@ -112,6 +128,7 @@ class ArrayStore:
         label_key: str | None = "lesion",
         cache_dir: str | os.PathLike | None = None,
         max_cases_in_memory: int = 8,
+        fit: Callable[[int], PlaneGeometry] | None = None,
     ) -> None:
         self.cases = cases
         self.modalities = list(modalities)
@@ -121,12 +138,14 @@ class ArrayStore:
         self.max_cases = max(1, max_cases_in_memory)
         self._lru: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._keys: dict[int, str] = {}
+        self.fit = fit if cache_dir is not None else None
         if self.cache_dir is not None:
             ensure_writable_dir(self.cache_dir)
 
     def _paths(self, index: int) -> tuple[Path, Path]:
         if index not in self._keys:
-            self._keys[index] = _fingerprint(self.cases[index], self.modalities, self.normalization, self.label_key)
+            geo = self.fit(index) if self.fit is not None else None
+            self._keys[index] = _fingerprint(self.cases[index], self.modalities, self.normalization, self.label_key, geo)
         stem = f"{self.cases[index].id}-{self._keys[index]}"
         assert self.cache_dir is not None
         return self.cache_dir / f"{stem}_img.npy", self.cache_dir / f"{stem}_lab.npy"
@@ -139,14 +158,24 @@ class ArrayStore:
         if img_path.exists():
             return
         image, label = case_arrays(self.cases[index], self.modalities, self.normalization, self.label_key)
+        if self.fit is not None:
+            geo = self.fit(index)
+            image = _fitted(image, geo, label=False)
+            label = None if label is None else _fitted(label[None], geo, label=True)[0]
         if label is not None:
             with atomic_file(lab_path, suffix=".npy") as tmp:
                 np.save(tmp, label)
         with atomic_file(img_path, suffix=".npy") as tmp:
             np.save(tmp, image)
 
+    @property
+    def fitted(self) -> bool:
+        """Are served arrays on the working grid (``fit`` given with a disk cache)?"""
+        return self.fit is not None
+
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(image (C, X, Y, Z), label (X, Y, Z) or None) of case ``index``; memory-mapped if cached."""
+        """(image (C, X, Y, Z), label (X, Y, Z) or None) of case ``index``; memory-mapped if cached.
+        On the working grid, (C, H, W, Z) and (H, W, Z), when :attr:`fitted`."""
         if self.cache_dir is not None:
             self.prepare(index)
             img_path, lab_path = self._paths(index)
@@ -161,3 +190,16 @@ class ArrayStore:
         while len(self._lru) > self.max_cases:
             self._lru.popitem(last=False)
         return arrays
+
+
+def _fitted(arr: np.ndarray, geo: PlaneGeometry, *, label: bool, chunk: int = 8) -> np.ndarray:
+    """(C, X, Y, Z) -> (C, H, W, Z) by ``geo.to_target``, ``chunk`` slices at a time (so a
+    512 x 512 x 80 stack of many channels is never copied whole); dtype kept."""
+    if geo.original == geo.target:
+        return arr
+    c, z = arr.shape[0], arr.shape[3]
+    out = np.empty((c, *geo.target, z), dtype=arr.dtype)
+    for z0 in range(0, z, chunk):
+        part = torch.from_numpy(np.ascontiguousarray(arr[..., z0:z0 + chunk]))
+        out[..., z0:z0 + chunk] = geo.to_target(part, label=label).numpy()
+    return out

@@ -38,7 +38,8 @@ class DataConfig:
             whole slices. Set, each training sample is one patch (``patch_foreground`` of them
             centred on lesion), and inference runs a sliding window of that size (overlap 0.25,
             Gaussian blending) over the whole slice: nnU-Net's practice for slices too large to
-            batch. Slice models only.
+            batch. For the 3D models a patch is (h, w) in plane with every slice of the volume
+            (blocks of h x w x Z'; windows one at a time at inference).
         patch_foreground: share of training patches centred on a lesion pixel when the slice has one.
         pixel_mm: in-plane pixel size (mm) ``predict`` brings a case of another pixel size to
             (and the result back). 0 (default): the size ``train`` measured on its cases (their
@@ -85,14 +86,11 @@ def make_dataset(cases: list[Case], cfg: DataConfig, *, seed: int, train: bool =
                   normalization=Normalization(dict(cfg.normalization)),
                   augment=cfg.augment if train and cfg.augment_enabled else None, seed=seed,
                   cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None)
+    patches = dict(patch=tuple(cfg.patch) if any(cfg.patch) else None, crop_patches=train,
+                   patch_foreground=cfg.patch_foreground)
     if kind == "volumes":
-        if any(cfg.patch):
-            raise ConfigError("data.patch", f"patches are for slice models; a 3D model takes whole slabs "
-                                            f"(got {list(cfg.patch)}; set it to [0, 0])")
-        return VolumeDataset(cases, list(modalities or cfg.modalities), **common)
-    return SliceDataset(cases, list(modalities or cfg.modalities), **common,
-                        patch=tuple(cfg.patch) if any(cfg.patch) else None, crop_patches=train,
-                        patch_foreground=cfg.patch_foreground)
+        return VolumeDataset(cases, list(modalities or cfg.modalities), **common, **patches)
+    return SliceDataset(cases, list(modalities or cfg.modalities), **common, **patches)
 
 
 def fold_datasets(

@@ -48,6 +48,9 @@ class _CaseDataset(Dataset):
         augment: AugmentConfig | None,
         seed: int,
         cache_dir: str | os.PathLike | None,
+        patch: tuple[int, int] | None = None,
+        crop_patches: bool = False,
+        patch_foreground: float = 1 / 3,
     ) -> None:
         if not cases:
             raise DataError(None, "no cases given to the dataset")
@@ -67,11 +70,17 @@ class _CaseDataset(Dataset):
         self.channels = counts.pop()
         self.size = tuple(size) if size is not None else None
         self.mode = mode
-        self.store = ArrayStore(self.cases, self.modalities, normalization or Normalization(), label_key, cache_dir)
+        self.normalization = normalization or Normalization()
+        # with a disk cache the arrays are cached on the working grid (fitted once, not per sample)
+        self.store = ArrayStore(self.cases, self.modalities, self.normalization, label_key, cache_dir,
+                                fit=self.geometry)
         self.augment = SpatialAugment(augment) if augment is not None else None
         self.seed = int(seed)
         # in shared memory, so persistent DataLoader workers see set_epoch() of the main process
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self.patch = (int(patch[0]), int(patch[1])) if patch and min(patch) > 0 else None
+        self.crop_patches = bool(crop_patches) and self.patch is not None
+        self.patch_foreground = float(patch_foreground)
 
     @property
     def epoch(self) -> int:
@@ -87,13 +96,29 @@ class _CaseDataset(Dataset):
         target = self.size or (x, y)
         return PlaneGeometry((x, y), (int(target[0]), int(target[1])), self.mode)
 
+    def sample_geometry(self, index: int) -> PlaneGeometry:
+        """What still maps the served arrays of case ``index`` onto the working grid: the identity
+        when the store caches them fitted, else :meth:`geometry`."""
+        if self.store.fitted:
+            target = self.geometry(index).target
+            return PlaneGeometry(target, target, self.mode)
+        return self.geometry(index)
+
+    def native_channel(self, index: int, key: str) -> np.ndarray:
+        """The normalised (X, Y, Z) float32 channel ``key`` (a 3D modality of the stack) of case
+        ``index`` on the case's own grid, as scored against a prediction put back there."""
+        if not self.store.fitted:
+            channel = n_channels(self.cases[index], self.modalities[:self.modalities.index(key)])
+            return np.asarray(self.store.get(index)[0][channel])
+        return np.asarray(self.normalization(key, self.cases[index][key].array), dtype=np.float32)
+
     def _rng(self, sample: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, sample])
 
     def _finish(self, sample: int, image: np.ndarray, label: np.ndarray | None, geo: PlaneGeometry) -> dict:
-        img = geo.to_target(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
+        img = geo.to_target(torch.from_numpy(_owned(image, np.float32)))
         has_label = label is not None
-        lab = torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))[None] if has_label else None
+        lab = torch.from_numpy(_owned(label, np.uint8))[None] if has_label else None
         if lab is not None:
             lab = geo.to_target(lab, label=True)
         params: dict = {"order": []}
@@ -102,6 +127,36 @@ class _CaseDataset(Dataset):
         if lab is None:
             lab = torch.zeros((1, *img.shape[1:]), dtype=torch.uint8)
         return {"image": img.contiguous(), "label": lab.long(), "has_label": has_label, "augment": repr(params)}
+
+    def _crop(self, item: int, sample: dict) -> dict:
+        """One ``patch`` (in plane) of a finished sample, (C, H, W) or (C, H, W, Z): centred on a
+        lesion pixel (of the slice, or of the volume's in-plane projection) with probability
+        ``patch_foreground`` when there is one, else anywhere; zero where it leaves the plane; z is
+        kept whole. Draws from ``(seed, epoch, item)`` on a stream of its own (the augmentation's
+        are unchanged)."""
+        rng = np.random.default_rng([self.seed, self.epoch, item, 1])
+        img, lab = sample["image"], sample["label"]
+        h, w = img.shape[1:3]
+        ph, pw = self.patch
+        plane = lab[0] > 0
+        while plane.ndim > 2:
+            plane = plane.any(-1)
+        lesion = torch.nonzero(plane)
+        if len(lesion) and rng.random() < self.patch_foreground:
+            cy, cx = (int(v) for v in lesion[int(rng.integers(len(lesion)))])
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        # top-left corner, kept inside the plane where the plane is at least as large as the patch
+        y0 = min(max(cy - ph // 2, 0), max(h - ph, 0)) if h >= ph else (h - ph) // 2
+        x0 = min(max(cx - pw // 2, 0), max(w - pw, 0)) if w >= pw else (w - pw) // 2
+        out = {}
+        for key, t in (("image", img), ("label", lab)):
+            patch = t.new_zeros((t.shape[0], ph, pw, *t.shape[3:]))
+            ys, xs = max(y0, 0), max(x0, 0)
+            ye, xe = min(y0 + ph, h), min(x0 + pw, w)
+            patch[:, ys - y0:ye - y0, xs - x0:xe - x0] = t[:, ys:ye, xs:xe]
+            out[key] = patch
+        return {**sample, **out, "patch": (y0, x0)}
 
     def _lesion_mask(self, index: int) -> np.ndarray | None:
         """The case's (X, Y, Z) lesion mask, or ``None`` without a label."""
@@ -130,6 +185,13 @@ class _CaseDataset(Dataset):
             arr = arr.astype(np.uint8)
             return Volume(arr, ref.affine.copy(), kind="label")
         return Volume(arr.astype(np.float32), ref.affine.copy(), kind="image")
+
+
+def _owned(arr: np.ndarray, dtype: type) -> np.ndarray:
+    """``arr`` as a contiguous, writable array of ``dtype`` (a copy where it is a read-only
+    memory map, as served from the disk cache)."""
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    return out if out.flags.writeable else out.copy()
 
 
 class SliceDataset(_CaseDataset):
@@ -184,6 +246,9 @@ class SliceDataset(_CaseDataset):
             augment=augment,
             seed=seed,
             cache_dir=cache_dir,
+            patch=patch,
+            crop_patches=crop_patches,
+            patch_foreground=patch_foreground,
         )
         self.index: list[tuple[int, int]] = []
         for i, case in enumerate(self.cases):
@@ -195,37 +260,9 @@ class SliceDataset(_CaseDataset):
                 mask = label.array > 0
                 zs = [z for z in zs if mask[:, :, z].any()]
             self.index.extend((i, z) for z in zs)
-        self.patch = (int(patch[0]), int(patch[1])) if patch and min(patch) > 0 else None
-        self.crop_patches = bool(crop_patches) and self.patch is not None
-        self.patch_foreground = float(patch_foreground)
 
     def __len__(self) -> int:
         return len(self.index)
-
-    def _crop(self, item: int, sample: dict) -> dict:
-        """One ``patch`` of a finished sample: centred on a lesion pixel with probability
-        ``patch_foreground`` (when the slice has one), else anywhere; zero where it leaves the slice.
-        Draws from ``(seed, epoch, item)`` on a stream of its own (the augmentation's are unchanged)."""
-        rng = np.random.default_rng([self.seed, self.epoch, item, 1])
-        img, lab = sample["image"], sample["label"]
-        h, w = img.shape[-2:]
-        ph, pw = self.patch
-        lesion = torch.nonzero(lab[0] > 0)
-        if len(lesion) and rng.random() < self.patch_foreground:
-            cy, cx = (int(v) for v in lesion[int(rng.integers(len(lesion)))])
-        else:
-            cy, cx = int(rng.integers(h)), int(rng.integers(w))
-        # top-left corner, kept inside the slice where the slice is at least as large as the patch
-        y0 = min(max(cy - ph // 2, 0), max(h - ph, 0)) if h >= ph else (h - ph) // 2
-        x0 = min(max(cx - pw // 2, 0), max(w - pw, 0)) if w >= pw else (w - pw) // 2
-        out = {}
-        for key, t in (("image", img), ("label", lab)):
-            patch = t.new_zeros((t.shape[0], ph, pw))
-            ys, xs = max(y0, 0), max(x0, 0)
-            ye, xe = min(y0 + ph, h), min(x0 + pw, w)
-            patch[:, ys - y0:ye - y0, xs - x0:xe - x0] = t[:, ys:ye, xs:xe]
-            out[key] = patch
-        return {**sample, **out, "patch": (y0, x0)}
 
     def __getitem__(self, item: int) -> dict:
         case_index, z = self.index[item]
@@ -234,7 +271,7 @@ class SliceDataset(_CaseDataset):
             item,
             np.asarray(image[:, :, :, z]),
             None if label is None else np.asarray(label[:, :, z]),
-            self.geometry(case_index),
+            self.sample_geometry(case_index),
         )
         if self.crop_patches:
             sample = self._crop(item, sample)
@@ -276,6 +313,9 @@ class VolumeDataset(_CaseDataset):
     Args:
         z_multiple: pad z at the end (with 0) to a multiple of this (e.g. 4 for two z-poolings);
             1 keeps the slab as is. Slabs of 2 slices work with (2, 2, 1) pooling.
+        patch: (h, w) in-plane patch of the working grid, z kept whole; with ``crop_patches``
+            each training sample is one (C, h, w, Z') block, and inference runs a sliding window
+            of (h, w, Z') (an 80-slice ISLES'24 volume at 256 px does not fit 12 GB whole).
         Other arguments as :class:`SliceDataset`.
 
     Samples: ``image`` (C, H, W, Z') float32, ``label`` (1, H, W, Z') int64, ``case``, ``index``,
@@ -295,6 +335,9 @@ class VolumeDataset(_CaseDataset):
         seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
         z_multiple: int = 1,
+        patch: tuple[int, int] | None = None,
+        crop_patches: bool = False,
+        patch_foreground: float = 1 / 3,
     ) -> None:
         super().__init__(
             cases,
@@ -306,6 +349,9 @@ class VolumeDataset(_CaseDataset):
             augment=augment,
             seed=seed,
             cache_dir=cache_dir,
+            patch=patch,
+            crop_patches=crop_patches,
+            patch_foreground=patch_foreground,
         )
         if z_multiple < 1:
             raise ConfigError("z_multiple", f"must be >= 1, got {z_multiple}")
@@ -317,13 +363,15 @@ class VolumeDataset(_CaseDataset):
     def __getitem__(self, item: int) -> dict:
         image, label = self.store.get(item)
         sample = self._finish(
-            item, np.asarray(image), None if label is None else np.asarray(label), self.geometry(item)
+            item, np.asarray(image), None if label is None else np.asarray(label), self.sample_geometry(item)
         )
         nz = image.shape[3]
         pad = (-nz) % self.z_multiple
         if pad:
             sample["image"] = torch.nn.functional.pad(sample["image"], (0, pad))
             sample["label"] = torch.nn.functional.pad(sample["label"], (0, pad))
+        if self.crop_patches:
+            sample = self._crop(item, sample)
         sample.update(case=self.cases[item].id, index=item, z=nz)
         return sample
 

@@ -234,7 +234,7 @@ def train_row(cfg: PseudoDwiConfig, cases: list[Case], splits: Splits, folder: P
             ref = case[cfg.data.label].array > 0
             if pseudo is not None:
                 write_volume(pseudo, folder / PSEUDO / case.id / f"{PSEUDO}.nii.gz")
-                real = np.asarray(test.store.get(i)[0][-1])
+                real = test.native_channel(i, test.modalities[-1])
                 q = image_quality(pseudo.array, real, brain_mask(case), ref if ref.any() else None)
                 quality.append({"method": label, "fold": o.fold, "case": case.id, "lesion": bool(ref.any()), **q})
             if prob is not None:

@@ -210,13 +210,13 @@ class Pix2Pix(System[GANConfig]):
             real = torch.stack([dataset[j]["image"][self.n_in:] for j in dataset.slices_of(i)])
             l1.append(float((fake - real).abs().mean()))
             gen = dataset.assemble(i, fake).array
-            target, _ = dataset.store.get(i)
+            target = dataset.native_channel(i, dataset.modalities[-1])
             lesion = case.label.array > 0 if case.label is not None else None
             if lesion is not None and lesion.any():
                 brain = brain_mask(case)
                 gen_c.append(lesion_contrast(gen, lesion, brain))
-                real_c.append(lesion_contrast(np.asarray(target[-1]), lesion, brain))
-                lesion_l1.append(float(np.abs(gen[lesion] - np.asarray(target[-1])[lesion]).mean()))
+                real_c.append(lesion_contrast(target, lesion, brain))
+                lesion_l1.append(float(np.abs(gen[lesion] - target[lesion]).mean()))
         nan = float("nan")
         return {"val_l1": float(np.mean(l1)) if l1 else nan,
                 "val_lesion_l1": float(np.mean(lesion_l1)) if lesion_l1 else nan,

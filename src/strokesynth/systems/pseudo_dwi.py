@@ -466,8 +466,8 @@ class PseudoDwi(System[PseudoDwiConfig]):
                     lesion_dice.append(dice(pred, ref))
                 else:
                     fp_ml.append(float(pred.sum()) * float(np.prod(case.spacing)) / 1000.0)
-            if pseudo is not None and dataset.store.modalities[-1] == cfg.target:
-                target = np.asarray(dataset.store.get(i)[0][-1])
+            if pseudo is not None and dataset.modalities[-1] == cfg.target:
+                target = dataset.native_channel(i, cfg.target)
                 q = image_quality(pseudo.array, target, brain_mask(case), ref if ref is not None and ref.any() else None)
                 l1.append(q["mae_brain"])
                 if ref is not None and ref.any():

@@ -23,7 +23,6 @@ from strokesynth.data.volume import Volume
 from strokesynth.engine.config import OptimConfig, RunConfig, make_optimizer
 from strokesynth.engine.inference import case_outputs
 from strokesynth.engine.system import SYSTEMS, Runtime, System, autocast
-from strokesynth.errors import ConfigError
 from strokesynth.losses import lesion_fraction_weights, make_loss
 from strokesynth.metrics import dice
 from strokesynth.nets.registry import NETWORKS
@@ -115,11 +114,6 @@ class TrainConfig:
     fine_tune_epochs: int = bounded(0, lo=0)
     fine_tune_lr: float = bounded(1e-2, lo=0.0, lo_open=True)
     threshold: float = bounded(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-
-    def __post_init__(self) -> None:
-        if any(self.data.patch) and self.model.volumetric:
-            raise ConfigError("data.patch", f"patches are for slice models; {self.model.name} takes whole slabs "
-                                            f"(got {list(self.data.patch)}; set it to [0, 0])")
 
 
 def pretraining_warning(cfg: TrainConfig) -> str | None:
