@@ -228,9 +228,9 @@ def test_volume_patches_keep_z_and_follow_the_lesion(isles2018_dir):
 def test_train_3d_model_on_in_plane_blocks(capsys, tmp_path, plain_dir):
     """A 3D segmenter trains on (h, w, Z') blocks and predicts every held-out case by sliding
     windows, back on the case's own grid."""
-    from conftest import run_cli
-
     from strokesynth.io import read_volume
+
+    from conftest import run_cli
 
     out = tmp_path / "run"
     configs = Path(__file__).resolve().parents[2] / "configs" / "seg"
