@@ -139,6 +139,19 @@ def recipe_configs(cfg: DemoConfig, data_dir: str | os.PathLike, pixel_mm: float
     return out
 
 
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, GB (``VmHWM``; ``ru_maxrss`` where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**20, 2)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
 def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dro: str | os.PathLike | None = None,
              echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run the demo into the run folder ``out``; returns the summary it also saves
@@ -155,6 +168,7 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
     systems = demo_systems()
     stages = ["phantom" if own is None else "data"] + [s for s in systems if s in cfg.systems and (s != "segmentation" or "ctmr" not in cfg.systems)]
     seconds: dict[str, float] = {}
+    peak_gb: dict[str, float] = {}  # the process's peak resident memory when each stage ended (monotone)
 
     def stage(name: str) -> None:
         i = stages.index(name) + 1
@@ -168,6 +182,7 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
     t = time.time()
     summary = phantom_stage(cfg, run, dro=dro, echo=echo) if own is None else data_stage(cfg, run, own, echo)
     seconds[stages[0]] = round(time.time() - t, 1)
+    peak_gb[stages[0]] = peak_memory_gb()
     for name in stages[1:]:
         stage(name)
         t = time.time()
@@ -184,12 +199,14 @@ def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dr
             if recipe.report is not None:
                 resolve(recipe.report)(folder)
         seconds[name] = round(time.time() - t, 1)
-        log.info("%s finished in %.1f s", name, seconds[name])
+        peak_gb[name] = peak_memory_gb()
+        log.info("%s finished in %.1f s (peak memory so far %.2f GB)", name, seconds[name], peak_gb[name])
     ov = overview(run.path)
     run.save_json("overview.json", ov)
     write_text_atomic(run.file("overview.txt"), ov["text"] + "\n")
     summary["systems"] = list(cfg.systems)
     summary["seconds_by_stage"] = seconds
+    summary["peak_gb_after_stage"] = peak_gb
     summary["seconds"] = round(time.time() - t0, 1)
     summary["overview"] = [{k: v for k, v in r.items() if k != "per_case"} for r in ov["rows"]]
     run.save_json("summary.json", summary)
@@ -451,7 +468,9 @@ def system_sections(run: RunDir) -> list[Section]:
 def _overview_html(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     header, cells = overview_rows(rows)
     secs = summary.get("seconds_by_stage", {})
-    timing = ", ".join(f"{esc(k)} {v:.0f} s" for k, v in secs.items())
+    peaks = summary.get("peak_gb_after_stage", {})
+    timing = ", ".join(f"{esc(k)} {v:.0f} s" + (f" (peak {peaks[k]:.2f} GB so far)" if k in peaks else "")
+                       for k, v in secs.items())
     return (table(cells, header)
             + "<p class='note'>Mean ± sd over held-out units with a lesion; FP ml: predicted volume on lesion-free "
               "held-out scans or subjects. 'Dice vs reference' is the mean paired difference on the same units, "
