@@ -368,7 +368,7 @@ def demo(out: Path, data: Path | None, systems: str, subjects: int, size: int | 
     freeze(cfg)
     summary = run_demo(cfg, out, force=force, dro=dro, echo=click.echo)
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds_by_stage"].items())
-    peak = max(summary.get("peak_gb_after_stage", {}).values(), default=0.0)
+    peak = max(summary.get("peak_gb_by_stage", {}).values(), default=0.0)
     click.echo(f"done in {summary['seconds']:.0f} s ({stages}); peak memory {peak:.2f} GB")
 
 

@@ -95,3 +95,23 @@ def test_osvd_search_returns_the_residue_it_accepted_bit_for_bit(curves):
     assert torch.equal(kept, lo)
     assert torch.equal(got, best)
     assert 1 < int(kept.min()) < int(kept.max()) < search.n_max  # the search had work to do
+
+
+@pytest.mark.parametrize("circulant", [True, False])
+def test_onset_walk_back_equals_the_per_curve_loop_on_hard_rows(circulant):
+    """The onset search walks back only over rows still searching; on rows where the crossing is
+    far, at the wrap, missing (flat, all-zero, negative) or at frame 0, it equals the loop."""
+    import torch
+
+    from strokesynth.perfusion.deconvolution import _onset_time
+
+    rng = np.random.default_rng(11)
+    n, dt = 24, 1.25
+    length = 2 * n if circulant else n
+    rows = [rng.normal(0, 1, length) for _ in range(300)]
+    rows += [np.zeros(length), np.full(length, 3.0), -np.abs(rng.normal(0, 1, length)), np.arange(length, 0.0, -1),
+             np.arange(1.0, length + 1), np.roll(np.hanning(length), length // 2 - 2), np.roll(np.hanning(length), -3)]
+    r = np.array(rows, np.float32)
+    got = _onset_time(torch.from_numpy(r), dt, circulant, n).numpy()
+    want = np.array([_onset(x.astype(np.float64), dt, circulant, n) for x in r])
+    np.testing.assert_allclose(got, want, atol=1e-4)
