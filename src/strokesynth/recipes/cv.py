@@ -77,7 +77,9 @@ def with_cache_for_large_cases(cfg: C, cases: list[Case], out: str | os.PathLike
     """``cfg`` with ``data.cache_dir = OUT/cache`` when it names none and the data set would thrash
     the in-memory LRU: more than 8 cases of more than :data:`AUTO_CACHE_BYTES` each (an ISLES'24
     case: 5 channels of 512 x 512 x 80 float32, 420 MB; shuffled slices then re-read whole volumes
-    for almost every slice). Returns the config and a note for the console ("" when unchanged)."""
+    for almost every slice). The disk cache holds each case on the working grid (26 MB for that case
+    at 128 px; :mod:`strokesynth.data.arrays`). Returns the config and a note for the console ("" when
+    unchanged)."""
     if cfg.data.cache_dir or len(cases) <= 8:
         return cfg, ""
     per_case = max(int(np.prod(c.reference.spatial_shape)) for c in cases) * 4 * len(cfg.data.modalities)
@@ -86,7 +88,7 @@ def with_cache_for_large_cases(cfg: C, cases: list[Case], out: str | os.PathLike
     folder = str((Path(out) / "cache").resolve())
     return replaced(cfg, {"data.cache_dir": folder}), (
         f"note: {len(cases)} cases of up to {per_case / 2**20:.0f} MB of channels each do not fit the in-memory "
-        f"cache; preprocessed arrays are cached on disk in {folder} (data.cache_dir)")
+        f"cache; preprocessed arrays are cached on disk, on the working grid, in {folder} (data.cache_dir)")
 
 
 #: the run's record of what was measured from its data (beside ``config.yaml``, which stays as resolved)
