@@ -94,6 +94,18 @@ def test_disk_cache_holds_the_working_grid(tmp_path, plain_dir, size, mode):
     assert len(list((tmp_path / "cache").glob("*_img.npy"))) == 2 * len(cohort)
 
 
+def test_disk_cache_of_a_4d_series_frame_by_frame(tmp_path, plain_dir):
+    """A raw CTP is read in its stored dtype and fitted frame by frame into the cache: the same
+    channels as normalising the whole float series and fitting each slice."""
+    cohort = open_cohort(plain_dir)
+    mods = ["ct", "ctp", "cbf"]
+    mem = SliceDataset(cohort.cases, mods, size=(16, 16), mode="resample")
+    disk = SliceDataset(cohort.cases, mods, size=(16, 16), mode="resample", cache_dir=tmp_path / "c")
+    assert disk[0]["image"].shape[0] == 2 + cohort.cases[0]["ctp"].shape[3]
+    for i in range(0, len(mem), 3):
+        torch.testing.assert_close(mem[i]["image"], disk[i]["image"], rtol=1e-5, atol=1e-5)
+
+
 def test_volume_dataset_disk_cache_on_the_working_grid(tmp_path, plain_dir):
     cohort = open_cohort(plain_dir)
     mem = VolumeDataset(cohort.cases, MODS, size=(16, 16), mode="resample", z_multiple=4)

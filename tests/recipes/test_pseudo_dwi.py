@@ -65,6 +65,26 @@ def test_with_cta_features_is_lazy_and_names_the_case_without_ctp():
         with_cta_features(Case("c1", "s1", {"cbf": Volume(np.ones((4, 4, 2)), aff)}))
 
 
+def test_cta_features_of_only_the_last_scans_stay_in_memory(monkeypatch):
+    """Features are kept for the last KEEP_SCANS scans (a 512 px scan's are 590 MB); an older one's
+    are computed again, the same, and reading both keys of a case computes them once."""
+    from strokesynth.perfusion import cta
+
+    calls = []
+    real = cta.cta_features
+    monkeypatch.setattr(cta, "cta_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    aff = np.diag([2.0, 2.0, 5.0, 1.0])
+    cases = [with_cta_features(Case(f"c{i}", f"s{i}", {"ctp": Volume(_scan() + i, aff, dt=1.0)})) for i in range(4)]
+    first = cases[0]["cta_mip"].array.copy()
+    cases[0]["cta_bolus"].array  # noqa: B018
+    assert len(calls) == 1
+    for c in cases[1:]:
+        c["cta_mip"].array  # noqa: B018
+    assert len(calls) == 4 and len(cta._Lazy._kept) == cta.KEEP_SCANS
+    np.testing.assert_array_equal(cases[0]["cta_mip"].array, first)
+    assert len(calls) == 5
+
+
 def test_weight_map_follows_the_formula():
     y = torch.zeros(2, 1, 40, 40, dtype=torch.long)
     y[0, 0, 10:14, 10:14] = 1
