@@ -151,16 +151,17 @@ def reset_peak_memory() -> bool:
 
 def peak_memory_gb() -> float:
     """This process's peak resident memory since the last :func:`reset_peak_memory` (or since it
-    started), GB (``VmHWM``; ``ru_maxrss``, the peak since the start, where /proc is absent)."""
+    started), GB of 10^9 bytes as in ``benchmarks/`` (``VmHWM``; ``ru_maxrss``, the peak since the
+    start, where /proc is absent)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**20, 2)
+                return round(int(line.split()[1]) * 1024 / 1e9, 2)
     except OSError:
         pass
     import resource
 
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2)
 
 
 def run_demo(cfg: DemoConfig, out: str | os.PathLike, *, force: bool = False, dro: str | os.PathLike | None = None,
