@@ -26,15 +26,17 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from strokesynth._fs import atomic_file, ensure_writable_dir
 from strokesynth.data.case import Case
-from strokesynth.data.geometry import PlaneGeometry
 from strokesynth.data.normalize import Normalization
 from strokesynth.errors import DataError
+
+if TYPE_CHECKING:
+    from strokesynth.data.geometry import PlaneGeometry
 
 
 def case_arrays(
@@ -216,6 +218,8 @@ def _fitted(arr: np.ndarray, geo: PlaneGeometry, *, label: bool, chunk: int = 8)
     slices at a time (so a 512 x 512 x 80 stack of many channels is never copied whole)."""
     if geo.original == geo.target:
         return arr
+    import torch  # lazily: `check`, `convert` and `split` read labels through this module without torch
+
     c, z = arr.shape[0], arr.shape[3]
     out = np.empty((c, *geo.target, z), dtype=arr.dtype)
     for z0 in range(0, z, chunk):
