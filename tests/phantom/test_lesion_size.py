@@ -7,27 +7,29 @@ import pytest
 
 from strokesynth.phantom import PhantomConfig, generate_cohort
 from strokesynth.phantom.cohort import cohort_summary
-from strokesynth.phantom.lesion_size import draw_target_ml, size_group
+from strokesynth.phantom.lesion_size import draw_target_ml, group_position, size_group, size_position
 
 ISLES_2018 = (0.39, 0.43, 0.17)  #: Wang et al.'s test split: < 10, 10-50, > 50 ml
-TOLERANCE = 0.15  #: absolute, per group; measured |deviation| <= 0.08 at seed 7 (64 px) and <= 0.07 at seed 11 (128 px)
+#: absolute, per group (the issue's band); measured <= 0.03 on seeds 0-9 (40 subjects, 64 px)
+TOLERANCE = 0.10
+SEEDS = (0, 1, 2, 3, 4)
 
 
-@pytest.fixture(scope="module")
-def cohort40():
-    cfg = PhantomConfig(subjects=40, seed=7)
+@pytest.fixture(scope="module", params=SEEDS)
+def cohort40(request):
+    cfg = PhantomConfig(subjects=40, seed=request.param)
     cfg.grid.spacing_mm *= cfg.grid.size / 64
     cfg.grid.size = 64
     return cfg, generate_cohort(cfg, images=False)
 
 
-def test_sized_slabs_follow_the_isles_2018_proportions(cohort40):
+def test_sized_slabs_follow_the_isles_2018_proportions_on_every_seed(cohort40):
     cfg, scans = cohort40
     groups = cohort_summary(scans)["subjects_by_size"]
     n = sum(groups.values())
-    assert n >= 30  # 40 subjects less those without a core (12 %)
+    assert 33 <= n <= 37  # 40 subjects less the 12 % without a core, spread evenly (measured 35-36)
     for got, want in zip(groups.values(), ISLES_2018, strict=True):
-        assert abs(got / n - want) <= TOLERANCE, groups
+        assert abs(got / n - want) <= TOLERANCE, (cfg.seed, groups)
 
 
 def test_each_sized_slab_lands_in_its_target_group(cohort40):
@@ -36,7 +38,7 @@ def test_each_sized_slab_lands_in_its_target_group(cohort40):
     hits = [size_group(s.info["core_ml"], cfg.stroke.size_bounds_ml)
             == size_group(s.info["lesion_placement"]["size_fit"]["target_ml"], cfg.stroke.size_bounds_ml)
             for s in sized]
-    assert np.mean(hits) >= 0.9  # measured 37/37 (64 px) and 37/38 (128 px, seed 11)
+    assert np.mean(hits) >= 0.94  # measured 354 of 355 on seeds 0-9, 34 of 35 the lowest (targets keep off the bounds)
     # the rendered volume is close to the fitted estimate (same rule, finer grid)
     for s in sized:
         fit = s.info["lesion_placement"]["size_fit"]
@@ -44,13 +46,25 @@ def test_each_sized_slab_lands_in_its_target_group(cohort40):
             assert abs(s.info["core_ml"] / fit["estimated_ml"] - 1) < 0.35, (s.case.id, fit, s.info["core_ml"])
 
 
-def test_every_stroke_subject_with_a_core_has_it_in_a_slab(cohort40):
+def test_every_stroke_subject_with_a_core_has_it_in_its_sized_slab(cohort40):
     _, scans = cohort40
-    by_subject: dict[str, float] = {}
-    for s in scans:
-        if s.info["stroke"] is not None and s.info["stroke"]["core_radius_mm"] > 0:
-            by_subject[s.case.subject] = by_subject.get(s.case.subject, 0.0) + s.info["core_ml"]
-    assert by_subject and min(by_subject.values()) > 0
+    with_core = {s.case.subject for s in scans if s.info["stroke"] is not None and s.info["stroke"]["core_radius_mm"] > 0}
+    sized = {s.case.subject: s.info["core_ml"] for s in scans if s.info["lesion_placement"]["sized_slab"]}
+    assert with_core and set(sized) == with_core
+    assert min(sized.values()) > 0
+
+
+def test_the_sequence_spreads_no_core_subjects_and_groups_over_any_prefix():
+    """Every prefix of a cohort holds the groups in proportion (adding subjects keeps the earlier ones)."""
+    cfg = PhantomConfig().stroke
+    for seed in range(20):
+        u = np.array([group_position(seed, i) for i in range(40)])
+        assert abs((u < cfg.no_core_prob).sum() - 40 * cfg.no_core_prob) <= 1.5
+        groups = [size_group(draw_target_ml(cfg, np.random.default_rng(i), size_position(cfg, seed, i)),
+                             cfg.size_bounds_ml) for i in range(40) if u[i] >= cfg.no_core_prob]
+        for n in (10, 20, len(groups)):
+            share = np.bincount(groups[:n], minlength=3) / n
+            assert np.abs(share - np.asarray(ISLES_2018) / sum(ISLES_2018)).max() <= 1.5 / n + 0.02, (seed, n, share)
 
 
 def test_a_configurable_chance_of_missing_the_slab():

@@ -77,15 +77,26 @@ def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]) ->
     return d_ab, d_ba
 
 
-def lesion_counts(pred: np.ndarray, ref: np.ndarray) -> dict[str, int]:
-    """Lesion-wise counts with 26-connected components (8 in 2D).
+Components = tuple[np.ndarray, int, np.ndarray, int]  #: (reference labels, count, predicted labels, count)
 
-    A reference lesion is found (TP) if any predicted voxel overlaps it, else missed (FN); a
-    predicted component overlapping no reference voxel is a false positive (FP).
-    """
+
+def components(pred: np.ndarray, ref: np.ndarray) -> Components:
+    """The 26-connected (8 in 2D) components of ``ref`` and ``pred`` (boolean masks of one shape),
+    labelled once for :func:`lesion_counts` and :func:`lesion_counts_isles24`."""
     structure = np.ones((3,) * ref.ndim, bool)
     ref_lab, n_ref = ndimage.label(ref, structure)
     pred_lab, n_pred = ndimage.label(pred, structure)
+    return ref_lab, int(n_ref), pred_lab, int(n_pred)
+
+
+def lesion_counts(pred: np.ndarray, ref: np.ndarray, labels: Components | None = None) -> dict[str, int]:
+    """Lesion-wise counts with 26-connected components (8 in 2D).
+
+    A reference lesion is found (TP) if any predicted voxel overlaps it, else missed (FN); a
+    predicted component overlapping no reference voxel is a false positive (FP). ``labels``:
+    :func:`components` of the same masks, when already made.
+    """
+    ref_lab, n_ref, pred_lab, n_pred = components(pred, ref) if labels is None else labels
     tp = len(np.unique(ref_lab[pred & (ref_lab > 0)]))
     fp = n_pred - len(np.unique(pred_lab[ref & (pred_lab > 0)]))
     return {"ref_lesions": int(n_ref), "pred_lesions": int(n_pred), "tp": tp, "fn": int(n_ref - tp), "fp": int(fp)}
@@ -95,7 +106,8 @@ def lesion_counts(pred: np.ndarray, ref: np.ndarray) -> dict[str, int]:
 ISLES24_MATCH_IOU = 0.2
 
 
-def lesion_counts_isles24(pred: np.ndarray, ref: np.ndarray, iou: float = ISLES24_MATCH_IOU) -> dict[str, int]:
+def lesion_counts_isles24(pred: np.ndarray, ref: np.ndarray, iou: float = ISLES24_MATCH_IOU,
+                          labels: Components | None = None) -> dict[str, int]:
     """Lesion-wise counts as ISLES'24 scores them (panoptica: connected components, then
     "naive threshold" matching), with 26-connected components (8 in 2D).
 
@@ -104,11 +116,10 @@ def lesion_counts_isles24(pred: np.ndarray, ref: np.ndarray, iou: float = ISLES2
     and a pair with IoU >= ``iou`` is matched when neither component is matched yet. Matched
     pairs are TP, unmatched references FN, unmatched predictions FP. ISLES'22's
     :func:`lesion_counts` instead counts a reference lesion found by any overlap, and a
-    prediction as false only if it overlaps nothing: it is never lower.
+    prediction as false only if it overlaps nothing: it is never lower. ``labels``:
+    :func:`components` of the same masks, when already made.
     """
-    structure = np.ones((3,) * ref.ndim, bool)
-    ref_lab, n_ref = ndimage.label(ref, structure)
-    pred_lab, n_pred = ndimage.label(pred, structure)
+    ref_lab, n_ref, pred_lab, n_pred = components(pred, ref) if labels is None else labels
     both = (ref_lab > 0) & (pred_lab > 0)
     pairs, inter = np.unique(np.stack([ref_lab[both], pred_lab[both]]), axis=1, return_counts=True)
     ref_size = np.bincount(ref_lab.ravel(), minlength=n_ref + 1)
@@ -166,10 +177,11 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -
         out["hd"] = out["hd95"] = out["assd"] = 0.0 if n_p + n_r == 0 else NAN
     out["avd_ml"] = abs(n_p - n_r) * voxel_ml
     out["rve"] = (n_p - n_r) / n_r if n_r else (0.0 if n_p == 0 else NAN)
-    counts = lesion_counts(pred, ref)
+    labels = components(pred, ref)
+    counts = lesion_counts(pred, ref, labels)
     out["lesion_count_diff"] = abs(counts["pred_lesions"] - counts["ref_lesions"])
     out["lesion_f1"] = lesion_f1(counts)  # ISLES'22: any overlap finds a lesion
-    out["lesion_f1_isles24"] = lesion_f1(lesion_counts_isles24(pred, ref))  # one to one at IoU >= 0.2
+    out["lesion_f1_isles24"] = lesion_f1(lesion_counts_isles24(pred, ref, labels=labels))  # one to one, IoU >= 0.2
     out.update(counts)
     return out
 

@@ -33,7 +33,7 @@ from strokesynth.phantom.anatomy import SubjectWarp
 from strokesynth.phantom.atlas import ARTERY_GROUPS, mni_atlas
 from strokesynth.phantom.config import PhantomConfig
 from strokesynth.phantom.fields import RandomField
-from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, slab_core_ml
+from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, group_position, size_position, slab_core_ml
 from strokesynth.phantom.scan import TRUTH_KEYS, PhantomScan, SubjectDraw, simulate_scan, slab_affine
 from strokesynth.phantom.stroke import Stroke
 from strokesynth.plots import panel_row
@@ -49,7 +49,8 @@ def draw_subject(cfg: PhantomConfig, index: int, healthy: bool, rng: np.random.G
     jitter = RandomField(rng, 2, 15.0)
     delay = rng.uniform(*t.territory_delay_s, size=(len(ARTERY_GROUPS), 2))
     delay[ARTERY_GROUPS.index("ica")] = 0.0
-    stroke = None if healthy else Stroke.draw(cfg.stroke, rng, mni_atlas().tissue_voxels, z_range, jitter)
+    stroke = None if healthy else Stroke.draw(cfg.stroke, rng, mni_atlas().tissue_voxels, z_range, jitter,
+                                              group_position(cfg.seed, index))
     return SubjectDraw(
         id=f"subject_{index + 1:03d}", warp=warp, stroke=stroke,
         cbf_gm=float(rng.uniform(*t.cbf_gm)), cbf_wm=float(rng.uniform(*t.cbf_wm)),
@@ -84,12 +85,13 @@ def _primary_slab(slabs: list[tuple[int, float]], seed_z: float, slice_mm: float
 
 
 def fit_lesion_size(cfg: PhantomConfig, draw: SubjectDraw, slabs: list[tuple[int, float]],
-                    rng: np.random.Generator) -> dict[str, Any]:
+                    rng: np.random.Generator, index: int) -> dict[str, Any]:
     """Set ``draw.stroke``'s core radius so the slab holding its seed gets a target volume
     (:mod:`strokesynth.phantom.lesion_size`), thickening that slab (in place in ``slabs``) when
-    the target does not fit; returns what was asked and estimated, for ``phantom.json``."""
+    the target does not fit; returns what was asked and estimated, for ``phantom.json``.
+    The size group is subject ``index``'s place on the cohort's sequence (``size_position``)."""
     stroke = draw.stroke
-    target = draw_target_ml(cfg.stroke, rng)
+    target = draw_target_ml(cfg.stroke, rng, size_position(cfg.stroke, cfg.seed, index))
     k = _primary_slab(slabs, float(stroke.seed[2]), cfg.grid.slice_mm)
     n_z, center = slabs[k]
     thicker = sorted(n for n in set(cfg.grid.slices) if n > n_z)
@@ -130,7 +132,7 @@ def subject_scans(cfg: PhantomConfig, index: int, healthy: bool, first_case: int
     draw = draw_subject(cfg, index, healthy, rng, z_range)
     size = None
     if draw.stroke is not None and draw.stroke.core_radius > 0 and cfg.stroke.size_control and not miss:
-        size = fit_lesion_size(cfg, draw, slabs, rng)
+        size = fit_lesion_size(cfg, draw, slabs, rng, index)
     scans = [simulate_scan(cfg, draw, n_z, center, rng, f"case_{first_case + k}", images=images)
              for k, (n_z, center) in enumerate(slabs)]
     for k, scan in enumerate(scans):

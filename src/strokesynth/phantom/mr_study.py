@@ -40,7 +40,7 @@ from strokesynth.phantom.atlas import mni_atlas
 from strokesynth.phantom.cohort import BRAIN_Z_MNI, draw_subject
 from strokesynth.phantom.config import MRStudyConfig, PhantomConfig
 from strokesynth.phantom.fields import RandomField
-from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, slab_core_ml
+from strokesynth.phantom.lesion_size import draw_target_ml, fit_core_radius, size_position, slab_core_ml
 from strokesynth.phantom.scan import SubjectDraw, _rician, ground_truth
 from strokesynth.phantom.stroke import side_of
 
@@ -185,7 +185,7 @@ def mr_subject(cfg: PhantomConfig, index: int, healthy: bool) -> tuple[Case, dic
     fit = None
     if draw.stroke is not None and draw.stroke.core_radius > 0 and cfg.stroke.size_control:
         affine = study_affine(m, draw.warp.scanner_z_for(m.center_mni_z))
-        target = draw_target_ml(cfg.stroke, rng)
+        target = draw_target_ml(lesioned.stroke, rng, size_position(lesioned.stroke, cfg.seed, index))
         volume = slab_core_ml(draw.stroke, draw, affine, (m.size, m.size, m.slices), cfg.stroke.core_threshold)
         radius, estimate = fit_core_radius(volume, target)
         draw.stroke.hypo_radius *= radius / draw.stroke.core_radius

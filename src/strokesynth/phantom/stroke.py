@@ -66,8 +66,13 @@ class Stroke:
 
     @classmethod
     def draw(cls, cfg: StrokeConfig, rng: np.random.Generator, tissue_points: np.ndarray,
-             z_range: tuple[float, float], jitter: RandomField) -> Stroke:
-        """Draw an occlusion whose seed lies in tissue within MNI ``z_range``."""
+             z_range: tuple[float, float], jitter: RandomField, position: float | None = None) -> Stroke:
+        """Draw an occlusion whose seed lies in tissue within MNI ``z_range``.
+
+        ``position``: the subject's point on its cohort's sequence
+        (:func:`strokesynth.phantom.lesion_size.group_position`); below ``cfg.no_core_prob`` the
+        stroke has no core. Without it that chance is drawn from ``rng`` (one number either way).
+        """
         names = list(cfg.territory_weights)
         w = np.array([cfg.territory_weights[n] for n in names], float)
         terr = TERRITORIES.index(names[rng.choice(len(names), p=w / w.sum())])
@@ -82,7 +87,8 @@ class Stroke:
         seed = match[rng.integers(len(match))]
         core = float(np.exp(rng.uniform(*np.log(cfg.core_radius_mm))))
         hypo = core * float(rng.uniform(*cfg.hypo_ratio))
-        if rng.uniform() < cfg.no_core_prob:
+        u = rng.uniform()
+        if (u if position is None else position) < cfg.no_core_prob:
             core = 0.0
         sats = []
         if core > 0 and rng.uniform() < cfg.satellite_prob:

@@ -209,10 +209,10 @@ class Pix2Pix(System[GANConfig]):
             fake = self.synthesize(dataset, i, device=rt.device, amp=rt.amp)
             real = torch.stack([dataset[j]["image"][self.n_in:] for j in dataset.slices_of(i)])
             l1.append(float((fake - real).abs().mean()))
-            gen = dataset.assemble(i, fake).array
-            target = dataset.native_channel(i, dataset.modalities[-1])
             lesion = case.label.array > 0 if case.label is not None else None
-            if lesion is not None and lesion.any():
+            if lesion is not None and lesion.any():  # the native volumes only where a lesion is scored
+                gen = dataset.assemble(i, fake).array
+                target = dataset.native_channel(i, dataset.modalities[-1])
                 brain = brain_mask(case)
                 gen_c.append(lesion_contrast(gen, lesion, brain))
                 real_c.append(lesion_contrast(target, lesion, brain))
