@@ -32,10 +32,11 @@ def test_maps_computed_from_the_raw_ctp_equal_the_data_sets(capsys, trained):
     for case in cases:
         out = root / "p_raw" / case
         # the phantom's maps are made by the same analysis: the computed ones equal them up to float
-        # rounding (measured: 1e-7 relative), and so does everything the model predicts from them
+        # rounding (measured: 1e-6 relative; Tmax, whose corrected onset interpolates a table, within
+        # 1.2e-5 s), and so does everything the model predicts from them
         for key in MAPS:
             assert np.allclose(_img(out / "maps" / f"{key}.nii.gz"), _img(full / case / f"{key}.nii.gz"),
-                               rtol=1e-5, atol=1e-5), key
+                               rtol=1e-5, atol=1e-4 if key == "tmax" else 1e-5), key
             assert np.allclose(nib.load(out / "maps" / f"{key}.nii.gz").affine, nib.load(full / case / "ct.nii.gz").affine)
         assert np.allclose(_img(out / "prob.nii.gz"), _img(root / "p_full" / case / "prob.nii.gz"), atol=1e-4)
         hypo = _img(out / "hypoperfusion.nii.gz")

@@ -10,7 +10,7 @@ from strokesynth.phantom.cohort import cohort_summary
 from strokesynth.phantom.lesion_size import draw_target_ml, group_position, size_group, size_position
 
 ISLES_2018 = (0.39, 0.43, 0.17)  #: Wang et al.'s test split: < 10, 10-50, > 50 ml
-#: absolute, per group (the issue's band); measured <= 0.03 on seeds 0-9 (40 subjects, 64 px)
+#: absolute, per group (the issue's band); measured <= 0.056 on seeds 0-9 (40 subjects, 64 px)
 TOLERANCE = 0.10
 SEEDS = (0, 1, 2, 3, 4)
 
@@ -38,7 +38,7 @@ def test_each_sized_slab_lands_in_its_target_group(cohort40):
     hits = [size_group(s.info["core_ml"], cfg.stroke.size_bounds_ml)
             == size_group(s.info["lesion_placement"]["size_fit"]["target_ml"], cfg.stroke.size_bounds_ml)
             for s in sized]
-    assert np.mean(hits) >= 0.94  # measured 354 of 355 on seeds 0-9, 34 of 35 the lowest (targets keep off the bounds)
+    assert np.mean(hits) >= 0.94  # measured 351 of 352 on seeds 0-9, 34 of 35 the lowest (targets keep off the bounds)
     # the rendered volume is close to the fitted estimate (same rule, finer grid)
     for s in sized:
         fit = s.info["lesion_placement"]["size_fit"]
@@ -58,7 +58,8 @@ def test_the_sequence_spreads_no_core_subjects_and_groups_over_any_prefix():
     """Every prefix of a cohort holds the groups in proportion (adding subjects keeps the earlier ones)."""
     cfg = PhantomConfig().stroke
     for seed in range(20):
-        u = np.array([group_position(seed, i) for i in range(40)])
+        u = np.array([group_position(cfg, seed, i) for i in range(40)])
+        assert u[0] >= cfg.no_core_prob  # the first subject has a core
         assert abs((u < cfg.no_core_prob).sum() - 40 * cfg.no_core_prob) <= 1.5
         groups = [size_group(draw_target_ml(cfg, np.random.default_rng(i), size_position(cfg, seed, i)),
                              cfg.size_bounds_ml) for i in range(40) if u[i] >= cfg.no_core_prob]

@@ -50,7 +50,7 @@ def draw_subject(cfg: PhantomConfig, index: int, healthy: bool, rng: np.random.G
     delay = rng.uniform(*t.territory_delay_s, size=(len(ARTERY_GROUPS), 2))
     delay[ARTERY_GROUPS.index("ica")] = 0.0
     stroke = None if healthy else Stroke.draw(cfg.stroke, rng, mni_atlas().tissue_voxels, z_range, jitter,
-                                              group_position(cfg.seed, index))
+                                              group_position(cfg.stroke, cfg.seed, index))
     return SubjectDraw(
         id=f"subject_{index + 1:03d}", warp=warp, stroke=stroke,
         cbf_gm=float(rng.uniform(*t.cbf_gm)), cbf_wm=float(rng.uniform(*t.cbf_wm)),

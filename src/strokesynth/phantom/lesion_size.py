@@ -9,7 +9,8 @@ the in-plane resolution (the core volume never decreases with the radius).
 
 Whether a stroke subject has a core, and its size group, are not drawn independently: subject
 ``i`` of a cohort sits at ``u = (start + i / phi) mod 1`` (a golden-ratio Weyl sequence, ``start``
-from the seed); ``u < stroke.no_core_prob`` means no core, and the rest of [0, 1), stretched to
+from the seed, above ``no_core_prob`` so that subject 1 has a core); ``u < stroke.no_core_prob``
+means no core, and the rest of [0, 1), stretched to
 [0, 1), is split by the size-group probabilities. So every cohort holds no-core subjects and the
 groups in proportion to within about one subject on any seed, and adding subjects leaves the
 earlier ones as they were. With independent draws a 40-subject cohort's shares had a standard
@@ -43,16 +44,18 @@ GROUP_STREAM = 0xFFFF_FFFF  #: the seed's own random stream ``(seed, GROUP_STREA
 EDGE_MARGIN = 1.15  #: targets stay this factor inside the bounds between size groups
 
 
-def group_position(seed: int, index: int) -> float:
-    """Subject ``index``'s point in [0, 1) on the cohort's sequence (module docstring)."""
-    start = float(np.random.default_rng([seed, GROUP_STREAM]).random())
+def group_position(cfg: StrokeConfig, seed: int, index: int) -> float:
+    """Subject ``index``'s point in [0, 1) on the cohort's sequence (module docstring). The start
+    is drawn above ``cfg.no_core_prob``, so the first stroke subject of every cohort has a core."""
+    p0 = min(max(float(cfg.no_core_prob), 0.0), 1.0)
+    start = p0 + (1.0 - p0) * float(np.random.default_rng([seed, GROUP_STREAM]).random())
     return float((start + index * GOLDEN_STEP) % 1.0)
 
 
 def size_position(cfg: StrokeConfig, seed: int, index: int) -> float:
     """Subject ``index``'s point on the size groups: its :func:`group_position` above
     ``cfg.no_core_prob`` (below it the subject has no core) stretched to [0, 1)."""
-    u, p0 = group_position(seed, index), float(cfg.no_core_prob)
+    u, p0 = group_position(cfg, seed, index), float(cfg.no_core_prob)
     return float(np.clip((u - p0) / (1.0 - p0), 0.0, np.nextafter(1.0, 0.0))) if p0 < 1 else 0.0
 
 
