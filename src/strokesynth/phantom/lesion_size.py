@@ -4,14 +4,15 @@ ISLES 2018 CTP slabs were placed over the lesion; Wang et al.'s test split held 
 (< 10 ml), 43 % medium (10-50 ml) and 17 % large (> 50 ml) cores. A phantom subject's core
 is drawn as an irregular ball around a seed inside the slab; its volume *within the slab*
 depends on the radius, the slab's thickness, the territory and the parenchyma. So a target
-volume is drawn first (a size group, then log-uniform within the group) and the radius that gives that volume in the slab is found by bisection on the slab's grid at half
-the in-plane resolution (the core volume never decreases with the radius).
+volume is drawn first (a size group, then log-uniform within the group) and the radius that
+gives that volume in the slab is found by bisection on the slab's grid at half the in-plane
+resolution (the core volume never decreases with the radius).
 
 Whether a stroke subject has a core, and its size group, are not drawn independently: subject
 ``i`` of a cohort sits at ``u = (start + i / phi) mod 1`` (a golden-ratio Weyl sequence, ``start``
 from the seed, above ``no_core_prob`` so that subject 1 has a core); ``u < stroke.no_core_prob``
-means no core, and the rest of [0, 1), stretched to
-[0, 1), is split by the size-group probabilities. So every cohort holds no-core subjects and the
+means no core, and the rest of [0, 1), stretched to [0, 1), is split by the size-group
+probabilities. So every cohort holds no-core subjects and the
 groups in proportion to within about one subject on any seed, and adding subjects leaves the
 earlier ones as they were. With independent draws a 40-subject cohort's shares had a standard
 deviation of 6-8 points (two of six seeds more than 10 points off 39/43/17 %). Targets keep
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 RADIUS_MM = (1.0, 90.0)  #: bisection bracket of the core radius
 GOLDEN_STEP = (np.sqrt(5.0) - 1.0) / 2.0  #: 1 / golden ratio: the Weyl sequence's step between subjects
 GROUP_STREAM = 0xFFFF_FFFF  #: the seed's own random stream ``(seed, GROUP_STREAM)`` for the sequence's start
-
-
 EDGE_MARGIN = 1.15  #: targets stay this factor inside the bounds between size groups
 
 
