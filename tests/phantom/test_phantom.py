@@ -153,3 +153,24 @@ def test_phantom_and_perfusion_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "4D" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_tmax_error_counted_from_the_slabs_earliest_artery():
+    """A slab whose earliest artery fills 0.5 s after the carotid: maps that read every delay from
+    that artery are 0.5 s early against the carotid's truth and exact against the slab's."""
+    from strokesynth.phantom.validation import maps_vs_truth
+
+    shape = (8, 8, 2)
+    anat = np.full(shape, 2, np.uint8)
+    delay = np.linspace(0.5, 2.5, anat.size, dtype=np.float32).reshape(shape)
+    art = np.full(shape, -1.0, np.float32)
+    art[0, 0, 0], art[0, 1, 0] = 0.5, 1.2
+    truth = {"cbf": np.full(shape, 50.0, np.float32), "cbv": np.full(shape, 4.0, np.float32), "tmax": delay,
+             "core": np.zeros(shape, np.uint8), "penumbra": np.zeros(shape, np.uint8), "anatomy": anat,
+             "artery_delay": art}
+    maps = {"cbf": truth["cbf"], "cbv": truth["cbv"], "tmax": delay - 0.5}
+    out = maps_vs_truth(maps, truth, aif_voxels=np.array([[0, 0, 0]]))
+    assert out["earliest_artery_s"] == 0.5 and out["aif_late_s"] == 0.0
+    assert out["tmax_err_normal_s"] == pytest.approx(-0.5, abs=0.01)
+    assert out["tmax_err_slab_s"] == pytest.approx(0.0, abs=0.01)
+    assert out["tmax_abs_err_slab_s"] == pytest.approx(0.0, abs=0.01)

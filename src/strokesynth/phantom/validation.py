@@ -148,7 +148,11 @@ def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray]
     Returns:
         Median ratios in normal grey and white matter, the median Tmax error (s) and absolute
         error there, how late the chosen AIF voxels fill after the slab's earliest artery (s,
-        ``aif_late_s``; None when a chosen voxel holds no artery), and
+        ``aif_late_s``; None when a chosen voxel holds no artery), the same Tmax errors against the
+        truth counted from that earliest artery (``tmax_err_slab_s``, ``tmax_abs_err_slab_s``: a
+        slab without the internal carotid, delay 0, holds no artery whose curve an analysis could
+        read every delay from, so against the carotid every analysis reads Tmax early by
+        ``earliest_artery_s``), and
         Dice of the thresholded core (CBF < 30 % of the brain median) and of the Tmax > 6 s
         region against the true core and core + penumbra.
     """
@@ -163,6 +167,13 @@ def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray]
         out["tmax_err_normal_s"] = round(float(np.median(err)), 2)
         out["tmax_abs_err_normal_s"] = round(float(np.median(np.abs(err))), 2)
     art = truth.get("artery_delay")
+    if art is not None and (art >= 0).any():
+        earliest = float(art[art >= 0].min())
+        out["earliest_artery_s"] = round(earliest, 2)
+        if normal.any():
+            err = case_maps["tmax"][normal] - (truth["tmax"][normal] - earliest)
+            out["tmax_err_slab_s"] = round(float(np.median(err)), 2)
+            out["tmax_abs_err_slab_s"] = round(float(np.median(np.abs(err))), 2)
     if aif_voxels is not None and len(aif_voxels) and art is not None and (art >= 0).any():
         at = art[tuple(np.asarray(aif_voxels, int).T)]
         out["aif_late_s"] = round(float(at.mean() - art[art >= 0].min()), 2) if (at >= 0).all() else None

@@ -45,7 +45,10 @@ def write_perfusion_report(path: str | os.PathLike, per_case: list[dict[str, Any
         "## Per scan\n",
         markdown_table(per_case),
         f"\nMedians over scans: CBF ratio {col_median('cbf_ratio_normal')}, CBV ratio {col_median('cbv_ratio_normal')}, "
-        f"Tmax error {col_median('tmax_err_normal_s')} s (absolute {col_median('tmax_abs_err_normal_s')} s), "
+        f"Tmax error {col_median('tmax_err_normal_s')} s (absolute {col_median('tmax_abs_err_normal_s')} s); "
+        f"against the truth counted from the slab's earliest artery {col_median('tmax_err_slab_s')} s "
+        f"(absolute {col_median('tmax_abs_err_slab_s')} s; a slab without the carotid has no artery that fills at "
+        f"delay 0, so every analysis reads Tmax early there by `earliest_artery_s`), "
         f"AIF late by {col_median('aif_late_s')} s after the slab's earliest artery, thresholded-core Dice {col_median('core_dice_cbf_threshold')}, "
         f"Tmax>6 s Dice {col_median('hypoperfusion_dice_tmax6')}.\n",
         "\nPhysically impossible values (negative CBF, CBV, MTT or Tmax, from noise and deconvolution ringing) "
