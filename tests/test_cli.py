@@ -71,8 +71,9 @@ def test_demo_check_split_convert(capsys, tmp_path):
     assert 0 < summary["train_lesion_fraction"] < 0.5
     assert summary["phantom"]["healthy_subjects"] == 1
     assert 0.7 < summary["perfusion"]["cbv_ratio_normal"] < 1.3
+    assert abs(summary["perfusion"]["tmax_err_slab_s"]) < 2.0  # counted from the slab's earliest artery
     report_md = (tmp_path / "demo/perfusion_accuracy.md").read_text()
-    assert "## Per scan" in report_md and "| osvd | 0 |" in report_md
+    assert "## Per scan" in report_md and "| osvd | 0 |" in report_md and "earliest artery" in report_md
     for name in ("config.yaml", "splits.json", "check.json", "figures/sample.png", "run.log",
                  "perfusion_accuracy.json", "data/groundtruth/phantom.json"):
         assert (tmp_path / "demo" / name).exists(), name
