@@ -25,7 +25,8 @@ matter (true Tmax < 3 s, counted from the internal carotid); ``earliest_artery_s
 carotid the slab's earliest artery fills (0 when the slab holds the carotid); ``tmax_bias_slab_s`` /
 ``tmax_mae_slab_s``: the same errors against the truth counted from that artery (Tmax is read from the
 AIF, so in a slab without the carotid every pipeline is early by ``earliest_artery_s``);
-``tmax_neg_pct``: brain voxels whose Tmax was negative beyond the estimator's resolution (flagged invalid and set to 0; a causal sSVD cannot produce one);
+``tmax_neg_pct``: brain voxels whose Tmax was negative beyond the estimator's resolution (flagged
+invalid and set to 0; a causal sSVD cannot produce one);
 ``tmax6_dice``: Dice of Tmax > 6 s against the true core + penumbra; ``core_dice``: Dice of
 CBF < 30 % of the brain median against the true core; ``rcbf_err``: median relative error of
 CBF relative to its normal-tissue median; ``cbf_r``: Pearson r of CBF with the truth in
@@ -95,7 +96,7 @@ def score(maps: dict[str, np.ndarray], truth: dict[str, np.ndarray], aif_voxels:
     art = truth["artery_delay"]
     earliest = float(art[art >= 0].min())
     err_slab = err + earliest  # against the truth counted from the slab's earliest artery
-    late = float(np.mean(art[tuple(aif_voxels.T)]) - art[art >= 0].min()) if len(aif_voxels) else float("nan")
+    late = float(np.mean(art[tuple(aif_voxels.T)]) - earliest) if len(aif_voxels) else float("nan")
     if len(aif_voxels) and (art[tuple(aif_voxels.T)] < 0).any():
         late = float("nan")  # an AIF voxel outside every artery: no true arrival
     rc_est = maps["cbf"][normal] / np.median(maps["cbf"][normal])

@@ -297,7 +297,8 @@ def phantom_stage(cfg: DemoConfig, run: RunDir, *, dro: str | os.PathLike | None
         "phantom": cohort_summary(scans),
         "perfusion": {k: float(np.median([r[k] for r in per_case if r.get(k) is not None]))
                       for k in ("cbf_ratio_normal", "cbv_ratio_normal", "tmax_err_normal_s", "tmax_abs_err_normal_s",
-                                "tmax_err_slab_s", "tmax_abs_err_slab_s", "aif_late_s", "core_dice_cbf_threshold", "hypoperfusion_dice_tmax6")
+                                "tmax_err_slab_s", "tmax_abs_err_slab_s", "aif_late_s", "core_dice_cbf_threshold",
+                                "hypoperfusion_dice_tmax6")
                       if any(r.get(k) is not None for r in per_case)},
         "cases": len(cohort),
         "subjects": len(cohort.subjects),

@@ -174,9 +174,9 @@ def maps_vs_truth(case_maps: dict[str, np.ndarray], truth: dict[str, np.ndarray]
             err = case_maps["tmax"][normal] - (truth["tmax"][normal] - earliest)
             out["tmax_err_slab_s"] = round(float(np.median(err)), 2)
             out["tmax_abs_err_slab_s"] = round(float(np.median(np.abs(err))), 2)
-    if aif_voxels is not None and len(aif_voxels) and art is not None and (art >= 0).any():
-        at = art[tuple(np.asarray(aif_voxels, int).T)]
-        out["aif_late_s"] = round(float(at.mean() - art[art >= 0].min()), 2) if (at >= 0).all() else None
+        if aif_voxels is not None and len(aif_voxels):
+            at = art[tuple(np.asarray(aif_voxels, int).T)]
+            out["aif_late_s"] = round(float(at.mean() - earliest), 2) if (at >= 0).all() else None
     core_pred = threshold_core(case_maps["cbf"], brain, core_threshold)
     out["core_dice_cbf_threshold"] = _dice(core_pred, truth["core"] > 0)
     hypo = (truth["core"] > 0) | (truth["penumbra"] > 0)
