@@ -27,6 +27,8 @@ BUDGET = ["--size", "32", "--folds", "2", "--gan-epochs", "1", "--seg-epochs", "
 def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("isles24_demo") / "release"
     write_isles24_phantom(tiny_phantom_config(subjects=4, healthy=1, seed=3), root, GEOMETRY)
+    for path in root.rglob("*_dseg.*"):  # as the release: no whole-brain label maps
+        path.unlink()
     return root
 
 
@@ -76,3 +78,14 @@ def test_demo_refuses_to_write_into_its_data(release, tmp_path, capsys):
     code, _, err = run_cli(capsys, "demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x"))
     assert code == 2 and "missing" in err and not (tmp_path / "x").exists()
     assert _digest(release) == before
+
+
+def test_the_label_map_system_gets_a_working_grid_on_a_users_data():
+    """With label maps in the tree (e.g. SynthSeg's as ``*_dseg``) the label-map system runs on the
+    tiny config's 64 px at the data set's field of view, 16 slices of 10 mm; on the phantom, as made."""
+    from strokesynth.recipes.catalog.labelmap_augmentation import demo_cohort
+    from strokesynth.recipes.recipe import DemoCohort
+
+    sets = demo_cohort(DemoCohort(data="/d", size=128, folds=3, seed=2, pixel_mm=1.8))
+    assert sets == ["seed=2", "phantom.seed=2", "dataset=/d", "grid.spacing_mm=3.6", "grid.slice_mm=10", "grid.slices=16"]
+    assert demo_cohort(DemoCohort(data="/p", size=64, folds=3, seed=0)) == ["seed=0", "phantom.seed=0"]

@@ -328,8 +328,8 @@ OWN_DATA_KEYS = {
 def open_own_data(cfg: DemoConfig, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """A user's data set for ``demo --data``: opened (headers only) and checked for what the
     chosen systems read, before anything is written. The label-map system needs whole-brain label
-    maps (``anatomy``), which an ISLES'24 release does not have: without them it is skipped, and
-    said so. Returns ``{"cohort", "pixel_mm", "skipped": {system: reason}}``; ``pixel_mm`` is the
+    maps (``anatomy``), which an ISLES'24 release does not have (a user may add them as
+    ``*_dseg``; ``phantom --layout isles24`` does): without them it is skipped, and said so. Returns ``{"cohort", "pixel_mm", "skipped": {system: reason}}``; ``pixel_mm`` is the
     median field of view over ``cfg.size`` pixels (the working grid)."""
     folder = Path(cfg.data)
     if not folder.is_dir():
@@ -338,7 +338,8 @@ def open_own_data(cfg: DemoConfig, echo: Callable[[str], Any] = print) -> dict[s
     skipped: dict[str, str] = {}
     if "labelmap" in cfg.systems and not all("anatomy" in c for c in cohort.cases):
         skipped["labelmap"] = ("its cases have no whole-brain label maps (anatomy); the label-map system "
-                               "(Platscher, Zopes & Federau) needs one per case")
+                               "(Platscher, Zopes & Federau) needs one per case (in an ISLES'24 tree: "
+                               "sub-X_ses-02_space-ncct_dseg.nii.gz, e.g. SynthSeg's)")
         echo(f"note: labelmap skipped: {skipped['labelmap']}")
     keys = sorted({k for s in cfg.systems if s not in skipped for k in OWN_DATA_KEYS.get(s, ())})
     cohort = open_cohort(folder, require=keys)  # one error line naming the case and the missing key

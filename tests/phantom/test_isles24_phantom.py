@@ -45,6 +45,26 @@ def test_the_tree_reads_as_isles24_with_both_sessions_and_the_clinical_tables(re
     clinical = case.meta["clinical"]
     assert set(clinical) == {"ses-01", "ses-02"} and clinical["ses-02"]["tici"] in ("2b-3", "0-2a")
     assert isinstance(clinical["ses-01"]["nihss_admission"], int)
+    # the whole-brain label map a user would add (SynthSeg's): ses-02, its table named in the sidecar
+    assert case["anatomy"].meta["session"] == "ses-02" and case["anatomy"].kind == "label"
+    assert case["anatomy"].meta["sidecar"] == {"LabelTable": "phantom_ct"}
+    assert case["anatomy"].same_grid(case["dwi"])
+
+
+def test_the_label_map_holds_the_tissues_and_the_final_infarct_as_lesion(release):
+    from strokesynth.data.label_maps import load_label_table
+
+    table = load_label_table("phantom_ct")
+    for case in open_cohort(release).cases:
+        labels = np.asarray(case["anatomy"].array)
+        classes = table.to_classes(labels, case.id)  # every id is in the table
+        lesion = np.asarray(case["lesion"].array) > 0
+        assert {table.classes[c] for c in np.unique(classes)} >= {"background", "csf", "gm", "wm"}
+        # the final infarct inside the brain is the lesion class, and nothing else is
+        np.testing.assert_array_equal(classes == table.lesion, lesion & (labels > 0))
+        # the brain of the label map is where the follow-up DWI has its signal
+        dwi = np.asarray(case["dwi"].array)
+        assert dwi[labels > 0].mean() > 5 * max(dwi[labels == 0].mean(), 1e-6)
 
 
 def test_the_final_infarct_lies_between_the_core_and_core_plus_penumbra(release):
@@ -112,7 +132,7 @@ def test_bad_releases_are_one_line_each(release, tmp_path, capsys):
     assert code == 1, out
     assert f"{sub}: missing cbf (or the ctp they are computed from)" in out
     assert "sub-stroke0001_ses-01_space-ncct_ctp.nii.gz" in out and "truncated" in out
-    assert "lacks adc, dwi, lesion that other cases have" in out
+    assert "lacks adc, anatomy, dwi, lesion that other cases have" in out
     # a mask on another grid than the NCCT
     import nibabel as nib
 

@@ -4,7 +4,9 @@
 lesion mask into a :class:`MRVolume`: the label map mapped to the table's classes with the lesion
 written as the last class, the DWI brain-only, clipped at the 99.5th percentile of the brain and
 rescaled to [-1, 1] (background -1), as the paper prepares them; in-plane padded or cropped to
-a square ``size``. Two datasets read them:
+a square ``size``. Studies at another resolution (an ISLES'24 DWI in NCCT space is 512 x 512 x
+70-100 at 0.45 x 0.45 x 2 mm) are first put on a working grid by :func:`to_mr_grid` (an
+:class:`MRGrid`: pixel size, slice thickness and slice count). Two datasets read them:
 
 - :class:`TranslationSlices`: axial slices with brain, ``label`` one-hot ``(C, S, S)`` and
   ``image`` ``(1, S, S)`` in [-1, 1] - the translation models' pairs;
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from strokesynth.data.case import Case
 from strokesynth.data.label_maps import LabelTable, one_hot
-from strokesynth.errors import DataError
+from strokesynth.data.volume import Volume
+from strokesynth.errors import ConfigError, DataError
 
 #: a lesion smaller than this (voxels) neither trains the lesion GAN nor counts as injected
 MIN_LESION_VOXELS = 20
@@ -72,6 +76,92 @@ def pad_crop_xy(a: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
             start = (n - size) // 2
             out = np.take(out, np.arange(start, start + size), axis=axis)
     return out
+
+
+@dataclass
+class MRGrid:
+    """The working grid every case is put on before :func:`prepare_mr_case` (0: as stored).
+
+    Attributes:
+        spacing_mm: in-plane pixel size (mm); the field of view is kept, then padded or cropped
+            to the translation size.
+        slice_mm: slice thickness (mm), the z extent kept.
+        slices: slices kept, centre-padded (with background) or cropped; the lesion GAN needs a
+            power of two.
+    """
+
+    spacing_mm: float = 0.0
+    slice_mm: float = 0.0
+    slices: int = 0
+
+    def __post_init__(self) -> None:
+        if self.spacing_mm < 0 or self.slice_mm < 0 or self.slices < 0:
+            raise ConfigError("grid", f"spacing_mm, slice_mm and slices must not be negative, got {self}")
+
+    @property
+    def as_stored(self) -> bool:
+        return not (self.spacing_mm or self.slice_mm or self.slices)
+
+
+def _resampled(array: np.ndarray, shape: tuple[int, int, int], label: bool) -> np.ndarray:
+    """``array`` (X, Y, Z) on ``shape`` over the same extent: labels take the nearest voxel centre,
+    images the mean over each new voxel where it shrinks (no aliasing) and linear interpolation
+    where it grows. Returns the input dtype."""
+    if tuple(array.shape) == tuple(shape):
+        return array
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    if label:
+        x = F.interpolate(x, size=shape, mode="nearest-exact")
+    else:
+        down = tuple(min(a, b) for a, b in zip(array.shape, shape, strict=True))
+        x = F.adaptive_avg_pool3d(x, down)
+        if down != tuple(shape):
+            x = F.interpolate(x, size=shape, mode="trilinear", align_corners=False)
+    out = x[0, 0].numpy()
+    return np.rint(out).astype(array.dtype) if label else out.astype(array.dtype, copy=False)
+
+
+def _pad_crop_z(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` centre-padded with 0 or centre-cropped to ``n`` slices (axis 2)."""
+    if a.shape[2] < n:
+        before = (n - a.shape[2]) // 2
+        return np.pad(a, [(0, 0), (0, 0), (before, n - a.shape[2] - before)])
+    start = (a.shape[2] - n) // 2
+    return a[:, :, start:start + n]
+
+
+def to_mr_grid(case: Case, grid: MRGrid, keys: tuple[str, ...] = ("dwi", "anatomy", "lesion", "brain")) -> Case:
+    """``case`` with only ``keys`` (those it has) on ``grid`` (see :class:`MRGrid`), read one volume at a time.
+
+    The field of view is kept: a new voxel ``i`` is centred on the stored voxel index
+    ``(i + 0.5) r - 0.5`` with ``r`` = stored / new voxel count per axis, and the affine says so.
+    """
+    have = [k for k in keys if k in case]
+    if grid.as_stored:
+        return case.select(have)
+    ref = case[have[0]]
+    sx, sy, sz = ref.spacing
+    n = ref.spatial_shape
+    step = (grid.spacing_mm or sx, grid.spacing_mm or sy, grid.slice_mm or sz)
+    shape = tuple(max(1, int(round(n[i] * (sx, sy, sz)[i] / step[i]))) for i in range(3))
+    r = [n[i] / shape[i] for i in range(3)]
+    scale = np.eye(4)
+    scale[:3, :3] = np.diag(r)
+    scale[:3, 3] = [(ri - 1) / 2 for ri in r]
+    nz = grid.slices or shape[2]
+    shift = np.eye(4)
+    shift[2, 3] = (shape[2] - nz) // 2 if shape[2] > nz else -((nz - shape[2]) // 2)
+    affine = np.asarray(ref.affine, float) @ scale @ shift
+    out = {}
+    for key in have:
+        vol = case[key]
+        if not vol.same_grid(ref):
+            raise DataError(case.where or case.id, f"'{key}' {vol.spatial_shape} is on a different grid from "
+                                                   f"'{have[0]}' {n} (resample one onto the other first)")
+        label = vol.kind == "label"
+        arr = _pad_crop_z(_resampled(np.asarray(vol.array), shape, label), nz)
+        out[key] = Volume(arr, affine, kind=vol.kind, meta=dict(vol.meta))
+    return Case(case.id, case.subject, out, where=case.where, meta=dict(case.meta))
 
 
 def _shifted_affine(affine: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:

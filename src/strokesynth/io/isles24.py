@@ -22,7 +22,10 @@ both, the ``space-ncct`` one is taken. ``check`` notes which files were taken fo
 Keys: ``ncct`` -> ``ct``, ``cta``, ``ctp``, ``cbf``, ``cbv``, ``mtt``, ``tmax`` (session 1);
 ``dwi``, ``adc`` (session 2, the **follow-up** MRI 2-9 days after the CTP) and ``lesion-msk`` ->
 ``lesion``: the **final** infarct drawn on the follow-up MRI, not the acute core of ISLES 2018;
-``lvo-msk`` -> ``lvo``, ``cow-msk`` -> ``cow``. Every volume carries its session in
+``lvo-msk`` -> ``lvo``, ``cow-msk`` -> ``cow``. Not in the release but read where a user adds
+it: a whole-brain label map in NCCT space, ``sub-X_ses-NN_space-ncct_dseg.nii.gz`` (BIDS's
+discrete segmentation, e.g. SynthSeg's on the follow-up DWI) -> ``anatomy``, which the label-map
+recipe needs (``phantom --layout isles24`` writes one in ses-02). Every volume carries its session in
 ``meta["session"]``, every case its files in ``meta["files"]``.
 
 A case needs its acute imaging: the NCCT and the raw CTP or all four maps (the maps a case lacks
@@ -61,7 +64,8 @@ RAW_NAME = "isles24-raw"
 
 #: ISLES'24 file suffix -> strokesynth key.
 SUFFIX_TO_KEY = {"ncct": "ct", "cta": "cta", "ctp": "ctp", "cbf": "cbf", "cbv": "cbv", "mtt": "mtt", "tmax": "tmax",
-                 "dwi": "dwi", "adc": "adc", "lesion-msk": "lesion", "lvo-msk": "lvo", "cow-msk": "cow"}
+                 "dwi": "dwi", "adc": "adc", "lesion-msk": "lesion", "lvo-msk": "lvo", "cow-msk": "cow",
+                 "dseg": "anatomy"}
 MAP_KEYS = ("cbf", "cbv", "mtt", "tmax")
 _FILE = re.compile(r"^(?P<sub>sub-[A-Za-z0-9]+)_(?P<ses>ses-[0-9]+)(?:_space-(?P<space>[A-Za-z0-9]+))?"
                    r"_(?P<suffix>[a-z]+(?:-msk)?)\.nii(?:\.gz)?$")
@@ -221,7 +225,8 @@ KEY_TO_FILE = {"ct": ("ses-01", "", "ncct"), "cta": ("ses-01", "", "cta"), "ctp"
                "cbf": ("ses-01", "perfusion-maps", "cbf"), "cbv": ("ses-01", "perfusion-maps", "cbv"),
                "mtt": ("ses-01", "perfusion-maps", "mtt"), "tmax": ("ses-01", "perfusion-maps", "tmax"),
                "lvo": ("ses-01", "", "lvo-msk"), "cow": ("ses-01", "", "cow-msk"),
-               "dwi": ("ses-02", "", "dwi"), "adc": ("ses-02", "", "adc"), "lesion": ("ses-02", "", "lesion-msk")}
+               "dwi": ("ses-02", "", "dwi"), "adc": ("ses-02", "", "adc"), "lesion": ("ses-02", "", "lesion-msk"),
+               "anatomy": ("ses-02", "", "dseg")}
 
 
 def subject_folder(case: Case, unique_subject: bool = True) -> str:

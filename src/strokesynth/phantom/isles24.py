@@ -20,6 +20,9 @@ What ISLES'24 holds that the acute phantom does not, and how it is made here:
 - **Clinical tables** (``phenotype/<sub>/ses-0N/*.csv``): age, sex, admission NIHSS (grows with
   the hypoperfused volume), onset-to-imaging time (session 1); recanalisation (TICI), days to the
   follow-up MRI and the 3-month mRS (grows with the final infarct) (session 2).
+- **A whole-brain label map** (``*_ses-02_space-ncct_dseg.nii.gz``, not in the release; table
+  ``phantom_ct``): CSF, ventricles, GM, WM and the final infarct, for the label-map recipe, as a
+  user would add SynthSeg's.
 - Not made: the LVO and Circle-of-Willis masks.
 
 ``groundtruth/<sub>/`` holds the core, penumbra and final infarct on the written grid and
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from strokesynth._fs import atomic_dir, write_json_atomic
 from strokesynth.config import save_config
@@ -45,6 +49,7 @@ from strokesynth.io import isles24
 from strokesynth.io.nifti import write_array, write_volume
 from strokesynth.phantom.cohort import subject_scans
 from strokesynth.phantom.config import PhantomConfig
+from strokesynth.phantom.scan import ANATOMY_LABELS
 
 #: probability that a subject was recanalised (final infarct = the core)
 RECANALISED_PROB = 0.5
@@ -93,6 +98,24 @@ def _upsample(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
         return torch.nn.functional.interpolate(t, size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
+
+
+def _fine_anatomy(coarse: np.ndarray, factor: int, final: np.ndarray) -> np.ndarray:
+    """The whole-brain label map (``ANATOMY_LABELS``, table ``phantom_ct``) on the written grid,
+    uint8 ``(X, Y, Z)``: each coarse voxel's tissue (a core voxel takes its nearest tissue's) on
+    the ``factor**3`` fine voxels it holds (the nearest coarse centre, as :func:`_fine_affine`
+    lays them), then the final infarct ``final`` inside the brain as ``lesion``."""
+    lesion = coarse == ANATOMY_LABELS["lesion"]
+    tissue = coarse
+    if lesion.any():
+        nearest = ndimage.distance_transform_edt(lesion, return_distances=False, return_indices=True)
+        tissue = coarse[tuple(nearest)]
+    fine = tissue
+    for axis in range(3):
+        fine = np.repeat(fine, factor, axis=axis)
+    fine = fine.astype(np.uint8)
+    fine[(final > 0) & (fine > 0)] = ANATOMY_LABELS["lesion"]
+    return fine
 
 
 def _clinical(rng: np.random.Generator, healthy: bool, hypo_ml: float, final_ml: float, recanalised: bool,
@@ -156,6 +179,7 @@ def isles24_subject(cfg: PhantomConfig, geometry: Isles24Geometry, index: int, h
     dwi = case["dwi"].array * (1.0 + (DWI_INFARCT_RATIO - 1.0) * extra * brain)
     adc = 800.0 * brain * (1.0 - 0.5 * final) + rng.normal(0.0, 25.0, brain.shape) * brain
     follow = {"session": "ses-02", "days_after_ctp": days}
+    anatomy = _fine_anatomy(truth["anatomy"].array, f, masks["final"])
     hypo_ml = float((core | penumbra).sum()) * float(abs(np.linalg.det(case["ct"].affine[:3, :3]))) / 1000.0
     final_ml = float(masks["final"].sum()) * voxel_ml
     sub = f"sub-stroke{index + 1:04d}"
@@ -163,7 +187,8 @@ def isles24_subject(cfg: PhantomConfig, geometry: Isles24Geometry, index: int, h
     modalities = {"ct": ct, "cta": cta, **maps,
                   "dwi": Volume(np.clip(_upsample(dwi, shape), 0, None), affine, meta=follow),
                   "adc": Volume(np.clip(_upsample(adc, shape), 0, None), affine, meta=follow),
-                  "lesion": Volume(masks["final"], affine, kind="label", meta=follow)}
+                  "lesion": Volume(masks["final"], affine, kind="label", meta=follow),
+                  "anatomy": Volume(anatomy, affine, kind="label", meta={**follow, "sidecar": {"LabelTable": "phantom_ct"}})}
     out = Case(sub, sub, modalities, meta={"source": "phantom", "clinical": clinical})
     facts = {"subject": sub, "healthy": healthy, "recanalised": recanalised, "days_to_followup_mri": days,
              "core_ml": round(float(masks["core"].sum()) * voxel_ml, 2),

@@ -53,7 +53,15 @@ from strokesynth.config import load_config, load_shipped, replaced
 from strokesynth.data.case import Case
 from strokesynth.data.config import DataConfig, make_dataset
 from strokesynth.data.label_maps import load_label_table
-from strokesynth.data.mr_volumes import MIN_LESION_VOXELS, LesionMasks, MRVolume, TranslationSlices, prepare_mr_case
+from strokesynth.data.mr_volumes import (
+    MIN_LESION_VOXELS,
+    LesionMasks,
+    MRGrid,
+    MRVolume,
+    TranslationSlices,
+    prepare_mr_case,
+    to_mr_grid,
+)
 from strokesynth.data.normalize import NormSpec
 from strokesynth.data.provenance import save_data_sources
 from strokesynth.data.splits import holdout_split
@@ -108,7 +116,13 @@ class LabelmapRecipeConfig:
     Attributes:
         dataset: ``phantom`` or a data set folder whose cases have ``dwi``, ``anatomy`` and (stroke
             cases) a ``lesion`` mask; cases without lesion voxels form the normal cohort.
-        table: label table of ``anatomy`` (shipped name or YAML; the phantom's is ``phantom``).
+        table: label table of ``anatomy`` (shipped name or YAML; the MR phantom's is ``phantom``);
+            ``auto``: the one the label maps' JSON sidecars name as ``LabelTable`` (the
+            ISLES'24-layout phantom's ``phantom_ct``), else ``phantom``. Resolved once and saved.
+        grid: the working grid every data set case is put on first (:class:`MRGrid`; as stored
+            by default). A DWI in ISLES'24's NCCT space (512 x 512 x 70-100 at 0.45 x 0.45 x 2 mm)
+            needs one, e.g. ``grid.spacing_mm=3.6 grid.slice_mm=10 grid.slices=16`` for the tiny
+            config's 64 x 64 x 16 (the embedded phantom is made on its grid and ignores it).
         clip_percentile: each DWI is clipped at this percentile of its brain and scaled to [-1, 1]
             (99.5 as the paper; a lesion under 0.5 % of the brain is then clipped to the level
             of the brightest grey matter - the pseudo-healthy recipe measured this and uses 99.9).
@@ -128,7 +142,8 @@ class LabelmapRecipeConfig:
     name: str = "labelmap_augmentation"
     dataset: str = "phantom"
     layout: str = "auto"
-    table: str = "phantom"
+    table: str = "auto"
+    grid: MRGrid = field(default_factory=MRGrid)
     clip_percentile: float = 99.5
     phantom: MRPhantomData = field(default_factory=MRPhantomData)
     test_stroke: float = 0.3
@@ -198,6 +213,26 @@ def seg_case(v: MRVolume) -> Case:
                                                                                    v.affine, kind="label")})
 
 
+def resolve_table(name: str, cases: list[Case]) -> str:
+    """The label table's name: ``name`` unless it is ``auto`` (see :class:`LabelmapRecipeConfig`).
+
+    Raises:
+        DataError: the cases' label maps name different tables (or some name none).
+    """
+    if name != "auto":
+        return name
+    named = {str(c.id): (c["anatomy"].meta.get("sidecar") or {}).get("LabelTable") for c in cases if "anatomy" in c}
+    found = set(named.values())
+    if found <= {None}:
+        return "phantom"
+    if len(found) > 1:
+        first = {t: next(i for i, v in named.items() if v == t) for t in found}
+        raise DataError("anatomy", "the label maps' sidecars name different label tables: " +
+                        ", ".join(f"{t or 'none'} (e.g. {i})" for t, i in sorted(first.items(), key=str)) +
+                        "; name one with --table")
+    return str(found.pop())
+
+
 def synthetic_cases(folder: Path) -> list[Case]:
     """The synthetic database at ``folder`` as segmentation cases (``dwi``, ``lesion``)."""
     from strokesynth.io import open_cohort
@@ -216,7 +251,6 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
     """
     if resume:
         cfg = load_config(LabelmapRecipeConfig, RunDir.resume(out).file("config.yaml"))
-    table = load_label_table(cfg.table)
     size = cfg.translation.size
     if cfg.dataset == "phantom":
         cases = phantom_mr_cases(cfg.phantom, echo)
@@ -227,6 +261,12 @@ def run_labelmap_augmentation(cfg: LabelmapRecipeConfig, out: str | os.PathLike,
         if not Path(cfg.dataset).is_dir():
             raise ConfigError("dataset", f"data set folder {cfg.dataset!r} not found")
         cases = open_cohort(cfg.dataset, layout=cfg.layout, require=["dwi", "anatomy"]).cases
+        if not cfg.grid.as_stored:
+            echo(f"working grid: {cfg.grid.spacing_mm or 'stored'} mm in plane, {cfg.grid.slice_mm or 'stored'} mm "
+                 f"slices, {cfg.grid.slices or 'all'} slices (dwi, anatomy, lesion of {len(cases)} cases)")
+            cases = [to_mr_grid(c, cfg.grid) for c in cases]
+    cfg = replaced(cfg, table=resolve_table(cfg.table, cases))
+    table = load_label_table(cfg.table)
     vols = {c.id: prepare_mr_case(c, table, size=size, clip_percentile=cfg.clip_percentile) for c in cases}
     stroke = [i for i, v in vols.items() if v.lesion.any()]
     normal = [i for i, v in vols.items() if not v.lesion.any()]

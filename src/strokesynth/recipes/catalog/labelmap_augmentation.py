@@ -5,11 +5,18 @@ from __future__ import annotations
 from strokesynth.recipes.recipe import DemoCohort, DemoPart, Recipe, RecipeOption
 from strokesynth.recipes.registry import RECIPES
 
+#: the demo's grid on a user's data set: the tiny config's 64 x 64 (the data set's median field of
+#: view) x 16 slices of 10 mm, the MR phantom's own grid (160 mm: ISLES'24's 70-100 slices of 2 mm)
+DEMO_SIZE, DEMO_SLICES, DEMO_SLICE_MM = 64, 16, 10.0
+
 
 def demo_cohort(c: DemoCohort) -> list[str]:
     """The label-map recipe makes its own whole-brain MR phantom: only the seed is shared; a
-    user's data set (``demo --data``, whose cases hold label maps) replaces that phantom."""
-    return [f"seed={c.seed}", f"phantom.seed={c.seed}"] + ([f"dataset={c.data}"] if c.pixel_mm else [])
+    user's data set (``demo --data``, whose cases hold label maps) replaces that phantom, put on
+    the working grid :data:`DEMO_SIZE` x :data:`DEMO_SIZE` x :data:`DEMO_SLICES`."""
+    own = [f"dataset={c.data}", f"grid.spacing_mm={c.pixel_mm * c.size / DEMO_SIZE:.4g}",
+           f"grid.slice_mm={DEMO_SLICE_MM:g}", f"grid.slices={DEMO_SLICES}"] if c.pixel_mm else []
+    return [f"seed={c.seed}", f"phantom.seed={c.seed}", *own]
 
 
 RECIPE = RECIPES.add(Recipe(
@@ -37,8 +44,9 @@ RECIPE = RECIPES.add(Recipe(
     data_required=False,
     data_absolute=True,
     device_fields=("translation.run.device", "lesion_gan.run.device", "segmenter.run.device"),
-    options=(RecipeOption("--table", "Label table of the anatomy maps: phantom, freesurfer_to_phantom, "
-                                     "freesurfer_aseg or a YAML file [config: phantom].",
+    options=(RecipeOption("--table", "Label table of the anatomy maps: phantom, phantom_ct, freesurfer_to_phantom, "
+                                     "freesurfer_aseg or a YAML file [config: auto: the LabelTable of the maps' JSON "
+                                     "sidecars, else phantom].",
                           lambda v: [f"table={v}"]),),
     demo=DemoPart(key="labelmap", order=4,
                   heading="4. Label map -> DWI and a 3D lesion GAN for augmentation (Platscher, Zopes & Federau)",
