@@ -43,6 +43,13 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "fold 0 of 3; follow-up DWI slices resampled to 128 x 128 (1.8 mm), every model 6 epochs",
         ["recipe", "pseudo-healthy", "--config", "tiny", "--contrasts", "dwi", "--set", "system.data.size=128",
          "--set", "segmentor.data.size=128", "--set", "system.run.epochs=6", "--set", "segmentor.run.epochs=6"]),
+    "labelmap-augmentation": (
+        "the demo's budget on the follow-up DWI and its label map (ses-02) put on a 64 x 64 x 16 working grid "
+        "(3.6 mm in plane, 10 mm slices): lesion GAN 200 epochs (batch 2), Pix2Pix 4 epochs, 3D U-Net 8 x 20 steps",
+        ["recipe", "labelmap-augmentation", "--config", "tiny", "--set", "grid.spacing_mm=3.6",
+         "--set", "grid.slice_mm=10", "--set", "grid.slices=16", "--set", "pix2pix_l1=[100.0]",
+         "--set", "models=[pix2pix]", "--set", "n_synthetic=12", "--set", "finetune_cases=[]", "--set", "fractions=[]",
+         "--set", "seeds=[0]", "--set", "translation.run.epochs=4", "--set", "segmenter.run.epochs=8"]),
     "demo": (
         "demo --data: 3 folds at a 128 x 128 working grid (1.8 mm); cGAN 3 epochs x 40 steps, FCN / FCN-CGAN 4 x 30 "
         "(batch 8), pseudo-DWI end to end 4 x 12 (batch 4), pseudo-healthy (proposed paired) 3 epochs on the middle "
@@ -70,6 +77,10 @@ def headline(recipe: str, run: Path) -> list[dict]:
         for row in json.loads((run / "summary.json").read_text())["overview"]:
             out.append({"recipe": recipe, "row": f"{row['system']}: {row['method']}", "dice": row["dice"]["mean"],
                         "n": row["n"]})
+    elif recipe == "labelmap-augmentation":
+        table = json.loads((run / "labelmap_table.json").read_text())
+        for row, metrics in table["table_I"].items():
+            out.append({"recipe": recipe, "row": row, "dice": metrics["dice"]["mean"], "n": metrics["dice"]["n"]})
     elif recipe == "pseudo-dwi":
         tables = json.loads((run / "tables.json").read_text())
         for t in tables.values():
