@@ -62,10 +62,10 @@ class MRVolume:
         return int(self.lesion.sum())
 
 
-def pad_crop_xy(a: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
-    """Centre-pad (with ``fill``) or centre-crop the first two axes of ``a`` to ``size``."""
+def pad_crop_xy(a: np.ndarray, size: int, fill: float = 0, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """Centre-pad (with ``fill``) or centre-crop the first two axes of ``a`` (or ``axes``) to ``size``."""
     out = a
-    for axis in (0, 1):
+    for axis in axes:
         n = out.shape[axis]
         if n < size:
             before = (size - n) // 2
@@ -121,15 +121,6 @@ def _resampled(array: np.ndarray, shape: tuple[int, int, int], label: bool) -> n
     return np.rint(out).astype(array.dtype) if label else out.astype(array.dtype, copy=False)
 
 
-def _pad_crop_z(a: np.ndarray, n: int) -> np.ndarray:
-    """``a`` centre-padded with 0 or centre-cropped to ``n`` slices (axis 2)."""
-    if a.shape[2] < n:
-        before = (n - a.shape[2]) // 2
-        return np.pad(a, [(0, 0), (0, 0), (before, n - a.shape[2] - before)])
-    start = (a.shape[2] - n) // 2
-    return a[:, :, start:start + n]
-
-
 def to_mr_grid(case: Case, grid: MRGrid, keys: tuple[str, ...] = ("dwi", "anatomy", "lesion", "brain")) -> Case:
     """``case`` with only ``keys`` (those it has) on ``grid`` (see :class:`MRGrid`), read one volume at a time.
 
@@ -159,7 +150,7 @@ def to_mr_grid(case: Case, grid: MRGrid, keys: tuple[str, ...] = ("dwi", "anatom
             raise DataError(case.where or case.id, f"'{key}' {vol.spatial_shape} is on a different grid from "
                                                    f"'{have[0]}' {n} (resample one onto the other first)")
         label = vol.kind == "label"
-        arr = _pad_crop_z(_resampled(np.asarray(vol.array), shape, label), nz)
+        arr = pad_crop_xy(_resampled(np.asarray(vol.array), shape, label), nz, axes=(2,))
         out[key] = Volume(arr, affine, kind=vol.kind, meta=dict(vol.meta))
     return Case(case.id, case.subject, out, where=case.where, meta=dict(case.meta))
 
