@@ -52,7 +52,7 @@ def runs(data: Path, cache: Path) -> dict[str, list[str]]:
     out["recipe pseudo-dwi paper (Table 5, end to end)"] = [
         "recipe", "pseudo-dwi", "--config", "paper", "--data", str(data), "--set", "folds=2", "--set", "tables=[5]",
         "--set", "rows=['DWI^(o,l,h) end to end']", *part("system"), "--set", "system.data.mode=resample",
-        "--set", "system.optim.milestones=[1]"]
+        "--set", "system.optim.milestones=[1]", "--set", "system.run.folds_to_run=[0]"]
     out["recipe pseudo-healthy paper (DWI)"] = [
         "recipe", "pseudo-healthy", "--config", "paper", "--data", str(data), "--contrasts", "dwi",
         "--set", "folds=2", "--set", "folds_to_run=[0]", "--set", "real_case=",
