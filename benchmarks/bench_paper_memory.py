@@ -5,8 +5,8 @@ Each ``paper`` config (the five segmenters of ``train``, ``ctmr-cgan``, ``pseudo
 with its networks, input sizes and losses as the paper has them, but batch size 1 and a budget of
 one epoch of two steps (``pseudo-healthy`` and ``labelmap-augmentation`` have no step limit: a few
 slices and subjects instead; the lesion GAN keeps the paper's 500 epochs, as one epoch makes no
-lesion to inject and the recipe stops there, 2000 steps of batch 1 on 4 training masks), on an ISLES'24-layout cohort at real size (512 x 512 x 80 at 0.45 x
-0.45 x 2 mm, 40 CTP frames), slices resampled to the config's input size. Training, the choice of
+lesion to inject and the recipe stops there: 2000 steps of batch 1 on 4 training masks), on an
+ISLES'24-layout cohort at real size (512 x 512 x 80 at 0.45 x 0.45 x 2 mm, 40 CTP frames), slices resampled to the config's input size. Training, the choice of
 the checkpoint and the held-out inference and scoring all run, so the peak covers every stage.
 The label-map recipe makes its own whole-brain MR phantom (ISLES'24 has no label maps), at the
 paper's 128 x 128 x 32 grid with few subjects. Goal: every peak under 12 GB. Reference in the same
