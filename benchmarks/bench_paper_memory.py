@@ -6,9 +6,9 @@ with its networks, input sizes and losses as the paper has them, but batch size 
 one epoch of two steps (``pseudo-healthy`` and ``labelmap-augmentation`` have no step limit: a few
 slices and subjects instead; the lesion GAN keeps the paper's 500 epochs, as one epoch makes no
 lesion to inject and the recipe stops there: 2000 steps of batch 1 on 4 training masks), on an
-ISLES'24-layout cohort at real size (512 x 512 x 80 at 0.45 x 0.45 x 2 mm, 40 CTP frames), slices resampled to the config's input size. Training, the choice of
-the checkpoint and the held-out inference and scoring all run, so the peak covers every stage.
-The label-map recipe makes its own whole-brain MR phantom (ISLES'24 has no label maps), at the
+ISLES'24-layout cohort at real size (512 x 512 x 80 at 0.45 x 0.45 x 2 mm, 40 CTP frames), slices
+resampled to the config's input size. Training, the choice of the checkpoint and the held-out
+inference and scoring all run, so the peak covers every stage. The label-map recipe makes its own whole-brain MR phantom (ISLES'24 has no label maps), at the
 paper's 128 x 128 x 32 grid with few subjects. Goal: every peak under 12 GB. Reference in the same
 run: reading one subject's images whole with nibabel (``get_fdata``), as in ``bench_isles24.py``.
 
@@ -66,7 +66,7 @@ def runs(data: Path, cache: Path) -> dict[str, list[str]]:
         "recipe", "labelmap-augmentation", "--config", "paper",
         *[x for kv in ("phantom.stroke=6", "phantom.healthy=4", "n_synthetic=2", "finetune_cases=[]", "fractions=[]",
                        "seeds=[0]", "finetune_epochs=1", "translation.run.batch_size=1", "translation.run.epochs=1",
-                       "lesion_gan.run.batch_size=1", "lesion_gan.run.epochs=500", "segmenter.run.batch_size=1",
+                       "lesion_gan.run.batch_size=1", "segmenter.run.batch_size=1",  # the lesion GAN: its 500 epochs
                        "segmenter.run.epochs=1", "segmenter.run.steps_per_epoch=2") for x in ("--set", kv)]]
     return out
 
