@@ -8,7 +8,8 @@ slices and subjects instead; the lesion GAN keeps the paper's 500 epochs, as one
 lesion to inject and the recipe stops there: 2000 steps of batch 1 on 4 training masks), on an
 ISLES'24-layout cohort at real size (512 x 512 x 80 at 0.45 x 0.45 x 2 mm, 40 CTP frames), slices
 resampled to the config's input size. Training, the choice of the checkpoint and the held-out
-inference and scoring all run, so the peak covers every stage. The label-map recipe makes its own whole-brain MR phantom (ISLES'24 has no label maps), at the
+inference and scoring all run, so the peak covers every stage. The label-map recipe makes its own
+whole-brain MR phantom (ISLES'24 has no label maps), at the
 paper's 128 x 128 x 32 grid with few subjects. Goal: every peak under 12 GB. Reference in the same
 run: reading one subject's images whole with nibabel (``get_fdata``), as in ``bench_isles24.py``.
 
